@@ -1,0 +1,203 @@
+//! The client (`netsecrets send`): fetch named secrets from the primary server or its fallbacks,
+//! retrying until a deadline, and hand back every value or an error — never a partial result.
+//!
+//! One connection per secret: connect, send one request frame, read one response frame. Servers
+//! are tried in order, the one that answered last first. A refused or timed-out connection, or one
+//! closed without a response, moves on to the next server; when every server failed, the whole
+//! list is tried again after a backoff (0.25 s doubling to 5 s) until the deadline — at boot the
+//! network often comes up after the client starts. `Not found` is final for that secret.
+
+use std::io::{self, BufReader};
+use std::time::{Duration, Instant};
+
+use crate::config::ClientConfig;
+use crate::crypto::OpenError;
+use crate::error::{Error, Result};
+use crate::frame::{self, FrameError, MAX_RESPONSE};
+use crate::log;
+use crate::net::{self, Deadline};
+use crate::protocol::{self, NOT_FOUND};
+
+/// Longest one attempt (connect + request + response) may take, so that one silent server does
+/// not use up the whole deadline and the fallbacks get their turn.
+const ATTEMPT: Duration = Duration::from_secs(5);
+const FIRST_BACKOFF: Duration = Duration::from_millis(250);
+const MAX_BACKOFF: Duration = Duration::from_secs(5);
+
+/// How one attempt against one server ended, other than with the value.
+enum Miss {
+    /// Worth trying again later or elsewhere; the text says what to check.
+    Retry(String),
+    /// The server answered `Not found`: final.
+    NotFound(String),
+}
+
+pub struct Client<'a> {
+    cfg: &'a ClientConfig,
+    /// Index into `cfg.servers` of the server to try first.
+    preferred: usize,
+}
+
+impl<'a> Client<'a> {
+    pub fn new(cfg: &'a ClientConfig) -> Client<'a> {
+        Client { cfg, preferred: 0 }
+    }
+
+    /// Fetches every name, in order, within one deadline; all or nothing.
+    pub fn fetch_all(&mut self, names: &[String]) -> Result<Vec<Vec<u8>>> {
+        let deadline = Instant::now() + self.cfg.timeout;
+        names
+            .iter()
+            .map(|name| self.fetch(name, deadline))
+            .collect()
+    }
+
+    /// Fetches one secret, retrying the server list with backoff until `deadline`.
+    pub fn fetch(&mut self, name: &str, deadline: Instant) -> Result<Vec<u8>> {
+        let n = self.cfg.servers.len();
+        let mut backoff = FIRST_BACKOFF;
+        let mut round = 0u32;
+        loop {
+            round += 1;
+            let mut misses: Vec<String> = Vec::new();
+            for k in 0..n {
+                let i = (self.preferred + k) % n;
+                let Some(host) = self.cfg.servers.get(i) else {
+                    continue;
+                };
+                if Instant::now() >= deadline {
+                    break;
+                }
+                if self.cfg.verbose {
+                    log::line(&format!(
+                        "fetching {name} from {} (round {round})",
+                        self.display(host)
+                    ));
+                }
+                match self.attempt(host, name, deadline) {
+                    Ok(value) => {
+                        self.preferred = i;
+                        if self.cfg.verbose {
+                            log::line(&format!(
+                                "got {name} from {} ({} bytes)",
+                                self.display(host),
+                                value.len()
+                            ));
+                        }
+                        return Ok(value);
+                    }
+                    Err(Miss::NotFound(msg)) => return Err(Error::failed(msg)),
+                    Err(Miss::Retry(msg)) => {
+                        if self.cfg.verbose {
+                            log::line(&msg);
+                        }
+                        misses.push(msg);
+                    }
+                }
+            }
+            let now = Instant::now();
+            if now + backoff >= deadline {
+                for m in &misses {
+                    log::line(m);
+                }
+                return Err(Error::failed(format!(
+                    "could not fetch secret {name:?} from {} within {:.1}s (see the lines above; raise --timeout if the network is slow to come up)",
+                    self.list(),
+                    self.cfg.timeout.as_secs_f64()
+                )));
+            }
+            std::thread::sleep(backoff);
+            backoff = (backoff * 2).min(MAX_BACKOFF);
+        }
+    }
+
+    fn display(&self, host: &str) -> String {
+        if host.contains(':') && !host.starts_with('[') {
+            format!("[{host}]:{}", self.cfg.port)
+        } else {
+            format!("{host}:{}", self.cfg.port)
+        }
+    }
+
+    fn list(&self) -> String {
+        self.cfg
+            .servers
+            .iter()
+            .map(|h| self.display(h))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
+    /// One exchange with one server.
+    fn attempt(
+        &self,
+        host: &str,
+        name: &str,
+        deadline: Instant,
+    ) -> std::result::Result<Vec<u8>, Miss> {
+        let at = deadline.min(Instant::now() + ATTEMPT);
+        let server = self.display(host);
+        let stream = net::connect(host, self.cfg.port, at)
+            .map_err(|e| Miss::Retry(connect_problem(&server, &e)))?;
+        let mut io = Deadline {
+            stream: &stream,
+            at,
+        };
+        let request = protocol::build_request(&self.cfg.password, name);
+        let sealed =
+            self.cfg.codec.seal(&request).map_err(|e| {
+                Miss::Retry(format!("no random nonce available for the request: {e}"))
+            })?;
+        frame::write_frame(&mut io, &sealed).map_err(|e| {
+            Miss::Retry(format!("server {server}: sending the request failed: {e}"))
+        })?;
+        let payload = frame::read_frame(&mut BufReader::with_capacity(8192, &mut io), MAX_RESPONSE)
+            .map_err(|e| Miss::Retry(read_problem(&server, &e)))?;
+        let value = self.cfg.codec.open(payload).map_err(|e| {
+            Miss::Retry(match e {
+                OpenError::TooShort | OpenError::BadTag => format!(
+                    "the response from {server} did not decrypt: the encryption keys differ, or the server runs without one (--insecure)"
+                ),
+            })
+        })?;
+        if value == NOT_FOUND {
+            return Err(Miss::NotFound(format!(
+                "server {server} has no secret named {name:?}: check the name against the server's -S/--secret-file list"
+            )));
+        }
+        Ok(value)
+    }
+}
+
+fn read_problem(server: &str, e: &FrameError) -> String {
+    match e {
+        FrameError::Closed | FrameError::Truncated { .. } => format!(
+            "server {server} closed the connection without answering: the password, the encryption key \
+             (or --insecure on one side only) or the server's --authorized-ips is wrong for this client, or the server is starting"
+        ),
+        FrameError::Io(io) if matches!(io.kind(), io::ErrorKind::ConnectionReset | io::ErrorKind::ConnectionAborted) => format!(
+            "server {server} reset the connection without answering: the password, the encryption key or --authorized-ips \
+             is wrong for this client, or the server is busy"
+        ),
+        FrameError::Io(io) if frame::is_timeout(io) => format!("server {server} accepted the connection but sent no response in time"),
+        FrameError::TooLarge { len, cap } => {
+            format!("server {server} announced a {len}-byte response, over the {cap}-byte limit: refused")
+        }
+        FrameError::Io(io) => format!("server {server}: reading the response failed: {io}"),
+    }
+}
+
+fn connect_problem(server: &str, e: &io::Error) -> String {
+    match e.kind() {
+        io::ErrorKind::ConnectionRefused => {
+            format!("server {server} refused the connection: is `netsecrets receive` running there on this --port?")
+        }
+        io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock => {
+            format!("server {server} did not answer in time: check the address, the route and firewalls")
+        }
+        _ if e.raw_os_error() == Some(101) || e.raw_os_error() == Some(113) => {
+            format!("server {server} is unreachable ({e}): is the network up?")
+        }
+        _ => format!("cannot connect to server {server}: {e} (check --server/--fallbacks)"),
+    }
+}

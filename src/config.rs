@@ -1,0 +1,192 @@
+//! Second step after parsing: read the files the flags name, derive the key, check everything,
+//! and print the warnings that the configuration deserves. The result is what `server.rs` and
+//! `client.rs` run on.
+//!
+//! A configuration that cannot work is an error here, before any socket exists: a missing
+//! password, an unreadable file, a duplicate or oversized secret.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::path::Path;
+use std::time::Duration;
+
+use crate::cidr::Cidr;
+use crate::cli::{KeySource, Net, PasswordSource, ReceiveArgs, SendArgs};
+use crate::crypto::{self, Codec, Key, OVERHEAD};
+use crate::error::{Error, Result};
+use crate::frame::MAX_RESPONSE;
+use crate::log;
+use crate::protocol::NOT_FOUND;
+
+/// Default per-connection deadline on the server.
+pub const SERVER_TIMEOUT: Duration = Duration::from_secs(5);
+/// Default total deadline of the client, retries included.
+pub const CLIENT_TIMEOUT: Duration = Duration::from_secs(30);
+/// Largest secret value that fits in a response frame.
+pub const MAX_VALUE: usize = MAX_RESPONSE - OVERHEAD;
+
+/// Everything the server needs, checked.
+pub struct ServerConfig {
+    pub bind: SocketAddr,
+    pub password: Vec<u8>,
+    pub secrets: HashMap<Vec<u8>, Vec<u8>>,
+    pub codec: Codec,
+    pub authorized: Vec<Cidr>,
+    pub timeout: Duration,
+    pub max_connections: usize,
+    pub max_per_ip: usize,
+    pub max_failures: u32,
+    pub verbose: bool,
+}
+
+/// Everything the client needs to talk to the servers, checked.
+pub struct ClientConfig {
+    /// Primary first, then the fallbacks, all on `port`.
+    pub servers: Vec<String>,
+    pub port: u16,
+    pub password: Vec<u8>,
+    pub codec: Codec,
+    pub timeout: Duration,
+    pub verbose: bool,
+}
+
+/// Reads a whole file, naming it in the error.
+pub fn read_file(path: &Path, what: &str) -> Result<Vec<u8>> {
+    std::fs::read(path)
+        .map_err(|e| Error::config(format!("cannot read {what} {}", path.display())).with_io(e))
+}
+
+/// Resolves the password; `role` names the flags in the message.
+pub fn password(src: Option<&PasswordSource>, warn: bool) -> Result<Vec<u8>> {
+    let pw = match src {
+        None => {
+            return Err(Error::usage(
+                "no password: set --password-file PATH (or --password, NETSECRETS_PASSWORD_FILE, NETSECRETS_PASSWORD)",
+            ))
+        }
+        Some(PasswordSource::File(path)) => crypto::strip_one_newline(&read_file(path, "password file")?).to_vec(),
+        Some(PasswordSource::Flag(pw)) => {
+            if warn {
+                log::line("warning: --password is visible to every user in the process list; use --password-file");
+            }
+            pw.clone()
+        }
+        Some(PasswordSource::Env(pw)) => pw.clone(),
+    };
+    if pw.is_empty() {
+        return Err(Error::config(
+            "the password is empty: put the shared password in the --password-file",
+        ));
+    }
+    Ok(pw)
+}
+
+/// Builds the codec and says on stderr when traffic will be plaintext.
+pub fn codec(key: &KeySource, warn: bool) -> Result<Codec> {
+    Ok(match key {
+        KeySource::None => {
+            if warn {
+                log::line("warning: no encryption key: the password and secrets travel in clear; set --encryption-key-file (or --insecure to mean it)");
+            }
+            Codec::Plain
+        }
+        KeySource::Insecure { key_given } => {
+            if warn {
+                log::line(if *key_given {
+                    "warning: --insecure: traffic is plaintext, the encryption key given is ignored"
+                } else {
+                    "warning: --insecure: traffic is plaintext"
+                });
+            }
+            Codec::Plain
+        }
+        KeySource::Str(s) => Codec::Aes(Key::from_str_key_bytes(s)),
+        KeySource::File(path) => {
+            let bytes = read_file(path, "encryption key file")?;
+            if crypto::strip_one_newline(&bytes).is_empty() {
+                return Err(Error::config(format!(
+                    "the encryption key file {} is empty",
+                    path.display()
+                )));
+            }
+            Codec::Aes(Key::from_file_contents(&bytes))
+        }
+    })
+}
+
+fn bind_addr(net: &Net) -> Result<SocketAddr> {
+    let host = net.server.as_deref().unwrap_or("0.0.0.0");
+    let bare = host
+        .strip_prefix('[')
+        .and_then(|h| h.strip_suffix(']'))
+        .unwrap_or(host);
+    let ip: IpAddr = bare.parse().map_err(|_| {
+        Error::usage(format!(
+            "--server {host:?}: the server binds to an IP address, like 0.0.0.0 or ::"
+        ))
+    })?;
+    Ok(SocketAddr::new(ip, net.port))
+}
+
+pub fn server(args: ReceiveArgs) -> Result<ServerConfig> {
+    let bind = bind_addr(&args.net)?;
+    let password = password(args.net.password.as_ref(), true)?;
+    let mut secrets: HashMap<Vec<u8>, Vec<u8>> = HashMap::new();
+    let mut all = args.secrets;
+    for (name, path) in &args.secret_files {
+        all.push((
+            name.clone(),
+            read_file(path, &format!("secret file for {name:?}:"))?,
+        ));
+    }
+    for (name, value) in all {
+        if value == NOT_FOUND {
+            return Err(Error::config(format!("secret {name:?} has the value \"Not found\", which clients read as a missing secret")));
+        }
+        if value.len() > MAX_VALUE {
+            return Err(Error::config(format!(
+                "secret {name:?} is over the {MAX_VALUE}-byte limit"
+            )));
+        }
+        if secrets.insert(name.clone().into_bytes(), value).is_some() {
+            return Err(Error::usage(format!(
+                "secret {name:?} is given twice (-S / --secret-file)"
+            )));
+        }
+    }
+    if secrets.is_empty() {
+        log::line("warning: no secrets configured (-S NAME=VALUE or --secret-file NAME=PATH): every request gets \"Not found\"");
+    }
+    let codec = codec(&args.net.key, true)?;
+    Ok(ServerConfig {
+        bind,
+        password,
+        secrets,
+        codec,
+        authorized: args.authorized,
+        timeout: args.net.timeout.unwrap_or(SERVER_TIMEOUT),
+        max_connections: args.max_connections,
+        max_per_ip: args.max_per_ip,
+        max_failures: args.max_failures,
+        verbose: args.net.verbose,
+    })
+}
+
+/// The connection half of a client configuration (used by `send` and `ask-password --verify-secret`).
+pub fn client(args: &SendArgs, password: Vec<u8>) -> Result<ClientConfig> {
+    let servers: Vec<String> = args
+        .net
+        .server
+        .iter()
+        .chain(args.fallbacks.iter())
+        .cloned()
+        .collect();
+    Ok(ClientConfig {
+        servers,
+        port: args.net.port,
+        password,
+        codec: codec(&args.net.key, true)?,
+        timeout: args.net.timeout.unwrap_or(CLIENT_TIMEOUT),
+        verbose: args.net.verbose,
+    })
+}

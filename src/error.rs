@@ -1,0 +1,105 @@
+//! The one error type of the program, and how it maps to exit codes.
+//!
+//! Every error carries a human sentence saying what was being done and what to check, plus the
+//! underlying I/O error where there is one. `main` prints it as a single `netsecrets: ...` line and
+//! exits with [`Error::exit_code`]. Errors never contain a secret value, a password or a key: the
+//! code that builds them only ever puts names, paths and peer addresses into the text.
+
+use std::fmt;
+use std::io;
+
+/// Exit code for success.
+pub const EXIT_OK: i32 = 0;
+/// Exit code when a secret could not be fetched or written.
+pub const EXIT_FAILED: i32 = 1;
+/// Exit code for bad usage or bad configuration.
+pub const EXIT_USAGE: i32 = 2;
+
+/// What kind of failure this is; decides the exit code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// A flag is wrong, missing or malformed (exit 2).
+    Usage,
+    /// The configuration cannot work: unreadable file, bad CIDR, bind error (exit 2).
+    Config,
+    /// A secret could not be fetched or written (exit 1).
+    Failed,
+}
+
+#[derive(Debug)]
+pub struct Error {
+    kind: Kind,
+    /// The sentence shown to the operator: what failed and what to check.
+    msg: String,
+    /// The I/O error underneath, shown after the sentence.
+    source: Option<io::Error>,
+}
+
+pub type Result<T> = std::result::Result<T, Error>;
+
+impl Error {
+    pub fn usage(msg: impl Into<String>) -> Error {
+        Error {
+            kind: Kind::Usage,
+            msg: msg.into(),
+            source: None,
+        }
+    }
+
+    pub fn config(msg: impl Into<String>) -> Error {
+        Error {
+            kind: Kind::Config,
+            msg: msg.into(),
+            source: None,
+        }
+    }
+
+    pub fn failed(msg: impl Into<String>) -> Error {
+        Error {
+            kind: Kind::Failed,
+            msg: msg.into(),
+            source: None,
+        }
+    }
+
+    /// Attaches the I/O error that caused this one.
+    pub fn with_io(mut self, err: io::Error) -> Error {
+        self.source = Some(err);
+        self
+    }
+
+    pub fn kind(&self) -> Kind {
+        self.kind
+    }
+
+    pub fn exit_code(&self) -> i32 {
+        match self.kind {
+            Kind::Usage | Kind::Config => EXIT_USAGE,
+            Kind::Failed => EXIT_FAILED,
+        }
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.msg)?;
+        if let Some(err) = &self.source {
+            write!(f, ": {err}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.source
+            .as_ref()
+            .map(|e| e as &(dyn std::error::Error + 'static))
+    }
+}
+
+impl From<lexopt::Error> for Error {
+    fn from(err: lexopt::Error) -> Error {
+        Error::usage(err.to_string())
+    }
+}

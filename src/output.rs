@@ -1,0 +1,257 @@
+//! Writing secret files so that a reader sees the old content or the whole new content, never a
+//! part, and never a file more open than requested.
+//!
+//! [`write_atomic`]: a temporary file in the same directory is created (`O_EXCL`, owner-only mode)
+//! before any byte is written, given its owner, group and final mode, filled, fsynced, renamed
+//! over the target, and the directory is fsynced. On any error the temporary file is removed and
+//! the target is untouched. Owners and groups are numeric ids or names looked up in `/etc/passwd`
+//! and `/etc/group` directly, so no NSS is needed in the initrd.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Write};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use crate::error::{Error, Result};
+
+/// Mode of directories this program creates (like `/run/secrets`): others may traverse, not list.
+pub const DIR_MODE: u32 = 0o751;
+
+/// Ownership and permissions of an output file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Perms {
+    pub mode: u32,
+    pub uid: Option<u32>,
+    pub gid: Option<u32>,
+}
+
+impl Perms {
+    pub fn mode(mode: u32) -> Perms {
+        Perms {
+            mode,
+            uid: None,
+            gid: None,
+        }
+    }
+}
+
+/// Resolves `--owner` / `--group` (names or numbers) using the given passwd and group files.
+pub fn resolve_ids(
+    owner: Option<&str>,
+    group: Option<&str>,
+    passwd: &Path,
+    groups: &Path,
+) -> Result<(Option<u32>, Option<u32>)> {
+    let uid = owner
+        .map(|o| lookup(o, passwd, "--owner", "user"))
+        .transpose()?;
+    let gid = group
+        .map(|g| lookup(g, groups, "--group", "group"))
+        .transpose()?;
+    Ok((uid, gid))
+}
+
+/// A number, or the third field of the `name:` line of a passwd/group-format file.
+fn lookup(name: &str, db: &Path, flag: &str, what: &str) -> Result<u32> {
+    if let Ok(id) = name.parse::<u32>() {
+        return Ok(id);
+    }
+    let text = fs::read_to_string(db).map_err(|e| {
+        Error::config(format!("{flag} {name:?}: cannot read {}", db.display())).with_io(e)
+    })?;
+    text.lines()
+        .filter_map(|line| {
+            let mut f = line.split(':');
+            let n = f.next()?;
+            let id = f.nth(1)?.parse::<u32>().ok()?;
+            (n == name).then_some(id)
+        })
+        .next()
+        .ok_or_else(|| {
+            Error::config(format!(
+                "{flag} {name:?}: no such {what} in {} (use a name from there or a number)",
+                db.display()
+            ))
+        })
+}
+
+/// Creates `dir` (and missing parents) with [`DIR_MODE`] if it does not exist.
+pub fn ensure_dir(dir: &Path) -> io::Result<()> {
+    if dir.as_os_str().is_empty() || dir.is_dir() {
+        return Ok(());
+    }
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(DIR_MODE)
+        .create(dir)
+}
+
+fn split(path: &Path) -> io::Result<(PathBuf, &std::ffi::OsStr)> {
+    let name = path
+        .file_name()
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "the path names no file"))?;
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    Ok((dir, name))
+}
+
+/// A temporary file next to the target; removed on drop unless kept.
+struct Temp {
+    path: PathBuf,
+    keep: bool,
+}
+
+impl Drop for Temp {
+    fn drop(&mut self) {
+        if !self.keep {
+            let _ = fs::remove_file(&self.path);
+        }
+    }
+}
+
+/// Creates the temporary file, fully written, synced and with its final owner and mode.
+fn write_temp(dir: &Path, name: &std::ffi::OsStr, data: &[u8], perms: Perms) -> io::Result<Temp> {
+    let mut suffix = [0u8; 8];
+    getrandom::getrandom(&mut suffix).map_err(|e| io::Error::other(e.to_string()))?;
+    let hex: String = suffix.iter().map(|b| format!("{b:02x}")).collect();
+    let mut tmp_name = std::ffi::OsString::from(".");
+    tmp_name.push(name);
+    tmp_name.push(format!(".tmp-{hex}"));
+    let path = dir.join(tmp_name);
+    // Owner-only bits at creation: never wider than the final mode, whatever the umask.
+    let mut file = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(perms.mode & 0o700)
+        .open(&path)?;
+    let temp = Temp { path, keep: false };
+    if perms.uid.is_some() || perms.gid.is_some() {
+        std::os::unix::fs::fchown(&file, perms.uid, perms.gid)?;
+    }
+    file.set_permissions(fs::Permissions::from_mode(perms.mode))?;
+    file.write_all(data)?;
+    file.sync_all()?;
+    Ok(temp)
+}
+
+fn sync_dir(dir: &Path) -> io::Result<()> {
+    File::open(dir)?.sync_all()
+}
+
+/// Replaces `path` atomically with `data`. The old file, if any, is untouched on error.
+pub fn write_atomic(path: &Path, data: &[u8], perms: Perms) -> io::Result<()> {
+    let (dir, name) = split(path)?;
+    let mut temp = write_temp(&dir, name, data, perms)?;
+    fs::rename(&temp.path, path)?;
+    temp.keep = true;
+    sync_dir(&dir)
+}
+
+/// Like [`write_atomic`] but fails with `AlreadyExists` instead of replacing an existing file.
+pub fn write_new(path: &Path, data: &[u8], perms: Perms) -> io::Result<()> {
+    let (dir, name) = split(path)?;
+    let temp = write_temp(&dir, name, data, perms)?;
+    fs::hard_link(&temp.path, path)?;
+    drop(temp);
+    sync_dir(&dir)
+}
+
+/// The error for a failed write, naming the path and what to check.
+pub fn write_error(path: &Path, err: io::Error) -> Error {
+    let hint = match err.kind() {
+        io::ErrorKind::NotFound => " (does the directory exist?)",
+        io::ErrorKind::PermissionDenied => {
+            " (permission denied: check the directory's owner and mode, or --owner/--group)"
+        }
+        _ if err.raw_os_error() == Some(28) => " (no space left on the device)",
+        _ if err.raw_os_error() == Some(30) => " (the file system is read-only)",
+        _ => "",
+    };
+    Error::failed(format!(
+        "cannot write {}{hint}; the old file, if any, is left as it was",
+        path.display()
+    ))
+    .with_io(err)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::MetadataExt;
+
+    fn tmpdir(tag: &str) -> PathBuf {
+        let mut r = [0u8; 6];
+        getrandom::getrandom(&mut r).unwrap();
+        let d = std::env::temp_dir().join(format!(
+            "netsecrets-{tag}-{}",
+            r.iter().map(|b| format!("{b:02x}")).collect::<String>()
+        ));
+        fs::create_dir_all(&d).unwrap();
+        d
+    }
+
+    #[test]
+    fn writes_replaces_and_sets_mode() {
+        let d = tmpdir("out");
+        let p = d.join("s");
+        write_atomic(&p, b"one", Perms::mode(0o400)).unwrap();
+        assert_eq!(fs::read(&p).unwrap(), b"one");
+        assert_eq!(fs::metadata(&p).unwrap().mode() & 0o7777, 0o400);
+        write_atomic(&p, b"two", Perms::mode(0o440)).unwrap();
+        assert_eq!(fs::read(&p).unwrap(), b"two");
+        assert_eq!(fs::metadata(&p).unwrap().mode() & 0o7777, 0o440);
+        // No temporary files left behind.
+        assert_eq!(fs::read_dir(&d).unwrap().count(), 1);
+        fs::remove_dir_all(d).unwrap();
+    }
+
+    #[test]
+    fn write_new_refuses_to_overwrite() {
+        let d = tmpdir("new");
+        let p = d.join("k");
+        write_new(&p, b"a", Perms::mode(0o400)).unwrap();
+        assert_eq!(
+            write_new(&p, b"b", Perms::mode(0o400)).unwrap_err().kind(),
+            io::ErrorKind::AlreadyExists
+        );
+        assert_eq!(fs::read(&p).unwrap(), b"a");
+        assert_eq!(fs::read_dir(&d).unwrap().count(), 1);
+        fs::remove_dir_all(d).unwrap();
+    }
+
+    #[test]
+    fn missing_directory_leaves_nothing() {
+        let d = tmpdir("missing");
+        let p = d.join("nope").join("s");
+        assert!(write_atomic(&p, b"x", Perms::mode(0o400)).is_err());
+        fs::remove_dir_all(d).unwrap();
+    }
+
+    #[test]
+    fn id_lookup() {
+        let d = tmpdir("ids");
+        let pw = d.join("passwd");
+        let gr = d.join("group");
+        fs::write(
+            &pw,
+            "root:x:0:0:root:/root:/bin/sh\nsvc:x:990:991::/var/empty:/bin/false\n",
+        )
+        .unwrap();
+        fs::write(&gr, "root:x:0:\nkeys:x:996:svc\n").unwrap();
+        assert_eq!(
+            resolve_ids(Some("svc"), Some("keys"), &pw, &gr).unwrap(),
+            (Some(990), Some(996))
+        );
+        assert_eq!(
+            resolve_ids(Some("1234"), None, &pw, &gr).unwrap(),
+            (Some(1234), None)
+        );
+        let e = resolve_ids(Some("nobody-here"), None, &pw, &gr).unwrap_err();
+        assert!(e.to_string().contains("no such user"), "{e}");
+        let e = resolve_ids(None, Some("svc"), &pw, &gr).unwrap_err();
+        assert!(e.to_string().contains("no such group"), "{e}");
+        fs::remove_dir_all(d).unwrap();
+    }
+}
