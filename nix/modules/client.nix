@@ -1,0 +1,644 @@
+# netsecrets.client: fetch secrets from a netsecrets server at boot, in
+# systemd stage 1 (optional) and in stage 2, and expose their paths as
+# config.secrets.<name>.file (like sops-nix's config.sops.secrets.<name>.path).
+#
+# Stage 2: one oneshot unit per secret, netsecrets-secret-<name>.service, runs
+# `netsecrets send ... --file-output /var/lib/netsecrets/<name>`; the
+# netsecrets-client.service Requires= and is After= all of them, so one secret
+# that cannot be fetched fails netsecrets-client.service (and whatever needs
+# it) while the other secrets are still fetched. No shell anywhere.
+#
+# Stage 1 (enableInitrd / enableInitrdPassword), same shape in
+# boot.initrd.systemd, ordered prompt -> copy -> fetch:
+#   netsecrets-ask-password.service   `netsecrets ask-password` on /dev/console
+#   netsecrets-copy-password.service  `netsecrets copy-password` for stage 2
+#   netsecrets-secret-<name>.service  `netsecrets send` to /run/netsecrets/<name>
+#   netsecrets-client.service         requires all of the above fetches
+# Keep these unit names and orderings in sync with initrd/units/*.service.
+{
+  config,
+  lib,
+  pkgs,
+  utils,
+  ...
+}:
+let
+  cfg = config.netsecrets.client;
+  common = import ./common.nix { inherit lib; };
+  inherit (common) nonEmpty;
+
+  names = cfg.request_secrets;
+  exe = lib.getExe cfg.package;
+
+  # Unit names allow [A-Za-z0-9:_.-] and "\"; "@" would make a template
+  # instance and "+" is invalid, so those two are \x-escaped as systemd-escape does.
+  unitBase = name: "netsecrets-secret-${lib.replaceStrings [ "@" "+" ] [ "\\x40" "\\x2b" ] name}";
+  unitOf = name: "${unitBase name}.service";
+  fetchUnits = map unitOf names;
+
+  # Stage-2 password: the console prompt's copy, else password_file, else the
+  # literal password written to the store (warned).
+  passwordFile =
+    if cfg.enableInitrdPassword then
+      common.stage2PasswordFile
+    else if nonEmpty cfg.passwordFile then
+      cfg.passwordFile
+    else if nonEmpty cfg.password then
+      pkgs.writeText "netsecrets-client-password" cfg.password
+    else
+      null;
+
+  # Key: encryptionKeyFile wins (SPEC §2); a literal key is written to the
+  # store (warned); `insecure` drops both.
+  keyFile =
+    if cfg.insecure then
+      null
+    else if nonEmpty cfg.encryptionKeyFile then
+      cfg.encryptionKeyFile
+    else if nonEmpty cfg.encryptionKey then
+      pkgs.writeText "netsecrets-client-encryption-key" cfg.encryptionKey
+    else
+      null;
+
+  # Stage 1 gets the key and (without the prompt) the password through
+  # boot.initrd.secrets, i.e. appended to the initrd, not in the store.
+  initrdPassword =
+    if cfg.enableInitrdPassword then common.consolePasswordFile else common.initrdPasswordFile;
+  initrdSecrets =
+    lib.optionalAttrs (keyFile != null) { ${common.initrdKeyFile} = keyFile; }
+    // lib.optionalAttrs (!cfg.enableInitrdPassword && passwordFile != null) {
+      ${common.initrdPasswordFile} = passwordFile;
+    };
+
+  # `netsecrets send` for one secret. `password` and `key` are a path or
+  # { specifier = "%d/..."; } (a credential); see common.execLine.
+  sendLine =
+    {
+      name,
+      output,
+      password,
+      key,
+      owner ? null,
+      group ? null,
+      mode,
+    }:
+    common.execLine utils (
+      [
+        exe
+        "send"
+        "--server"
+        cfg.server
+        "--port"
+        (toString cfg.port)
+      ]
+      ++ lib.optionals (cfg.fallbacks != [ ]) [
+        "--fallbacks"
+        (lib.concatStringsSep "," cfg.fallbacks)
+      ]
+      ++ [
+        "--password-file"
+        password
+      ]
+      ++ lib.optionals (key != null) [
+        "--encryption-key-file"
+        key
+      ]
+      ++ lib.optional cfg.insecure "--insecure"
+      ++ lib.optionals (cfg.timeout != null) [
+        "--timeout"
+        (toString cfg.timeout)
+      ]
+      ++ lib.optional cfg.verbose "--verbose"
+      ++ [
+        "--request_secrets"
+        name
+        "--file-output"
+        output
+      ]
+      ++ lib.optionals (owner != null) [
+        "--owner"
+        owner
+      ]
+      ++ lib.optionals (group != null) [
+        "--group"
+        group
+      ]
+      ++ [
+        "--mode"
+        mode
+      ]
+    );
+
+  # Stage 2 fetch units run as root (they chown each file to its owner) but
+  # see a read-only system except /var/lib/netsecrets.
+  hardening = {
+    CapabilityBoundingSet = [
+      "CAP_CHOWN"
+      "CAP_FOWNER"
+      "CAP_DAC_OVERRIDE"
+    ];
+    NoNewPrivileges = true;
+    UMask = "0077";
+    ProtectSystem = "strict";
+    ReadWritePaths = [ common.stateDir ];
+    ProtectHome = true;
+    PrivateTmp = true;
+    PrivateDevices = true;
+    PrivateMounts = true;
+    PrivateIPC = true;
+    ProtectClock = true;
+    ProtectControlGroups = true;
+    ProtectHostname = true;
+    ProtectKernelLogs = true;
+    ProtectKernelModules = true;
+    ProtectKernelTunables = true;
+    ProtectProc = "invisible";
+    ProcSubset = "pid";
+    RestrictAddressFamilies = [
+      "AF_INET"
+      "AF_INET6"
+    ];
+    RestrictNamespaces = true;
+    RestrictRealtime = true;
+    RestrictSUIDSGID = true;
+    LockPersonality = true;
+    MemoryDenyWriteExecute = true;
+    SystemCallArchitectures = "native";
+    SystemCallFilter = [
+      "@system-service"
+      "~@privileged"
+      "~@resources"
+    ];
+  };
+
+  credentials =
+    lib.optional (passwordFile != null) (common.loadCredential common.passwordCredential passwordFile)
+    ++ lib.optional (keyFile != null) (common.loadCredential common.keyCredential keyFile);
+
+  stage2Unit = name: {
+    description = "netsecrets: fetch secret ${name}";
+    after = [ "network-online.target" ];
+    wants = [ "network-online.target" ];
+    before = [ "netsecrets-client.service" ];
+    serviceConfig =
+      hardening
+      // {
+        Type = "oneshot";
+        RemainAfterExit = true;
+        ExecStart = sendLine {
+          inherit name;
+          output = config.secrets.${name}.file;
+          password = {
+            specifier = "%d/${common.passwordCredential}";
+          };
+          key = if keyFile != null then { specifier = "%d/${common.keyCredential}"; } else null;
+          inherit (config.secrets.${name}) owner group mode;
+        };
+        LoadCredential = credentials;
+      }
+      // cfg.systemdOverrides;
+  };
+
+  # Ordering shared by every stage-1 unit (no default dependencies: they run
+  # before sysinit/cryptsetup; they stop for shutdown).
+  initrdBase = {
+    unitConfig.DefaultDependencies = false;
+    conflicts = [ "shutdown.target" ];
+  };
+
+  initrdPromptUnits = lib.optionals cfg.enableInitrdPassword [
+    "netsecrets-ask-password.service"
+    "netsecrets-copy-password.service"
+  ];
+
+  initrdUnit =
+    name:
+    lib.recursiveUpdate initrdBase {
+      description = "netsecrets: fetch secret ${name} in stage 1";
+      after = [
+        "network-online.target"
+        "initrd-nixos-copy-secrets.service"
+      ]
+      ++ initrdPromptUnits;
+      wants = [
+        "network-online.target"
+        "cryptsetup-pre.target"
+      ]
+      ++ lib.optional (initrdSecrets != { }) "initrd-nixos-copy-secrets.service";
+      before = [
+        "netsecrets-client.service"
+        "cryptsetup-pre.target"
+        "initrd.target"
+        "shutdown.target"
+      ];
+      serviceConfig = {
+        Type = "oneshot";
+        RemainAfterExit = true;
+        ExecStart = sendLine {
+          inherit name;
+          output = "${common.initrdDir}/${name}";
+          password = initrdPassword;
+          key = if keyFile != null then common.initrdKeyFile else null;
+          # Only root exists in the initrd.
+          mode = "0400";
+        };
+        # /run/netsecrets, kept when the unit stops at switch-root.
+        RuntimeDirectory = "netsecrets";
+        RuntimeDirectoryMode = "0751";
+        RuntimeDirectoryPreserve = true;
+        UMask = "0077";
+        StandardOutput = "journal+console";
+        StandardError = "journal+console";
+      }
+      // cfg.systemdInitrdOverrides;
+    };
+
+  ownerType = lib.types.strMatching "[A-Za-z0-9_][A-Za-z0-9_.-]*[$]?";
+
+  secretSubmodule =
+    { name, ... }:
+    {
+      options = {
+        file = lib.mkOption {
+          type = lib.types.str;
+          readOnly = true;
+          default = "${common.stateDir}/${name}";
+          defaultText = lib.literalExpression ''"${common.stateDir}/''${name}"'';
+          description = "Where netsecrets-client.service writes this secret (stage 2).";
+        };
+        initrdFile = lib.mkOption {
+          type = lib.types.str;
+          readOnly = true;
+          default = "${common.initrdDir}/${name}";
+          defaultText = lib.literalExpression ''"${common.initrdDir}/''${name}"'';
+          description = ''
+            Where the stage-1 fetch writes this secret when
+            {option}`netsecrets.client.enableInitrd` is set (root, 0400).
+          '';
+        };
+        owner = lib.mkOption {
+          type = ownerType;
+          default = "root";
+          description = "Owner (user name or uid) of the stage-2 file.";
+        };
+        group = lib.mkOption {
+          type = ownerType;
+          default = "root";
+          description = "Group (name or gid) of the stage-2 file.";
+        };
+        mode = lib.mkOption {
+          type = lib.types.strMatching "[0-7]{3,4}";
+          default = "0400";
+          description = "Permissions of the stage-2 file, in octal.";
+        };
+      };
+    };
+in
+{
+  options.secrets = lib.mkOption {
+    type = lib.types.attrsOf (lib.types.submodule secretSubmodule);
+    default = { };
+    example = lib.literalExpression ''
+      {
+        db-password.owner = "postgres";
+      }
+    '';
+    description = ''
+      One entry per secret in {option}`netsecrets.client.request_secrets`
+      (created by the module): `config.secrets.<name>.file` is its path, e.g.
+      `environment.etc."myapp/db.conf".source = config.secrets.db-password.file;`.
+      Set owner, group and mode here.
+    '';
+  };
+
+  options.netsecrets.client = {
+    enable = lib.mkEnableOption "fetching secrets from a netsecrets server at boot";
+
+    package = lib.mkPackageOption pkgs "netsecrets" { };
+
+    server = lib.mkOption {
+      type = lib.types.nullOr lib.types.str;
+      default = null;
+      example = "10.0.0.1";
+      description = "Address or host name of the netsecrets server (use an address for stage 1).";
+    };
+
+    port = lib.mkOption {
+      type = common.port;
+      default = common.defaultPort;
+      example = 8081;
+      description = ''Server port; `8081` and `"8081"` are both accepted.'';
+    };
+
+    fallbacks = lib.mkOption {
+      type = lib.types.listOf lib.types.str;
+      default = [ ];
+      example = [ "10.0.0.2" ];
+      description = "Servers tried in order, on the same port, when the primary does not answer.";
+    };
+
+    password = lib.mkOption {
+      type = lib.types.nullOr lib.types.str;
+      default = null;
+      description = ''
+        The shared password, literally. It is copied into the world-readable
+        Nix store (a warning says so); prefer {option}`netsecrets.client.passwordFile`
+        or {option}`netsecrets.client.enableInitrdPassword`.
+      '';
+    };
+
+    passwordFile = lib.mkOption {
+      type = lib.types.nullOr common.pathNotInStoreOrEmpty;
+      default = null;
+      example = "/run/agenix/netsecrets-password";
+      description = ''
+        A root-only file holding the shared password; takes priority over
+        {option}`netsecrets.client.password`. With `enableInitrd` it is also
+        copied into the initrd (boot.initrd.secrets). `""` means unset.
+      '';
+    };
+
+    encryptionKey = lib.mkOption {
+      type = lib.types.nullOr lib.types.str;
+      default = null;
+      description = ''
+        AES-256-GCM key material, literally (must match the server's). It is
+        copied into the world-readable Nix store (a warning says so); prefer
+        {option}`netsecrets.client.encryptionKeyFile`.
+      '';
+    };
+
+    encryptionKeyFile = lib.mkOption {
+      type = lib.types.nullOr common.pathNotInStoreOrEmpty;
+      default = null;
+      example = "/run/secrets/enc-key";
+      description = ''
+        A root-only file holding the key material; takes priority over
+        {option}`netsecrets.client.encryptionKey`. With `enableInitrd` it is
+        also copied into the initrd (boot.initrd.secrets). `""` means unset.
+      '';
+    };
+
+    request_secrets = lib.mkOption {
+      type = lib.types.listOf common.secretName;
+      default = [ ];
+      example = [
+        "db-password"
+        "api-key"
+      ];
+      description = "Names of the secrets to fetch, each to /var/lib/netsecrets/<name>.";
+    };
+
+    insecure = lib.mkOption {
+      type = lib.types.bool;
+      default = false;
+      description = "Talk to the server in plaintext even if a key is set.";
+    };
+
+    verbose = lib.mkOption {
+      type = lib.types.bool;
+      default = false;
+      description = "Log progress (never values, passwords or keys).";
+    };
+
+    timeout = lib.mkOption {
+      type = lib.types.nullOr lib.types.ints.positive;
+      default = null;
+      example = 120;
+      description = ''
+        Seconds each fetch keeps retrying (with backoff, over the server and
+        its fallbacks) before it fails; null keeps the binary's default (30).
+      '';
+    };
+
+    enableInitrd = lib.mkOption {
+      type = lib.types.bool;
+      default = false;
+      description = ''
+        Also fetch the secrets in systemd stage 1, after the initrd network is
+        online and before cryptsetup-pre.target, to /run/netsecrets/<name>
+        (e.g. for a LUKS key file). Needs boot.initrd.systemd.enable and
+        initrd networking. The key (and the password file, unless
+        enableInitrdPassword) are appended to the initrd.
+      '';
+    };
+
+    enableInitrdPassword = lib.mkOption {
+      type = lib.types.bool;
+      default = false;
+      description = ''
+        Ask for the server password on /dev/console in stage 1 (written to
+        /run/netsecrets-password and copied to /run/secrets/netsecrets-password);
+        both the stage-1 and the stage-2 fetches then use it.
+      '';
+    };
+
+    systemdOverrides = lib.mkOption {
+      type = lib.types.attrsOf lib.types.anything;
+      default = { };
+      description = ''
+        Extra keys for the serviceConfig of every stage-2 netsecrets-secret-<name>.service;
+        a key given here replaces the module's value for that key.
+      '';
+    };
+
+    systemdInitrdOverrides = lib.mkOption {
+      type = lib.types.attrsOf lib.types.anything;
+      default = { };
+      description = ''
+        Extra keys for the serviceConfig of every stage-1 netsecrets-secret-<name>.service;
+        a key given here replaces the module's value for that key.
+      '';
+    };
+  };
+
+  config = lib.mkIf cfg.enable (
+    lib.mkMerge [
+      {
+        assertions = [
+          {
+            assertion = cfg.server != null;
+            message = "netsecrets.client: set netsecrets.client.server to the server's address.";
+          }
+          {
+            assertion = passwordFile != null;
+            message = "netsecrets.client: set netsecrets.client.passwordFile (or password, or enableInitrdPassword = true).";
+          }
+          {
+            assertion = names != [ ];
+            message = "netsecrets.client: netsecrets.client.request_secrets is empty; list the secrets to fetch.";
+          }
+          {
+            assertion = (cfg.enableInitrd || cfg.enableInitrdPassword) -> config.boot.initrd.systemd.enable;
+            message = "netsecrets.client.enableInitrd and enableInitrdPassword need systemd in stage 1: set boot.initrd.systemd.enable = true.";
+          }
+        ]
+        ++ map (name: {
+          assertion = lib.elem name names;
+          message = "secrets.${name} is configured but \"${name}\" is not in netsecrets.client.request_secrets; add it there.";
+        }) (lib.attrNames config.secrets)
+        ++ map (name: {
+          assertion = lib.stringLength (unitOf name) <= 255;
+          message = "netsecrets.client.request_secrets: the name \"${name}\" is too long for a unit name; shorten it.";
+        }) names;
+
+        warnings =
+          lib.optional (nonEmpty cfg.password && !cfg.enableInitrdPassword && !(nonEmpty cfg.passwordFile)) ''
+            netsecrets.client.password is set: the password is copied into the world-readable
+            Nix store. Use netsecrets.client.passwordFile with a root-only file, or
+            enableInitrdPassword, instead.
+          ''
+          ++ lib.optional (nonEmpty cfg.password && (cfg.enableInitrdPassword || nonEmpty cfg.passwordFile)) ''
+            netsecrets.client.password is ignored because netsecrets.client.passwordFile or
+            enableInitrdPassword is set; remove it.
+          ''
+          ++ lib.optional (!cfg.insecure && nonEmpty cfg.encryptionKey && !(nonEmpty cfg.encryptionKeyFile)) ''
+            netsecrets.client.encryptionKey is set: the key is copied into the world-readable
+            Nix store. Use netsecrets.client.encryptionKeyFile with a root-only file instead.
+          ''
+          ++ lib.optional (keyFile == null && !cfg.insecure) ''
+            netsecrets.client has no encryption key: secrets and the password travel in
+            plaintext. Set netsecrets.client.encryptionKeyFile (or insecure = true to say so).
+          ''
+          ++ lib.optional (
+            cfg.enableInitrd && !(config.boot.initrd.network.enable || config.boot.initrd.systemd.network.enable)
+          ) ''
+            netsecrets.client.enableInitrd is set but the initrd has no network: set
+            boot.initrd.network.enable = true (and configure boot.initrd.systemd.network),
+            or the stage-1 fetch cannot reach the server.
+          '';
+
+        secrets = lib.genAttrs names (_: { });
+
+        # The directory is root's; each file gets its owner/group/mode from
+        # `netsecrets send` when written (atomically). A `z` rule per secret
+        # re-applies them to a copy from an earlier boot; it creates nothing,
+        # so no empty file ever looks like a delivered secret.
+        systemd.tmpfiles.rules = [
+          "d ${common.stateDir} 0751 root root -"
+        ]
+        ++ map (
+          name:
+          let
+            s = config.secrets.${name};
+          in
+          "z ${s.file} ${s.mode} ${s.owner} ${s.group} -"
+        ) names;
+
+        systemd.services = lib.listToAttrs (map (name: lib.nameValuePair (unitBase name) (stage2Unit name)) names) // {
+          netsecrets-client = {
+            description = "netsecrets: fetch all requested secrets";
+            wantedBy = [ "multi-user.target" ];
+            after = [ "network-online.target" ] ++ fetchUnits;
+            wants = [ "network-online.target" ];
+            requires = fetchUnits;
+            serviceConfig = {
+              Type = "oneshot";
+              RemainAfterExit = true;
+            };
+          };
+        };
+      }
+
+      (lib.mkIf (cfg.enableInitrd || cfg.enableInitrdPassword) {
+        boot.initrd.systemd.storePaths = [ exe ];
+      })
+
+      (lib.mkIf cfg.enableInitrdPassword {
+        boot.initrd.systemd.services = {
+          netsecrets-ask-password = lib.recursiveUpdate initrdBase {
+            description = "netsecrets: ask for the server password on the console";
+            wantedBy = [ "initrd.target" ];
+            after = [ "systemd-vconsole-setup.service" ];
+            before = [
+              "netsecrets-copy-password.service"
+              "netsecrets-client.service"
+              "cryptsetup-pre.target"
+              "initrd.target"
+              "shutdown.target"
+            ]
+            ++ lib.optionals cfg.enableInitrd fetchUnits;
+            serviceConfig = {
+              Type = "oneshot";
+              RemainAfterExit = true;
+              ExecStart = common.execLine utils [
+                exe
+                "ask-password"
+                "--tty"
+                "/dev/console"
+                "--output"
+                common.consolePasswordFile
+              ];
+              # Own the console while the prompt is up.
+              StandardInput = "tty-force";
+              StandardOutput = "tty";
+              StandardError = "tty";
+              TTYPath = "/dev/console";
+              TTYReset = true;
+              TTYVHangup = false;
+              # A person is typing.
+              TimeoutStartSec = "infinity";
+              UMask = "0077";
+            };
+          };
+          netsecrets-copy-password = lib.recursiveUpdate initrdBase {
+            description = "netsecrets: hand the console password over to stage 2";
+            wantedBy = [ "initrd.target" ];
+            requires = [ "netsecrets-ask-password.service" ];
+            after = [ "netsecrets-ask-password.service" ];
+            before = [
+              "netsecrets-client.service"
+              "initrd.target"
+              "initrd-switch-root.target"
+              "shutdown.target"
+            ]
+            ++ lib.optionals cfg.enableInitrd fetchUnits;
+            serviceConfig = {
+              Type = "oneshot";
+              RemainAfterExit = true;
+              ExecStart = common.execLine utils [
+                exe
+                "copy-password"
+                "--from"
+                common.consolePasswordFile
+                "--to"
+                common.stage2PasswordFile
+              ];
+              StandardOutput = "journal+console";
+              StandardError = "journal+console";
+              UMask = "0077";
+            };
+          };
+        };
+      })
+
+      (lib.mkIf cfg.enableInitrd {
+        boot.initrd.secrets = initrdSecrets;
+
+        boot.initrd.systemd.services =
+          lib.listToAttrs (map (name: lib.nameValuePair (unitBase name) (initrdUnit name)) names)
+          // {
+            netsecrets-client = lib.recursiveUpdate initrdBase {
+              description = "netsecrets: fetch all requested secrets in stage 1";
+              wantedBy = [ "initrd.target" ];
+              requires = fetchUnits;
+              after = [ "network-online.target" ] ++ initrdPromptUnits ++ fetchUnits;
+              wants = [
+                "network-online.target"
+                "cryptsetup-pre.target"
+              ];
+              before = [
+                "cryptsetup-pre.target"
+                "initrd.target"
+                "shutdown.target"
+              ];
+              serviceConfig = {
+                Type = "oneshot";
+                RemainAfterExit = true;
+              };
+            };
+          };
+      })
+    ]
+  );
+}

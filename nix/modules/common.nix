@@ -1,0 +1,91 @@
+# Helpers shared by the server and client modules: the paths and port that the
+# Rust binary and the initrd units also know, the option types that keep
+# secrets out of the Nix store, and ExecStart quoting.
+#
+# This file is a plain function of lib (not a module), imported by
+# ./server.nix and ./client.nix.
+{ lib }:
+let
+  # Secret names as the wire protocol allows them (SPEC §2): 1-255 bytes of
+  # [A-Za-z0-9._@+-], not "." or "..". They become file names, credential
+  # names and unit names, so the type refuses anything else at evaluation.
+  # Keep in sync with src/protocol.rs (secret name validation).
+  secretName = lib.types.addCheck (lib.types.strMatching "[A-Za-z0-9._@+-]{1,255}") (
+    s: s != "." && s != ".."
+  )
+  // {
+    name = "netsecretsSecretName";
+    description = ''secret name (1-255 characters of [A-Za-z0-9._@+-], not "." or "..")'';
+  };
+
+  # An absolute path to a file outside the Nix store, given as a string.
+  # Nix path values (./key) are refused too: using one copies the file into
+  # the world-readable store. Like sops-nix's pathNotInStore.
+  isStoreString = s: lib.hasPrefix "${builtins.storeDir}/" s || s == builtins.storeDir;
+  pathNotInStore = lib.mkOptionType {
+    name = "netsecretsPathNotInStore";
+    description = "absolute path outside the Nix store (a string, not a Nix path value)";
+    descriptionClass = "noun";
+    check =
+      x:
+      builtins.isString x
+      && lib.hasPrefix "/" x
+      && !isStoreString x
+      # It ends up on a unit file line: no line breaks.
+      && !lib.hasInfix "\n" x
+      && !lib.hasInfix "\r" x;
+    merge = lib.mergeEqualOption;
+  };
+
+  # The seed writes `password_file = "";` for "not set": accept "" as well.
+  pathNotInStoreOrEmpty = lib.types.either (lib.types.enum [ "" ]) pathNotInStore;
+in
+{
+  inherit secretName pathNotInStore pathNotInStoreOrEmpty;
+
+  # Default TCP port. Keep in sync with src/cli.rs (DEFAULT_PORT) and README.md.
+  defaultPort = 8080;
+  # Stage-2 secrets: <stateDir>/<name>. Keep in sync with src/ and README.md.
+  stateDir = "/var/lib/netsecrets";
+  # Stage-1 (initrd) secrets: <initrdDir>/<name>; /run survives switch-root.
+  # Keep in sync with initrd/units/netsecrets-client.service.
+  initrdDir = "/run/netsecrets";
+  # Written by `netsecrets ask-password` in stage 1. Keep in sync with
+  # src/cli.rs (DEFAULT_PASSWORD_PATH) and initrd/units/netsecrets-ask-password.service.
+  consolePasswordFile = "/run/netsecrets-password";
+  # Copied there by `netsecrets copy-password` for stage 2. Keep in sync with
+  # src/cli.rs (DEFAULT_PASSWORD_COPY) and initrd/units/netsecrets-copy-password.service.
+  stage2PasswordFile = "/run/secrets/netsecrets-password";
+  # Where boot.initrd.secrets puts the client's key and password inside the
+  # initrd. Keep in sync with initrd/units/netsecrets-client.service.
+  initrdKeyFile = "/etc/netsecrets/initrd-key";
+  initrdPasswordFile = "/etc/netsecrets/initrd-password";
+
+  # systemd credential names for the password and the key. Secrets are loaded
+  # under their own name, so these two names are reserved (an assertion says so).
+  passwordCredential = "netsecrets.password";
+  keyCredential = "netsecrets.encryption-key";
+
+  # A port given as 8081 or "8081" (the seed uses both); always an int after merging.
+  port = lib.types.coercedTo (lib.types.strMatching "[0-9]{1,5}") lib.toInt lib.types.port;
+
+  # "" means "not set" in the seed's examples; null is the default.
+  nonEmpty = v: v != null && v != "";
+
+  # A LoadCredential= entry "ID:PATH". systemd expands %-specifiers in it,
+  # so a % in the path is doubled.
+  loadCredential = id: path: "${id}:${lib.replaceStrings [ "%" ] [ "%%" ] "${path}"}";
+
+  # Quote arguments for an Exec*= line (systemd's own syntax, no shell):
+  # `args` is a list whose elements are plain strings (escaped with
+  # utils.escapeSystemdExecArgs, which also turns % into %% and $ into $$) or
+  # { specifier = "..."; } (passed through). The latter is used only for
+  # arguments that must keep systemd's %d (the credentials directory), e.g.
+  # "%d/netsecrets.password" or "db-password=%d/db-password"; the names in them
+  # are constants or secretName values, whose characters need no quoting.
+  execLine =
+    utils: args:
+    lib.concatMapStringsSep " " (
+      a: if builtins.isAttrs a then a.specifier else utils.escapeSystemdExecArgs [ a ]
+    ) args;
+}

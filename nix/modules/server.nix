@@ -1,0 +1,365 @@
+# netsecrets.server: the netsecrets server (`netsecrets receive`) as the
+# hardened netsecrets-daemon.service.
+#
+# Secret values, the password and the encryption key reach the daemon only as
+# files handed over with systemd's LoadCredential= (the daemon reads them from
+# %d, its credentials directory). Neither its command line, its environment
+# nor any file this module writes into the Nix store carries them, except the
+# literal `password`/`encryptionKey` options of the seed, which are written to
+# the store on purpose and warned about.
+{
+  config,
+  lib,
+  pkgs,
+  utils,
+  ...
+}:
+let
+  cfg = config.netsecrets.server;
+  common = import ./common.nix { inherit lib; };
+  inherit (common) nonEmpty;
+
+  # The file each served secret is loaded from: secretFiles.<name>, else
+  # <secretsDir>/<name> (sops-nix's default layout when secretsDir = /run/secrets).
+  secretFile = name: cfg.secretFiles.${name} or "${cfg.secretsDir}/${name}";
+
+  # Password: password_file wins; a literal password is written to the store (warned).
+  passwordFile =
+    if nonEmpty cfg.password_file then
+      cfg.password_file
+    else if nonEmpty cfg.password then
+      pkgs.writeText "netsecrets-server-password" cfg.password
+    else
+      null;
+
+  # Key: encryptionKeyFile wins over encryptionKey (SPEC §2); a literal key is
+  # written to the store (warned). `insecure` drops both.
+  keyFile =
+    if cfg.insecure then
+      null
+    else if nonEmpty cfg.encryptionKeyFile then
+      cfg.encryptionKeyFile
+    else if nonEmpty cfg.encryptionKey then
+      pkgs.writeText "netsecrets-server-encryption-key" cfg.encryptionKey
+    else
+      null;
+
+  privilegedPort = cfg.port < 1024;
+
+  execStart = common.execLine utils (
+    [
+      (lib.getExe cfg.package)
+      "receive"
+      "--server"
+      cfg.ip
+      "--port"
+      (toString cfg.port)
+      "--password-file"
+      { specifier = "%d/${common.passwordCredential}"; }
+    ]
+    ++ lib.concatMap (name: [
+      "--secret-file"
+      { specifier = "${name}=%d/${name}"; }
+    ]) cfg.secrets
+    ++ lib.optionals (cfg.authorized_ips != [ ]) [
+      "--authorized-ips"
+      (lib.concatStringsSep "," cfg.authorized_ips)
+    ]
+    ++ lib.optionals (keyFile != null) [
+      "--encryption-key-file"
+      { specifier = "%d/${common.keyCredential}"; }
+    ]
+    ++ lib.optional cfg.insecure "--insecure"
+    ++ lib.optional cfg.verbose "--verbose"
+  );
+
+  # What systemd-analyze security rewards, as far as a TCP server that only
+  # reads its credentials allows. See docs/nixos.md for the measured score.
+  hardening = {
+    User = "netsecrets";
+    Group = "netsecrets";
+    # Bind below 1024 needs exactly one capability; nothing else needs any.
+    CapabilityBoundingSet = if privilegedPort then [ "CAP_NET_BIND_SERVICE" ] else [ "" ];
+    AmbientCapabilities = if privilegedPort then [ "CAP_NET_BIND_SERVICE" ] else [ "" ];
+    NoNewPrivileges = true;
+    UMask = "0077";
+    ProtectSystem = "strict";
+    ProtectHome = true;
+    PrivateTmp = true;
+    PrivateDevices = true;
+    DevicePolicy = "closed";
+    PrivateUsers = !privilegedPort;
+    PrivateMounts = true;
+    PrivateIPC = true;
+    ProtectClock = true;
+    ProtectControlGroups = true;
+    ProtectHostname = true;
+    ProtectKernelLogs = true;
+    ProtectKernelModules = true;
+    ProtectKernelTunables = true;
+    ProtectProc = "invisible";
+    ProcSubset = "pid";
+    RemoveIPC = true;
+    RestrictAddressFamilies = [
+      "AF_INET"
+      "AF_INET6"
+    ];
+    RestrictNamespaces = true;
+    RestrictRealtime = true;
+    RestrictSUIDSGID = true;
+    LockPersonality = true;
+    MemoryDenyWriteExecute = true;
+    SystemCallArchitectures = "native";
+    SystemCallFilter = [
+      "@system-service"
+      "~@privileged"
+      "~@resources"
+    ];
+    SystemCallErrorNumber = "EPERM";
+    KeyringMode = "private";
+    NotifyAccess = "none";
+  }
+  # Only the authorized networks may talk to the daemon at all (kernel-side,
+  # before the daemon's own check). With no list every address is allowed,
+  # as the daemon itself does.
+  // lib.optionalAttrs (cfg.authorized_ips != [ ]) {
+    IPAddressDeny = "any";
+    IPAddressAllow = cfg.authorized_ips;
+  };
+in
+{
+  options.netsecrets.server = {
+    enable = lib.mkEnableOption "the netsecrets server (netsecrets-daemon.service)";
+
+    package = lib.mkPackageOption pkgs "netsecrets" { };
+
+    ip = lib.mkOption {
+      type = lib.types.str;
+      default = "0.0.0.0";
+      example = "10.0.0.1";
+      description = "Address to bind (IPv4 or IPv6, e.g. `0.0.0.0` or `::`).";
+    };
+
+    port = lib.mkOption {
+      type = common.port;
+      default = common.defaultPort;
+      example = 8081;
+      description = ''
+        TCP port to listen on; `8081` and `"8081"` are both accepted. A port
+        below 1024 gives the daemon CAP_NET_BIND_SERVICE and nothing else.
+      '';
+    };
+
+    openFirewall = lib.mkOption {
+      type = lib.types.bool;
+      default = false;
+      description = "Open {option}`netsecrets.server.port` in the firewall.";
+    };
+
+    password = lib.mkOption {
+      type = lib.types.nullOr lib.types.str;
+      default = null;
+      description = ''
+        The shared password, literally. It is copied into the world-readable
+        Nix store (a warning says so); prefer {option}`netsecrets.server.password_file`.
+      '';
+    };
+
+    password_file = lib.mkOption {
+      type = lib.types.nullOr common.pathNotInStoreOrEmpty;
+      default = null;
+      example = "/run/agenix/netsecrets-password";
+      description = ''
+        A root-only file holding the shared password (one trailing newline is
+        stripped), e.g. from agenix or sops-nix. Handed to the daemon with
+        LoadCredential=; takes priority over {option}`netsecrets.server.password`.
+        `""` means unset.
+      '';
+    };
+
+    secrets = lib.mkOption {
+      type = lib.types.listOf common.secretName;
+      default = [ ];
+      example = [
+        "db-password"
+        "api-key"
+      ];
+      description = ''
+        Names of the secrets to serve. The value of each is read from
+        {option}`netsecrets.server.secretFiles`.<name> if set, else from
+        {option}`netsecrets.server.secretsDir`/<name>.
+      '';
+    };
+
+    secretsDir = lib.mkOption {
+      type = common.pathNotInStore;
+      default = "/run/secrets";
+      example = "/run/agenix";
+      description = ''
+        Directory holding one root-only file per served secret, named after it.
+        The default is where sops-nix puts `sops.secrets.<name>`.
+      '';
+    };
+
+    secretFiles = lib.mkOption {
+      type = lib.types.attrsOf common.pathNotInStore;
+      default = { };
+      example = lib.literalExpression ''
+        {
+          db-password = config.age.secrets.db-password.path;
+          api-key = config.sops.secrets.api-key.path;
+        }
+      '';
+      description = ''
+        Where the value of a secret listed in {option}`netsecrets.server.secrets`
+        lives, for secrets not at {option}`netsecrets.server.secretsDir`/<name>.
+        Each file is read by systemd (as root) and handed to the daemon with
+        LoadCredential=; its exact bytes are the secret. Nix store paths are
+        refused: the store is world-readable.
+      '';
+    };
+
+    authorized_ips = lib.mkOption {
+      type = lib.types.listOf lib.types.str;
+      default = [ ];
+      example = [ "10.0.0.0/24" ];
+      description = ''
+        Client networks (IPv4/IPv6 CIDRs or bare addresses) allowed to connect.
+        Passed to the daemon and mirrored into systemd's IPAddressAllow= with
+        IPAddressDeny=any. Empty: every address may connect.
+      '';
+    };
+
+    encryptionKey = lib.mkOption {
+      type = lib.types.nullOr lib.types.str;
+      default = null;
+      description = ''
+        AES-256-GCM key material, literally. It is copied into the
+        world-readable Nix store (a warning says so); prefer
+        {option}`netsecrets.server.encryptionKeyFile`.
+      '';
+    };
+
+    encryptionKeyFile = lib.mkOption {
+      type = lib.types.nullOr common.pathNotInStoreOrEmpty;
+      default = null;
+      example = "/run/agenix/netsecrets-key";
+      description = ''
+        A root-only file holding the key material (`netsecrets keygen` makes
+        one). Takes priority over {option}`netsecrets.server.encryptionKey`.
+        `""` means unset.
+      '';
+    };
+
+    insecure = lib.mkOption {
+      type = lib.types.bool;
+      default = false;
+      description = "Serve in plaintext even if a key is set.";
+    };
+
+    verbose = lib.mkOption {
+      type = lib.types.bool;
+      default = false;
+      description = "Log progress (never values, passwords or keys).";
+    };
+
+    systemdOverrides = lib.mkOption {
+      type = lib.types.attrsOf lib.types.anything;
+      default = { };
+      example = {
+        RestartSec = "30s";
+      };
+      description = ''
+        Extra keys for the serviceConfig of netsecrets-daemon.service; a key
+        given here replaces the module's value for that key.
+      '';
+    };
+  };
+
+  config = lib.mkIf cfg.enable {
+    assertions = [
+      {
+        assertion = passwordFile != null;
+        message = "netsecrets.server: set netsecrets.server.password_file (or netsecrets.server.password).";
+      }
+      {
+        assertion = cfg.secrets != [ ];
+        message = "netsecrets.server: netsecrets.server.secrets is empty; list the names of the secrets to serve.";
+      }
+      {
+        assertion =
+          !(lib.elem common.passwordCredential cfg.secrets) && !(lib.elem common.keyCredential cfg.secrets);
+        message = "netsecrets.server.secrets: the names ${common.passwordCredential} and ${common.keyCredential} are reserved; rename that secret.";
+      }
+    ]
+    ++ map (name: {
+      assertion = lib.elem name cfg.secrets;
+      message = "netsecrets.server.secretFiles.${name} is set, but \"${name}\" is not in netsecrets.server.secrets; add it there.";
+    }) (lib.attrNames cfg.secretFiles);
+
+    warnings =
+      lib.optional (nonEmpty cfg.password && !(nonEmpty cfg.password_file)) ''
+        netsecrets.server.password is set: the password is copied into the world-readable
+        Nix store. Use netsecrets.server.password_file with a root-only file instead.
+      ''
+      ++ lib.optional (nonEmpty cfg.password && nonEmpty cfg.password_file) ''
+        netsecrets.server.password is ignored because netsecrets.server.password_file is set; remove it.
+      ''
+      ++ lib.optional (!cfg.insecure && nonEmpty cfg.encryptionKey && !(nonEmpty cfg.encryptionKeyFile)) ''
+        netsecrets.server.encryptionKey is set: the key is copied into the world-readable
+        Nix store. Use netsecrets.server.encryptionKeyFile with a root-only file instead.
+      ''
+      ++ lib.optional (keyFile == null && !cfg.insecure) ''
+        netsecrets.server has no encryption key: secrets and the password travel in
+        plaintext. Set netsecrets.server.encryptionKeyFile (or insecure = true to say so).
+      '';
+
+    users.users.netsecrets = {
+      isSystemUser = true;
+      group = "netsecrets";
+      description = "netsecrets server";
+    };
+    users.groups.netsecrets = { };
+
+    # Non-secret settings only, for operators and tools; the daemon itself is
+    # configured by its command line.
+    environment.etc."netsecrets/config.json".text = builtins.toJSON {
+      inherit (cfg)
+        ip
+        port
+        secrets
+        authorized_ips
+        insecure
+        verbose
+        ;
+      encryption = keyFile != null;
+      password_file = if nonEmpty cfg.password_file then cfg.password_file else null;
+      encryption_key_file = if nonEmpty cfg.encryptionKeyFile then cfg.encryptionKeyFile else null;
+      secret_files = lib.genAttrs cfg.secrets secretFile;
+    };
+
+    networking.firewall.allowedTCPPorts = lib.mkIf cfg.openFirewall [ cfg.port ];
+
+    systemd.services.netsecrets-daemon = {
+      description = "netsecrets server";
+      wantedBy = [ "multi-user.target" ];
+      after = [ "network-online.target" ];
+      wants = [ "network-online.target" ];
+      serviceConfig =
+        hardening
+        // {
+          Type = "exec";
+          ExecStart = execStart;
+          Restart = "on-failure";
+          RestartSec = "5s";
+          # Read by systemd as root, handed over as %d/<name> readable by the
+          # service only: the user needs no access to the source files.
+          LoadCredential =
+            lib.optional (passwordFile != null) (common.loadCredential common.passwordCredential passwordFile)
+            ++ map (name: common.loadCredential name (secretFile name)) cfg.secrets
+            ++ lib.optional (keyFile != null) (common.loadCredential common.keyCredential keyFile);
+        }
+        // cfg.systemdOverrides;
+    };
+  };
+}
