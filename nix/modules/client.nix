@@ -3,17 +3,18 @@
 # config.secrets.<name>.file (like sops-nix's config.sops.secrets.<name>.path).
 #
 # Stage 2: one oneshot unit per secret, netsecrets-secret-<name>.service, runs
-# `netsecrets send ... --file-output /var/lib/netsecrets/<name>`; the
-# netsecrets-client.service Requires= and is After= all of them, so one secret
-# that cannot be fetched fails netsecrets-client.service (and whatever needs
-# it) while the other secrets are still fetched. No shell anywhere.
+# `netsecrets send ... --file-output /var/lib/netsecrets/<name>`;
+# netsecrets-client.service Wants= and is After= all of them and then runs
+# `systemctl is-active` on them, so one secret that cannot be fetched fails
+# netsecrets-client.service (and whatever Requires= it) while the other
+# secrets are still fetched. No shell anywhere.
 #
 # Stage 1 (enableInitrd / enableInitrdPassword), same shape in
 # boot.initrd.systemd, ordered prompt -> copy -> fetch:
 #   netsecrets-ask-password.service   `netsecrets ask-password` on /dev/console
 #   netsecrets-copy-password.service  `netsecrets copy-password` for stage 2
 #   netsecrets-secret-<name>.service  `netsecrets send` to /run/netsecrets/<name>
-#   netsecrets-client.service         requires all of the above fetches
+#   netsecrets-client.service         fails unless all of those fetches succeeded
 # Keep these unit names and orderings in sync with initrd/units/*.service.
 {
   config,
@@ -170,6 +171,22 @@ let
       "~@resources"
     ];
   };
+
+  # netsecrets-client.service wants every fetch unit and runs after them,
+  # then fails unless all of them are active, i.e. every secret arrived. A
+  # fetch that fails leaves the others alone (Wants=, not Requires=), and
+  # `systemctl start netsecrets-client` retries just the failed ones.
+  systemctl = systemd: "${systemd}/bin/systemctl";
+  allFetched =
+    systemd:
+    common.execLine utils (
+      [
+        (systemctl systemd)
+        "is-active"
+        "--quiet"
+      ]
+      ++ fetchUnits
+    );
 
   credentials =
     lib.optional (passwordFile != null) (common.loadCredential common.passwordCredential passwordFile)
@@ -530,18 +547,18 @@ in
             description = "netsecrets: fetch all requested secrets";
             wantedBy = [ "multi-user.target" ];
             after = [ "network-online.target" ] ++ fetchUnits;
-            wants = [ "network-online.target" ];
-            requires = fetchUnits;
+            wants = [ "network-online.target" ] ++ fetchUnits;
             serviceConfig = {
               Type = "oneshot";
               RemainAfterExit = true;
+              ExecStart = allFetched config.systemd.package;
             };
           };
         };
       }
 
       (lib.mkIf (cfg.enableInitrd || cfg.enableInitrdPassword) {
-        boot.initrd.systemd.storePaths = [ exe ];
+        boot.initrd.systemd.storePaths = [ exe ] ++ lib.optional cfg.enableInitrd (systemctl config.boot.initrd.systemd.package);
       })
 
       (lib.mkIf cfg.enableInitrdPassword {
@@ -621,12 +638,12 @@ in
             netsecrets-client = lib.recursiveUpdate initrdBase {
               description = "netsecrets: fetch all requested secrets in stage 1";
               wantedBy = [ "initrd.target" ];
-              requires = fetchUnits;
               after = [ "network-online.target" ] ++ initrdPromptUnits ++ fetchUnits;
               wants = [
                 "network-online.target"
                 "cryptsetup-pre.target"
-              ];
+              ]
+              ++ fetchUnits;
               before = [
                 "cryptsetup-pre.target"
                 "initrd.target"
@@ -635,6 +652,9 @@ in
               serviceConfig = {
                 Type = "oneshot";
                 RemainAfterExit = true;
+                ExecStart = allFetched config.boot.initrd.systemd.package;
+                StandardOutput = "journal+console";
+                StandardError = "journal+console";
               };
             };
           };

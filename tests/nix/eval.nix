@@ -28,6 +28,7 @@ let
     outPath = "${builtins.storeDir}/${fakeStoreHash name}-${name}";
     meta.mainProgram = "netsecrets";
   };
+  fakeSystemd = fakeDrv "systemd-257";
   pkgs = {
     netsecrets = fakeDrv "netsecrets-0.1.0";
     writeText = name: text: {
@@ -37,6 +38,7 @@ let
     };
   };
   exe = "${pkgs.netsecrets}/bin/netsecrets";
+  systemctl = "${fakeSystemd}/bin/systemctl";
 
   # Same rules as nixpkgs' utils.escapeSystemdExecArg(s).
   utils = rec {
@@ -89,6 +91,10 @@ let
         type = lib.types.listOf lib.types.str;
         default = [ ];
       };
+      systemd.package = lib.mkOption {
+        type = lib.types.unspecified;
+        default = fakeSystemd;
+      };
       systemd.services = lib.mkOption {
         type = lib.types.attrsOf unitType;
         default = { };
@@ -113,6 +119,10 @@ let
         network.enable = lib.mkOption {
           type = lib.types.bool;
           default = false;
+        };
+        package = lib.mkOption {
+          type = lib.types.unspecified;
+          default = fakeSystemd;
         };
         services = lib.mkOption {
           type = lib.types.attrsOf unitType;
@@ -232,6 +242,23 @@ let
         RestartSec = "30s";
         ProtectSystem = "full";
       };
+    };
+  };
+
+  # A typical production server: files for everything, no overrides. This is
+  # the unit check.sh scores with systemd-analyze security.
+  analysedServer = eval {
+    netsecrets.server = {
+      enable = true;
+      ip = "10.0.0.1";
+      port = 8081;
+      password_file = "/run/agenix/netsecrets-password";
+      secrets = [
+        "db-password"
+        "api-key"
+      ];
+      authorized_ips = [ "10.0.0.0/24" ];
+      encryptionKeyFile = "/run/agenix/netsecrets-key";
     };
   };
 
@@ -382,6 +409,11 @@ let
   serverSeedCfg = seedServer.netsecrets.server;
 
   tests = [
+    # -- the harness itself: a false or failing check must not pass
+    (t "harness: a false check fails, a throwing check fails, a true check passes" (
+      !(check "x" false).ok && !(check "y" (throw "boom")).ok && (check "z" true).ok
+    ) "")
+
     # -- options and types
     (check "server: the seed's options exist with the seed's names" (
       eq (lib.sort lib.lessThan (
@@ -585,7 +617,7 @@ let
     ))
 
     # -- client units
-    (check "client: one fetch unit per secret, netsecrets-client requires and is after them all" (
+    (check "client: one fetch unit per secret; netsecrets-client wants them, runs after them, fails unless all are active" (
       let
         c = (svc seedClient).netsecrets-client;
       in
@@ -595,8 +627,12 @@ let
           "netsecrets-secret-api-key"
           "netsecrets-secret-db-password"
         ])
-        (eq c.requires [ "netsecrets-secret-db-password.service" "netsecrets-secret-api-key.service" ])
+        (eq c.requires [ ])
+        (elem "netsecrets-secret-db-password.service" c.wants)
+        (elem "netsecrets-secret-api-key.service" c.wants)
         (elem "netsecrets-secret-db-password.service" c.after)
+        (elem "netsecrets-secret-api-key.service" c.after)
+        (eq (exec c) ''${builtins.toJSON systemctl} "is-active" "--quiet" "netsecrets-secret-db-password.service" "netsecrets-secret-api-key.service"'')
         (elem "network-online.target" c.after)
         (elem "network-online.target" c.wants)
         (elem "multi-user.target" c.wantedBy)
@@ -669,7 +705,7 @@ let
       all [
         (has ''"--fallbacks" "10.0.0.2,odd%%host$$name"'' (exec u))
         (has ''"--request_secrets" "a@b+c" "--file-output" "/var/lib/netsecrets/a@b+c"'' (exec u))
-        (elem "netsecrets-secret-a\\x40b\\x2bc.service" (svc ownedClient).netsecrets-client.requires)
+        (elem "netsecrets-secret-a\\x40b\\x2bc.service" (svc ownedClient).netsecrets-client.wants)
         (has "--insecure" (exec u))
         (hasNot "--encryption-key" (exec u))
       ]
@@ -729,7 +765,7 @@ let
         (has ''"--request_secrets" "luks-key" "--file-output" "/run/netsecrets/luks-key" "--mode" "0400"'' (exec u))
         (has ''"--password-file" "/etc/netsecrets/initrd-password" "--encryption-key-file" "/etc/netsecrets/initrd-key"'' (exec u))
         (has ''"--timeout" "120"'' (exec u))
-        (eq initrdClient.boot.initrd.systemd.storePaths [ exe ])
+        (eq initrdClient.boot.initrd.systemd.storePaths [ exe systemctl ])
         (eq u.serviceConfig.RuntimeDirectory "netsecrets")
         (eq u.serviceConfig.RuntimeDirectoryPreserve true)
         (eq u.serviceConfig.TimeoutStartSec "10min")
@@ -747,7 +783,9 @@ let
         (elem "cryptsetup-pre.target" u.before)
         (elem "initrd.target" u.before)
         (elem "shutdown.target" u.conflicts)
-        (eq c.requires [ "netsecrets-secret-luks-key.service" "netsecrets-secret-api-key.service" ])
+        (elem "netsecrets-secret-luks-key.service" c.wants)
+        (elem "netsecrets-secret-api-key.service" c.after)
+        (eq (exec c) ''${builtins.toJSON systemctl} "is-active" "--quiet" "netsecrets-secret-luks-key.service" "netsecrets-secret-api-key.service"'')
         (elem "initrd.target" c.wantedBy)
         (elem "cryptsetup-pre.target" c.before)
         (eq c.unitConfig.DefaultDependencies false)
@@ -795,9 +833,9 @@ let
         (eq ((isvc initrdClient) ? netsecrets-copy-password) false)
       ]
     ))
-    (check "no unit uses a shell (no script/preStart, every ExecStart starts with the binary)" (
+    (check "no unit uses a shell (no script/preStart; every ExecStart runs netsecrets or systemctl)" (
       all (
-        map (u: has (builtins.toJSON exe) (exec u)) (
+        map (u: if lib.hasPrefix (builtins.toJSON exe) (exec u) || lib.hasPrefix (builtins.toJSON systemctl) (exec u) then true else exec u) (
           lib.filter (u: u.serviceConfig ? ExecStart) (
             lib.attrValues (svc seedServer) ++ lib.attrValues (svc promptClient) ++ lib.attrValues (isvc promptClient)
           )
@@ -839,8 +877,12 @@ let
 in
 {
   results = tests;
+  # The fake store paths used in ExecStart=; check.sh swaps them for real
+  # executables before running systemd-analyze verify.
+  fakeExecutables = { inherit exe systemctl; };
   units =
-    renderAll "server" (svc fileServer)
+    renderAll "server" (svc analysedServer)
+    // renderAll "server-overrides" (svc fileServer)
     // renderAll "server-seed" (svc seedServer)
     // renderAll "server-lowport" (svc lowPortServer)
     // renderAll "client" (svc seedClient)
