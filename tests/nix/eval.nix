@@ -30,6 +30,10 @@ let
   };
   fakeSystemd = fakeDrv "systemd-257";
   pkgs = {
+    stdenv.hostPlatform.system = "x86_64-linux";
+    # The VM tests cannot run here: return the test module itself.
+    testers.runNixOSTest = test: test;
+    nixfmt-rfc-style = "nixfmt";
     netsecrets = fakeDrv "netsecrets-0.1.0";
     writeText = name: text: {
       type = "derivation";
@@ -195,6 +199,41 @@ let
   isvc = c: c.boot.initrd.systemd.services;
   daemon = c: (svc c).netsecrets-daemon;
   exec = u: u.serviceConfig.ExecStart;
+
+  # flake.nix's outputs with a fake nixpkgs input (lib is real; the package
+  # is a fake derivation): its nixosModules are evaluated like the files.
+  flakeNetsecrets = fakeDrv "netsecrets-from-flake-0.1.0";
+  flake =
+    let
+      fakeNixpkgs = {
+        inherit lib;
+        legacyPackages = lib.genAttrs [ "x86_64-linux" "aarch64-linux" ] (_: pkgs // {
+          pkgsStatic.callPackage = _: _: flakeNetsecrets;
+        });
+      };
+      outputs = (import ../../flake.nix).outputs { self = outputs; nixpkgs = fakeNixpkgs; };
+    in
+    outputs;
+  evalFlake =
+    modules: config:
+    (lib.evalModules {
+      specialArgs = { inherit pkgs utils; };
+      modules = [ stubs config ] ++ modules;
+    }).config;
+  flakeBoth = evalFlake [ flake.nixosModules.default flake.nixosModules.server flake.nixosModules.client ] {
+    netsecrets.server = {
+      enable = true;
+      password_file = "/run/keys/pw";
+      secrets = [ "db-password" ];
+    };
+    netsecrets.client = {
+      enable = true;
+      server = "10.0.0.1";
+      passwordFile = "/run/keys/pw";
+      insecure = true;
+      request_secrets = [ "db-password" ];
+    };
+  };
 
   # ---- configurations -----------------------------------------------------
 
@@ -413,6 +452,41 @@ let
     (t "harness: a false check fails, a throwing check fails, a true check passes" (
       !(check "x" false).ok && !(check "y" (throw "boom")).ok && (check "z" true).ok
     ) "")
+
+    # -- flake outputs
+    (check "flake: nixosModules.{server,client,default}, imported together, default to the flake's package" (
+      all [
+        (eq (lib.sort lib.lessThan (lib.attrNames flake.nixosModules)) [ "client" "default" "server" ])
+        (has "${flakeNetsecrets}/bin/netsecrets" (exec (daemon flakeBoth)))
+        (has "${flakeNetsecrets}/bin/netsecrets" (exec (svc flakeBoth).netsecrets-secret-db-password))
+        (eq (failedAssertions flakeBoth) [ ])
+      ]
+    ))
+    (check "flake: packages.<system>.{netsecrets,default}, overlays.default, checks, formatter" (
+      all [
+        (eq flake.packages.x86_64-linux.netsecrets flakeNetsecrets)
+        (eq flake.packages.x86_64-linux.default flakeNetsecrets)
+        (eq (lib.attrNames flake.packages) [ "aarch64-linux" "x86_64-linux" ])
+        (eq (builtins.isFunction flake.overlays.default) true)
+        (eq (lib.attrNames flake.checks.x86_64-linux) [
+          "initrd-fetch"
+          "initrd-password-prompt"
+          "key-mismatch"
+          "package"
+          "server-client"
+          "unauthorized-client"
+        ])
+        # Each VM test is a test module with nodes and a testScript.
+        (all (map (n: eq (lib.attrNames (builtins.removeAttrs flake.checks.x86_64-linux.${n} [ "defaults" ])) [ "name" "nodes" "testScript" ]) [
+          "initrd-fetch"
+          "initrd-password-prompt"
+          "key-mismatch"
+          "server-client"
+          "unauthorized-client"
+        ]))
+        (eq flake.formatter.x86_64-linux "nixfmt")
+      ]
+    ))
 
     # -- options and types
     (check "server: the seed's options exist with the seed's names" (

@@ -1,0 +1,62 @@
+{
+  description = "netsecrets: network secrets distribution for NixOS (server, client, initrd)";
+
+  inputs.nixpkgs.url = "github:NixOS/nixpkgs/nixos-25.05";
+
+  outputs =
+    { self, nixpkgs }:
+    let
+      inherit (nixpkgs) lib;
+      systems = [
+        "x86_64-linux"
+        "aarch64-linux"
+      ];
+      forAllSystems = f: lib.genAttrs systems (system: f nixpkgs.legacyPackages.${system});
+
+      # The static (musl) binary: no runtime dependencies, fit for the initrd.
+      netsecretsFor = pkgs: pkgs.pkgsStatic.callPackage ./nix/package.nix { };
+
+      # A module file plus this flake's package as its default, so the modules
+      # work without the overlay. `key` lets the module system drop duplicates
+      # (e.g. `default` and `server` both imported).
+      withPackage =
+        name: file:
+        { pkgs, ... }:
+        {
+          key = "netsecrets-flake#nixosModules.${name}";
+          _file = "${toString ./flake.nix}#nixosModules.${name}";
+          imports = [ file ];
+          config.netsecrets.${name}.package = lib.mkDefault self.packages.${pkgs.stdenv.hostPlatform.system}.netsecrets;
+        };
+    in
+    {
+      packages = forAllSystems (pkgs: {
+        netsecrets = netsecretsFor pkgs;
+        default = self.packages.${pkgs.stdenv.hostPlatform.system}.netsecrets;
+      });
+
+      overlays.default = final: _prev: { netsecrets = netsecretsFor final; };
+
+      nixosModules = {
+        server = withPackage "server" ./nix/modules/server.nix;
+        client = withPackage "client" ./nix/modules/client.nix;
+        default = {
+          imports = [
+            self.nixosModules.server
+            self.nixosModules.client
+          ];
+        };
+      };
+
+      # NixOS VM tests (nix/tests/, one file per scenario) and the package.
+      checks = forAllSystems (
+        pkgs:
+        import ./nix/tests { inherit pkgs self; }
+        // {
+          package = self.packages.${pkgs.stdenv.hostPlatform.system}.netsecrets;
+        }
+      );
+
+      formatter = forAllSystems (pkgs: pkgs.nixfmt-rfc-style);
+    };
+}
