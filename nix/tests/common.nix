@@ -10,15 +10,21 @@ rec {
   key = "test-encryption-key";
   port = 8081;
 
-  # Root-only files in the layout the server module expects
-  # (netsecrets.server.secretsDir = /var/lib/test-secrets).
-  secretFiles = {
+  # Root-only files: the password and the key (both sides) ...
+  credentialFiles = {
     systemd.tmpfiles.rules = [
       "d /var/lib/test-secrets 0700 root root -"
-      "f /var/lib/test-secrets/db-password 0400 root root - ${dbPassword}"
-      "f /var/lib/test-secrets/api-key 0400 root root - ${apiKey}"
       "f /var/lib/test-secrets/password 0400 root root - ${password}"
       "f /var/lib/test-secrets/key 0400 root root - ${key}"
+    ];
+  };
+  # ... and the served values (server only), in the layout the server module
+  # expects with netsecrets.server.secretsDir = /var/lib/test-secrets.
+  secretFiles = {
+    imports = [ credentialFiles ];
+    systemd.tmpfiles.rules = [
+      "f /var/lib/test-secrets/db-password 0400 root root - ${dbPassword}"
+      "f /var/lib/test-secrets/api-key 0400 root root - ${apiKey}"
     ];
   };
 
@@ -47,7 +53,7 @@ rec {
 
   # A stage-2 client of `serverIp` using files for the password and the key.
   client = serverIp: {
-    imports = [ secretFiles ];
+    imports = [ credentialFiles ];
     netsecrets.client = {
       enable = true;
       server = serverIp;
