@@ -55,8 +55,8 @@ in
     with subtest("no secret in units, command lines or environments"):
         # grep exits 1 for "no match" (2 would be an error, which must not pass).
         patterns = "-e '${common.dbPassword}' -e '${common.apiKey}' -e '${common.password}' -e '${common.key}'"
-        server.succeed(f"grep -R -q {patterns} /etc/systemd/system/ /etc/netsecrets/; test $? -eq 1")
-        client.succeed(f"grep -R -q {patterns} /etc/systemd/system/; test $? -eq 1")
+        server.succeed(f"rc=0; grep -R -q {patterns} /etc/systemd/system/ /etc/netsecrets/ || rc=$?; test $rc -eq 1")
+        client.succeed(f"rc=0; grep -R -q {patterns} /etc/systemd/system/ || rc=$?; test $rc -eq 1")
         pid = server.succeed("systemctl show -p MainPID --value netsecrets-daemon.service").strip()
         server.fail(f"tr '\\0' ' ' < /proc/{pid}/cmdline | grep -q -e '${common.password}' -e '${common.key}' -e '${common.dbPassword}'")
         server.fail(f"tr '\\0' '\\n' < /proc/{pid}/environ | grep -q -e '${common.password}' -e '${common.key}'")
