@@ -49,7 +49,7 @@ in
         assert client.succeed("cat /run/netsecrets/api-key") == "${common.apiKey}"
         assert client.succeed("stat -c '%U %G %a' /run/netsecrets/db-password").strip() == "root root 400"
         # The stage-1 unit ran in the initrd (its journal is flushed into stage 2's).
-        client.succeed("journalctl -b -o cat | grep -q 'netsecrets: fetch secret db-password in stage 1'")
+        assert "netsecrets: fetch secret db-password in stage 1" in client.succeed("journalctl -b -o cat")
 
     with subtest("stage 2 fetched again"):
         client.wait_for_unit("netsecrets-client.service")

@@ -58,8 +58,9 @@ in
         server.succeed(f"rc=0; grep -R -q {patterns} /etc/systemd/system/ /etc/netsecrets/ || rc=$?; test $rc -eq 1")
         client.succeed(f"rc=0; grep -R -q {patterns} /etc/systemd/system/ || rc=$?; test $rc -eq 1")
         pid = server.succeed("systemctl show -p MainPID --value netsecrets-daemon.service").strip()
-        server.fail(f"tr '\\0' ' ' < /proc/{pid}/cmdline | grep -q -e '${common.password}' -e '${common.key}' -e '${common.dbPassword}'")
-        server.fail(f"tr '\\0' '\\n' < /proc/{pid}/environ | grep -q -e '${common.password}' -e '${common.key}'")
+        seen = server.succeed(f"tr '\\0' ' ' < /proc/{pid}/cmdline; tr '\\0' ' ' < /proc/{pid}/environ")
+        for value in ("${common.password}", "${common.key}", "${common.dbPassword}", "${common.apiKey}"):
+            assert value not in seen, "a secret is on the daemon's command line or in its environment"
         assert server.succeed(f"stat -c %U /proc/{pid}").strip() == "netsecrets"
         server.succeed("test -f /etc/netsecrets/config.json")
 
