@@ -33,7 +33,10 @@ in
           client.wait_until_succeeds("systemctl is-failed netsecrets-secret-db-password.service", timeout=120)
           client.wait_until_succeeds("systemctl is-failed netsecrets-client.service", timeout=120)
           client.fail("test -e /var/lib/netsecrets/db-password")
-          assert "netsecrets:" in client.succeed("journalctl -b -o cat -u netsecrets-secret-db-password.service")
+          # The binary's own error line (only the unit's processes, not PID 1's
+          # messages about the unit) and its exit status 1.
+          assert "netsecrets:" in client.succeed("journalctl -b -o cat _SYSTEMD_UNIT=netsecrets-secret-db-password.service")
+          assert client.succeed("systemctl show -p ExecMainStatus --value netsecrets-secret-db-password.service").strip() == "1"
           assert "${common.dbPassword}" not in client.succeed("journalctl -b -o cat")
 
       with subtest("by hand: non-zero exit and a one-line error"):
