@@ -4,8 +4,9 @@ Prints one JSON object on stdout.
   fetch HOST PORT NAME [SOURCE] [PASSWORD]   one request; {"value": str|null}
   serve-loop HOST PORT NAME SECONDS          sequential requests for SECONDS;
                                              {"ok": n, "failed": n, "max_ms": x}
-  flood HOST PORT N SECONDS MODE [SOURCES]   hold N connections (MODE idle|dribble|mixed); when the
-                                             server closes one, open a new one; {"opened": n,
+  flood HOST PORT N SECONDS MODE [SOURCES]   hold N connections (MODE idle|dribble|mixed|idle-once);
+                                             when the server closes one, open a new one (not with
+                                             idle-once); {"opened": n,
                                              "closed_by_server": n, "max_open": n}
                                              SOURCES: comma-separated source addresses, round robin
 """
@@ -99,7 +100,7 @@ def cmd_flood(host, port, n, seconds, mode, sources=""):
                 socks.pop(s, None)
                 sent.pop(s, None)
                 closed += 1
-                if time.time() < end:
+                if time.time() < end and mode != "idle-once":
                     open_one()
         max_open = max(max_open, len(socks))
         if mode in ("dribble", "mixed") and time.time() - last_dribble >= 0.5:
