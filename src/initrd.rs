@@ -57,27 +57,26 @@ impl Drop for EchoOff {
     }
 }
 
-/// Asks once (re-asking on empty input) and returns the password.
+/// Asks once (re-asking on empty input) and returns the password. The terminal is opened once,
+/// so input typed after an empty answer is not lost.
 fn ask(tty_path: &Path, prompt: &str) -> Result<String> {
     let open_err =
-        |e| Error::failed(format!("cannot open the terminal {}", tty_path.display())).with_io(e);
+        |e| Error::failed(format!("cannot use the terminal {}", tty_path.display())).with_io(e);
+    let tty = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(tty_path)
+        .map_err(open_err)?;
     for _ in 0..MAX_EMPTY {
-        let mut tty = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .open(tty_path)
-            .map_err(open_err)?;
         let guard = EchoOff::new(&tty);
-        tty.write_all(prompt.as_bytes())
-            .and_then(|_| tty.flush())
-            .map_err(open_err)?;
+        (&tty).write_all(prompt.as_bytes()).map_err(open_err)?;
         let cfg = rpassword::ConfigBuilder::new()
             .input_reader(tty.try_clone().map_err(open_err)?)
             .output_writer(tty.try_clone().map_err(open_err)?)
             .build();
         let read = rpassword::read_password_with_config(cfg);
         drop(guard);
-        let _ = tty.write_all(b"\n");
+        let _ = (&tty).write_all(b"\n");
         match read {
             Ok(pw) if !pw.is_empty() => return Ok(pw),
             Ok(_) => continue,

@@ -1,0 +1,1039 @@
+//! End-to-end tests: the built binary as server and client on 127.0.0.1 with ephemeral ports.
+//! Each test asserts exit codes, output bytes and files exactly, and what the logs must not hold.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
+
+use common::*;
+
+const PW: &str = "hunter2-correct-horse";
+
+#[test]
+fn plaintext_fetch_to_stdout_warns_about_cleartext() {
+    let s = Server::start(&["--password", PW, "-S", "db=s3cr3t-value"]);
+    let o = send(s.port, &["--password", PW, "--request_secrets", "db"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(stdout(&o), "s3cr3t-value\n");
+    assert!(stderr(&o).contains("travel in clear"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("--password is visible"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(s
+        .wait_log("outcome=served", 1)
+        .contains("name=db outcome=served"));
+}
+
+#[test]
+fn encrypted_fetch_and_key_string_file_interop() {
+    let d = TempDir::new("keys");
+    let key_lf = d.write("k1", b"my-aes-key\n");
+    let key_crlf = d.write("k2", b"my-aes-key\r\n");
+    let pw = d.write("pw", format!("{PW}\n").as_bytes());
+    // Server with the key string, clients with key files (and the reverse).
+    let s = Server::start(&[
+        "--password-file",
+        &pw,
+        "-S",
+        "db=v1",
+        "--encryption-key",
+        "my-aes-key",
+    ]);
+    for key in [&key_lf, &key_crlf] {
+        let o = send(
+            s.port,
+            &[
+                "--password-file",
+                &pw,
+                "--request_secrets",
+                "db",
+                "--encryption-key-file",
+                key,
+            ],
+        );
+        assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+        assert_eq!(stdout(&o), "v1\n");
+        assert!(
+            !stderr(&o).contains("warning"),
+            "no warning expected: {}",
+            stderr(&o)
+        );
+    }
+    let s2 = Server::start(&[
+        "--password-file",
+        &pw,
+        "-S",
+        "db=v2",
+        "--encryption-key-file",
+        &key_lf,
+    ]);
+    let o = send(
+        s2.port,
+        &[
+            "--password-file",
+            &pw,
+            "--request_secrets",
+            "db",
+            "--encryption-key",
+            "my-aes-key",
+        ],
+    );
+    assert_eq!(
+        (o.status.code(), stdout(&o).as_str()),
+        (Some(0), "v2\n"),
+        "{}",
+        stderr(&o)
+    );
+    // The file beats the string on the client.
+    let o = send(
+        s2.port,
+        &[
+            "--password-file",
+            &pw,
+            "--request_secrets",
+            "db",
+            "--encryption-key",
+            "wrong",
+            "--encryption-key-file",
+            &key_crlf,
+        ],
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+}
+
+#[test]
+fn mismatched_keys_and_mixed_modes_fail_loudly() {
+    let d = TempDir::new("mismatch");
+    let out = d.path("db");
+    std::fs::write(&out, "old").unwrap();
+    let out_s = out.to_str().unwrap();
+    let s = Server::start(&[
+        "--password",
+        PW,
+        "-S",
+        "db=v",
+        "--encryption-key",
+        "server-key",
+    ]);
+    let cases: [&[&str]; 3] = [&["--encryption-key", "client-key"], &["--insecure"], &[]];
+    for extra in cases {
+        let mut args = vec![
+            "--password",
+            PW,
+            "--request_secrets",
+            "db",
+            "--timeout",
+            "1",
+            "--file-output",
+            out_s,
+        ];
+        args.extend_from_slice(extra);
+        let o = send(s.port, &args);
+        assert_eq!(o.status.code(), Some(1), "{extra:?}: {}", stderr(&o));
+        assert!(stderr(&o).contains("encryption key"), "{}", stderr(&o));
+        assert_eq!(std::fs::read(&out).unwrap(), b"old");
+    }
+    assert!(
+        s.wait_log("outcome=undecryptable", 3)
+            .matches("outcome=undecryptable")
+            .count()
+            >= 3
+    );
+    // Client encrypts, server plaintext.
+    let p = Server::start(&[
+        "--password",
+        PW,
+        "-S",
+        "db=v",
+        "--insecure",
+        "--max-failures",
+        "0",
+    ]);
+    let o = send(
+        p.port,
+        &[
+            "--password",
+            PW,
+            "--request_secrets",
+            "db",
+            "--timeout",
+            "1",
+            "--encryption-key",
+            "k",
+        ],
+    );
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(
+        p.wait_log("outcome=", 1).contains("outcome=malformed"),
+        "{}",
+        p.log()
+    );
+    assert_eq!(d.entries(), ["db"]);
+}
+
+#[test]
+fn wrong_password_and_not_found() {
+    let s = Server::start(&["--password", PW, "-S", "db=v", "--encryption-key", "k"]);
+    let o = send(
+        s.port,
+        &[
+            "--password",
+            "nope",
+            "--request_secrets",
+            "db",
+            "--encryption-key",
+            "k",
+            "--timeout",
+            "1",
+        ],
+    );
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("password"), "{}", stderr(&o));
+    assert!(s
+        .wait_log("outcome=wrong-password", 1)
+        .contains("outcome=wrong-password"));
+    let o = send(
+        s.port,
+        &[
+            "--password",
+            PW,
+            "--request_secrets",
+            "other",
+            "--encryption-key",
+            "k",
+        ],
+    );
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).contains("no secret named \"other\""),
+        "{}",
+        stderr(&o)
+    );
+    assert_eq!(stdout(&o), "", "Not found is never output as a value");
+    assert!(s
+        .wait_log("outcome=not-found", 1)
+        .contains("name=other outcome=not-found"));
+}
+
+#[test]
+fn fallback_used_when_primary_down_and_preferred_afterwards() {
+    // The server listens on 127.0.0.1 only, so 127.0.0.2 on the same port refuses.
+    let s = Server::start(&[
+        "--password",
+        PW,
+        "-S",
+        "a=1",
+        "-S",
+        "b=2",
+        "--encryption-key",
+        "k",
+    ]);
+    let port = s.port.to_string();
+    let o = run(&[
+        "send",
+        "--server",
+        "127.0.0.2",
+        "--fallbacks",
+        "127.0.0.3, 127.0.0.1",
+        "--port",
+        &port,
+        "--password",
+        PW,
+        "--request_secrets",
+        "a,b",
+        "--encryption-key",
+        "k",
+        "--verbose",
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(stdout(&o), "1\n2\n");
+    let err = stderr(&o);
+    assert_eq!(err.matches("fetching a from 127.0.0.2").count(), 1, "{err}");
+    assert_eq!(
+        err.matches("fetching b from 127.0.0.2").count(),
+        0,
+        "answered server first: {err}"
+    );
+    assert_eq!(err.matches("fetching b from 127.0.0.1").count(), 1, "{err}");
+}
+
+#[test]
+fn retries_until_a_late_server_comes_up() {
+    let port = free_port();
+    let p = port.to_string();
+    let client = std::thread::spawn(move || {
+        let t = Instant::now();
+        let o = run(&[
+            "send",
+            "--server",
+            "127.0.0.1",
+            "--port",
+            &p,
+            "--password",
+            PW,
+            "--request_secrets",
+            "db",
+            "--timeout",
+            "20",
+        ]);
+        (o, t.elapsed())
+    });
+    std::thread::sleep(Duration::from_millis(1500));
+    let _s = Server::start_on(
+        "127.0.0.1",
+        &port.to_string(),
+        &["--password", PW, "-S", "db=late"],
+    );
+    let (o, took) = client.join().unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(stdout(&o), "late\n");
+    assert!(
+        took >= Duration::from_millis(1400),
+        "it really waited: {took:?}"
+    );
+}
+
+#[test]
+fn all_servers_down_gives_one_line_per_failure_and_exit_1() {
+    let port = free_port().to_string();
+    let t = Instant::now();
+    let o = run(&[
+        "send",
+        "--server",
+        "127.0.0.1",
+        "--fallbacks",
+        "127.0.0.2",
+        "--port",
+        &port,
+        "--password",
+        PW,
+        "--request_secrets",
+        "db",
+        "--timeout",
+        "1.5",
+    ]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(t.elapsed() < Duration::from_secs(10));
+    let err = stderr(&o);
+    assert!(
+        err.contains(&format!("server 127.0.0.1:{port} refused the connection")),
+        "{err}"
+    );
+    assert!(
+        err.contains(&format!("server 127.0.0.2:{port} refused the connection")),
+        "{err}"
+    );
+    assert!(err.contains("could not fetch secret \"db\""), "{err}");
+}
+
+#[test]
+fn multi_secret_output_stdout_and_file() {
+    let d = TempDir::new("multi");
+    let s = Server::start(&[
+        "--password",
+        PW,
+        "-S",
+        "a=first",
+        "-S",
+        "b=second",
+        "-S",
+        "c=third value",
+    ]);
+    let o = send(s.port, &["--password", PW, "--request_secrets", "a b,c"]);
+    assert_eq!(stdout(&o), "first\nsecond\nthird value\n");
+    let out = d.path("all");
+    let o = send(
+        s.port,
+        &[
+            "--password",
+            PW,
+            "--request-secrets",
+            "a,c",
+            "--file-output",
+            out.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(std::fs::read(&out).unwrap(), b"first\nthird value");
+    assert_eq!(mode(&out), 0o400);
+}
+
+#[test]
+fn file_output_mode_atomic_replacement_and_no_leftovers() {
+    use std::os::unix::fs::MetadataExt;
+    let d = TempDir::new("atomic");
+    let s = Server::start(&[
+        "--password",
+        PW,
+        "-S",
+        "db=new-value",
+        "--secret-file",
+        &format!("bin={}", d.write("src", b"\x00\xff\nraw")),
+    ]);
+    let out = d.path("db");
+    std::fs::write(&out, "old").unwrap();
+    let ino = std::fs::metadata(&out).unwrap().ino();
+    let o = send(
+        s.port,
+        &[
+            "--password",
+            PW,
+            "--request_secrets",
+            "db",
+            "--file-output",
+            out.to_str().unwrap(),
+            "--mode",
+            "0440",
+            "--owner",
+            "0",
+            "--group",
+            "root",
+        ],
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(std::fs::read(&out).unwrap(), b"new-value");
+    assert_eq!(mode(&out), 0o440);
+    assert_ne!(
+        std::fs::metadata(&out).unwrap().ino(),
+        ino,
+        "replaced by rename, not rewritten in place"
+    );
+    assert_eq!(d.entries(), ["db", "src"]);
+    // Binary values from --secret-file arrive byte for byte.
+    let bin = d.path("bin");
+    let o = send(
+        s.port,
+        &[
+            "--password",
+            PW,
+            "--request_secrets",
+            "bin",
+            "--file-output",
+            bin.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(std::fs::read(&bin).unwrap(), b"\x00\xff\nraw");
+    // A missing output directory is created.
+    let nested = d.path("sub/dir/x");
+    let o = send(
+        s.port,
+        &[
+            "--password",
+            PW,
+            "--request_secrets",
+            "db",
+            "--file-output",
+            nested.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(std::fs::read(&nested).unwrap(), b"new-value");
+}
+
+#[test]
+fn old_file_intact_after_every_failure_kind() {
+    let d = TempDir::new("intact");
+    let s = Server::start(&[
+        "--password",
+        PW,
+        "-S",
+        "db=v",
+        "--encryption-key",
+        "k",
+        "--max-failures",
+        "0",
+    ]);
+    let out = d.path("db");
+    std::fs::write(&out, "precious").unwrap();
+    let o_s = out.to_str().unwrap();
+    let port = s.port.to_string();
+    let down = free_port().to_string();
+    let cases: Vec<Vec<&str>> = vec![
+        vec![
+            "--server",
+            "127.0.0.1",
+            "--port",
+            &port,
+            "--password",
+            "wrong",
+            "--encryption-key",
+            "k",
+        ],
+        vec![
+            "--server",
+            "127.0.0.1",
+            "--port",
+            &port,
+            "--password",
+            PW,
+            "--encryption-key",
+            "other",
+        ],
+        vec![
+            "--server",
+            "127.0.0.1",
+            "--port",
+            &down,
+            "--password",
+            PW,
+            "--encryption-key",
+            "k",
+        ],
+    ];
+    for c in &cases {
+        let mut a = vec![
+            "send",
+            "--request_secrets",
+            "db",
+            "--timeout",
+            "1",
+            "--file-output",
+            o_s,
+        ];
+        a.extend_from_slice(c);
+        let o = run(&a);
+        assert_eq!(o.status.code(), Some(1), "{c:?}: {}", stderr(&o));
+        assert_eq!(std::fs::read(&out).unwrap(), b"precious", "{c:?}");
+    }
+    // One of two names missing: nothing is written.
+    let o = run(&[
+        "send",
+        "--server",
+        "127.0.0.1",
+        "--port",
+        &port,
+        "--password",
+        PW,
+        "--encryption-key",
+        "k",
+        "--request_secrets",
+        "db missing",
+        "--file-output",
+        o_s,
+    ]);
+    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(std::fs::read(&out).unwrap(), b"precious");
+    // An unknown owner is a usage error before anything is fetched.
+    let o = run(&[
+        "send",
+        "--server",
+        "127.0.0.1",
+        "--port",
+        &port,
+        "--password",
+        PW,
+        "--encryption-key",
+        "k",
+        "--request_secrets",
+        "db",
+        "--file-output",
+        o_s,
+        "--owner",
+        "no-such-user-xyz",
+    ]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("no such user"), "{}", stderr(&o));
+    assert_eq!(std::fs::read(&out).unwrap(), b"precious");
+    assert_eq!(d.entries(), ["db"], "no temporary files left");
+}
+
+#[test]
+fn no_secret_password_or_key_in_any_log_line() {
+    let value = "VALUE-7d1f3a";
+    let pw = "PASSWORD-9c2e4b with space";
+    let key = "KEY-5a8b6c";
+    let d = TempDir::new("logs");
+    let pwf = d.write("pw", pw.as_bytes());
+    let s = Server::start(&[
+        "--password-file",
+        &pwf,
+        "-S",
+        &format!("db={value}"),
+        "--encryption-key",
+        key,
+        "--verbose",
+    ]);
+    let ok = send(
+        s.port,
+        &[
+            "--password-file",
+            &pwf,
+            "--request_secrets",
+            "db",
+            "--encryption-key",
+            key,
+            "--verbose",
+            "--file-output",
+            d.path("o").to_str().unwrap(),
+        ],
+    );
+    assert_eq!(ok.status.code(), Some(0), "{}", stderr(&ok));
+    // The password contains a space: a wrong one must not leak its tail as a "name".
+    let bad = send(
+        s.port,
+        &[
+            "--password",
+            "PASSWORD-9c2e4b wrongtail",
+            "--request_secrets",
+            "db",
+            "--encryption-key",
+            key,
+            "--verbose",
+            "--timeout",
+            "1",
+        ],
+    );
+    let nf = send(
+        s.port,
+        &[
+            "--password-file",
+            &pwf,
+            "--request_secrets",
+            "nope",
+            "--encryption-key",
+            key,
+            "--verbose",
+        ],
+    );
+    let log = s.wait_log("peer=", 3);
+    for text in [
+        log.as_str(),
+        &stderr(&ok),
+        &stdout(&ok),
+        &stderr(&bad),
+        &stderr(&nf),
+    ] {
+        for needle in [value, "PASSWORD-9c2e4b", "with space", "wrongtail", key] {
+            assert!(!text.contains(needle), "{needle:?} leaked into: {text}");
+        }
+    }
+}
+
+#[test]
+fn authorized_ips_checked_before_reading() {
+    let s = Server::start(&["--password", PW, "-S", "db=v", "-a", "10.0.0.0/8,fd00::/8"]);
+    let o = send(
+        s.port,
+        &[
+            "--password",
+            PW,
+            "--request_secrets",
+            "db",
+            "--timeout",
+            "1",
+        ],
+    );
+    assert_eq!(o.status.code(), Some(1));
+    assert!(s
+        .wait_log("outcome=denied", 1)
+        .contains("outcome=denied (not in --authorized-ips)"));
+    assert!(
+        !s.log().contains("wrong-password"),
+        "the request was never read"
+    );
+    let s = Server::start(&[
+        "--password",
+        PW,
+        "-S",
+        "db=v",
+        "-a",
+        "10.0.0.0/8",
+        "--authorized-ips",
+        "127.0.0.1",
+    ]);
+    let o = send(s.port, &["--password", PW, "--request_secrets", "db"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+}
+
+#[test]
+fn ipv4_mapped_peer_on_dual_stack_listener_matches_ipv4_network() {
+    if std::net::TcpListener::bind("[::1]:0").is_err() {
+        eprintln!("SKIP: no IPv6 on this machine's loopback");
+        return;
+    }
+    let s = Server::start_on(
+        "::",
+        "0",
+        &["--password", PW, "-S", "db=v6", "-a", "127.0.0.0/8"],
+    );
+    let o = send(s.port, &["--password", PW, "--request_secrets", "db"]);
+    assert_eq!(
+        (o.status.code(), stdout(&o).as_str()),
+        (Some(0), "v6\n"),
+        "{}",
+        stderr(&o)
+    );
+    // ::1 is not in 127.0.0.0/8.
+    let port = s.port.to_string();
+    let o = run(&[
+        "send",
+        "--server",
+        "::1",
+        "--port",
+        &port,
+        "--password",
+        PW,
+        "--request_secrets",
+        "db",
+        "--timeout",
+        "1",
+    ]);
+    assert_eq!(o.status.code(), Some(1));
+    let s6 = Server::start_on(
+        "::1",
+        "0",
+        &["--password", PW, "-S", "db=v6", "-a", "::1/128"],
+    );
+    let port = s6.port.to_string();
+    let o = run(&[
+        "send",
+        "--server",
+        "[::1]",
+        "--port",
+        &port,
+        "--password",
+        PW,
+        "--request_secrets",
+        "db",
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+}
+
+/// Hand-built bytes, independent of the crate's encoder: header and body in separate segments
+/// with pauses, then the client closes its write side before reading.
+#[test]
+fn request_in_pieces_and_half_close() {
+    let s = Server::start(&["--password", PW, "-S", "db=pieces"]);
+    let mut c = TcpStream::connect(("127.0.0.1", s.port)).unwrap();
+    c.set_nodelay(true).unwrap();
+    let body = format!("{PW} db\n");
+    let len = (body.len() as u32).to_be_bytes();
+    c.write_all(&len[..2]).unwrap();
+    std::thread::sleep(Duration::from_millis(100));
+    c.write_all(&len[2..]).unwrap();
+    for chunk in body.as_bytes().chunks(5) {
+        std::thread::sleep(Duration::from_millis(30));
+        c.write_all(chunk).unwrap();
+    }
+    c.shutdown(std::net::Shutdown::Write).unwrap();
+    let mut resp = Vec::new();
+    c.read_to_end(&mut resp).unwrap();
+    assert_eq!(resp, b"\x00\x00\x00\x06pieces");
+}
+
+#[test]
+fn server_refuses_bad_configuration_with_exit_2() {
+    let d = TempDir::new("badcfg");
+    let port = free_port().to_string();
+    let cases: Vec<(Vec<String>, &str)> = vec![
+        (vec![], "no password"),
+        (
+            vec![
+                "--password-file".into(),
+                d.path("missing").to_str().unwrap().into(),
+            ],
+            "cannot read password file",
+        ),
+        (
+            vec![
+                "--password".into(),
+                "p".into(),
+                "--secret-file".into(),
+                format!("x={}", d.path("nope").display()),
+            ],
+            "secret file",
+        ),
+        (
+            vec![
+                "--password".into(),
+                "p".into(),
+                "-a".into(),
+                "10.0.0.0/99".into(),
+            ],
+            "--authorized-ips",
+        ),
+        (
+            vec![
+                "--password".into(),
+                "p".into(),
+                "-S".into(),
+                "../x=1".into(),
+            ],
+            "invalid secret name",
+        ),
+        (
+            vec![
+                "--password".into(),
+                "p".into(),
+                "-S".into(),
+                "a=1".into(),
+                "-S".into(),
+                "a=2".into(),
+            ],
+            "given twice",
+        ),
+        (
+            vec![
+                "--password".into(),
+                "p".into(),
+                "-S".into(),
+                "a=Not found".into(),
+            ],
+            "Not found",
+        ),
+        (
+            vec![
+                "--password".into(),
+                "p".into(),
+                "--encryption-key-file".into(),
+                d.path("nokey").to_str().unwrap().into(),
+            ],
+            "encryption key file",
+        ),
+        (
+            vec!["--password".into(), "p".into(), "--bogus".into()],
+            "unknown flag --bogus",
+        ),
+    ];
+    for (extra, want) in cases {
+        let mut a: Vec<&str> = vec!["receive", "--server", "127.0.0.1", "--port", &port];
+        a.extend(extra.iter().map(String::as_str));
+        let o = run(&a);
+        assert_eq!(o.status.code(), Some(2), "{extra:?}: {}", stderr(&o));
+        let err = stderr(&o);
+        assert!(err.contains(want), "{extra:?}: want {want:?} in {err}");
+        assert_eq!(
+            err.lines().filter(|l| !l.contains("warning")).count(),
+            1,
+            "one line: {err}"
+        );
+    }
+    // Bind error: the port is taken.
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let tp = taken.local_addr().unwrap().port().to_string();
+    let o = run(&[
+        "receive",
+        "--server",
+        "127.0.0.1",
+        "--port",
+        &tp,
+        "--password",
+        "p",
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("cannot listen on"), "{}", stderr(&o));
+}
+
+#[test]
+fn usage_help_version_exit_codes() {
+    let o = run(&["send", "--help"]);
+    assert_eq!(o.status.code(), Some(0));
+    assert!(stdout(&o).contains("--request_secrets"));
+    for sub in ["receive", "ask-password", "copy-password", "keygen"] {
+        assert_eq!(run(&[sub, "--help"]).status.code(), Some(0), "{sub}");
+    }
+    let o = run(&["--version"]);
+    assert_eq!(
+        stdout(&o),
+        format!("netsecrets {}\n", env!("CARGO_PKG_VERSION"))
+    );
+    let o = run(&[
+        "send",
+        "--server",
+        "h",
+        "--request_secrets",
+        "a",
+        "--frobnicate",
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    assert_eq!(
+        stderr(&o),
+        "netsecrets: unknown flag --frobnicate (see --help)\n"
+    );
+    let o = run(&["send", "--server", "127.0.0.1"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("--request_secrets"));
+    assert_eq!(run(&[]).status.code(), Some(2));
+}
+
+#[test]
+fn environment_variables_configure_the_client() {
+    let s = Server::start(&["--password", PW, "-S", "a=1", "-S", "b=2"]);
+    let d = TempDir::new("env");
+    let pwf = d.write("pw", format!("{PW}\n").as_bytes());
+    let o = std::process::Command::new(BIN)
+        .arg("send")
+        .env("NETSECRETS_SERVER", "127.0.0.2")
+        .env("NETSECRETS_FALLBACKS", "127.0.0.1")
+        .env("NETSECRETS_PORT", s.port.to_string())
+        .env("NETSECRETS_PASSWORD_FILE", &pwf)
+        .env("NETSECRETS_REQUEST_SECRETS", "a b")
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(stdout(&o), "1\n2\n");
+    assert!(
+        !stderr(&o).contains("visible"),
+        "a password file draws no process-list warning"
+    );
+}
+
+#[test]
+fn copy_password_and_keygen() {
+    let d = TempDir::new("initrd");
+    let from = d.write("pw", b"typed-password");
+    let to = d.path("secrets/netsecrets-password");
+    let o = run(&[
+        "copy-password",
+        "--from",
+        &from,
+        "--to",
+        to.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(std::fs::read(&to).unwrap(), b"typed-password");
+    assert_eq!(mode(&to), 0o400);
+    assert_eq!(mode(&d.path("secrets")), 0o751);
+    let o = run(&[
+        "copy-password",
+        "--from",
+        d.path("absent").to_str().unwrap(),
+        "--to",
+        to.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).contains("did netsecrets-ask-password.service run"),
+        "{}",
+        stderr(&o)
+    );
+    assert_eq!(std::fs::read(&to).unwrap(), b"typed-password");
+
+    let o = run(&["keygen"]);
+    let k = stdout(&o);
+    assert_eq!(k.len(), 65);
+    assert!(k[..64].bytes().all(|b| b.is_ascii_hexdigit()) && k.ends_with('\n'));
+    assert_ne!(k, stdout(&run(&["keygen"])));
+    let kf = d.path("key");
+    assert_eq!(
+        run(&["keygen", "--output", kf.to_str().unwrap()])
+            .status
+            .code(),
+        Some(0)
+    );
+    assert_eq!(mode(&kf), 0o400);
+    let first = std::fs::read(&kf).unwrap();
+    let o = run(&["keygen", "--output", kf.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("never overwrites"));
+    assert_eq!(std::fs::read(&kf).unwrap(), first);
+    // The generated key file works on both sides.
+    let s = Server::start(&[
+        "--password",
+        PW,
+        "-S",
+        "db=k",
+        "--encryption-key-file",
+        kf.to_str().unwrap(),
+    ]);
+    let o = send(
+        s.port,
+        &[
+            "--password",
+            PW,
+            "--request_secrets",
+            "db",
+            "--encryption-key-file",
+            kf.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(stdout(&o), "k\n", "{}", stderr(&o));
+}
+
+/// A pseudo-terminal stands in for /dev/console: the prompt must appear with echo already off
+/// (the typed password never comes back on the terminal), an empty answer re-asks, and the
+/// password lands atomically with mode 0400.
+#[test]
+fn ask_password_on_a_pty_without_echo() {
+    use std::os::fd::FromRawFd;
+    let d = TempDir::new("ask");
+    // SAFETY: plain libc calls on a descriptor this test owns; ptsname_r writes into `buf`.
+    let (master, pts) = unsafe {
+        let fd = libc::posix_openpt(libc::O_RDWR | libc::O_NOCTTY);
+        assert!(fd >= 0);
+        assert_eq!(libc::grantpt(fd), 0);
+        assert_eq!(libc::unlockpt(fd), 0);
+        let mut buf = [0 as libc::c_char; 64];
+        assert_eq!(libc::ptsname_r(fd, buf.as_mut_ptr(), buf.len()), 0);
+        let name = std::ffi::CStr::from_ptr(buf.as_ptr())
+            .to_str()
+            .unwrap()
+            .to_owned();
+        (std::fs::File::from_raw_fd(fd), name)
+    };
+    let out = d.path("run/netsecrets-password");
+    let mut child = std::process::Command::new(BIN)
+        .args([
+            "ask-password",
+            "--tty",
+            &pts,
+            "--output",
+            out.to_str().unwrap(),
+            "--prompt",
+            "PW? ",
+        ])
+        .stdin(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (tx, rx) = std::sync::mpsc::channel::<Vec<u8>>();
+    let mut reader = master.try_clone().unwrap();
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 256];
+        while let Ok(n) = reader.read(&mut buf) {
+            if n == 0 || tx.send(buf[..n].to_vec()).is_err() {
+                break;
+            }
+        }
+    });
+    let mut seen = Vec::new();
+    let wait_for_prompts = |n: usize, seen: &mut Vec<u8>| {
+        let end = Instant::now() + Duration::from_secs(20);
+        while seen.windows(4).filter(|w| w == b"PW? ").count() < n {
+            match rx.recv_timeout(Duration::from_millis(100)) {
+                Ok(b) => seen.extend(b),
+                Err(_) if Instant::now() > end => {
+                    panic!("no prompt: {:?}", String::from_utf8_lossy(seen))
+                }
+                Err(_) => {}
+            }
+        }
+    };
+    let mut w = master;
+    wait_for_prompts(1, &mut seen);
+    w.write_all(b"\n").unwrap();
+    wait_for_prompts(2, &mut seen);
+    w.write_all(b"typed pass\n").unwrap();
+    let end = Instant::now() + Duration::from_secs(20);
+    while matches!(child.try_wait(), Ok(None)) && Instant::now() < end {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = child.kill();
+    let status = child.wait().unwrap();
+    while let Ok(b) = rx.recv_timeout(Duration::from_millis(200)) {
+        seen.extend(b);
+    }
+    assert!(status.success(), "ask-password failed");
+    assert_eq!(std::fs::read(&out).unwrap(), b"typed pass");
+    assert_eq!(mode(&out), 0o400);
+    let shown = String::from_utf8_lossy(&seen);
+    assert!(
+        !shown.contains("typed"),
+        "the password was echoed: {shown:?}"
+    );
+}
