@@ -125,6 +125,7 @@ class Procs:
     def __init__(self):
         self.procs = []
         self.files = []
+        self.logs = []  # server log files, removed after the test (NETSECRETS_HOSTILE_KEEP_LOGS=1 keeps them)
 
     def add(self, p):
         self.procs.append(p)
@@ -147,6 +148,14 @@ class Procs:
                 f.close()
             except OSError:
                 pass
+        self.files = []
+        if not os.environ.get("NETSECRETS_HOSTILE_KEEP_LOGS"):
+            for p in self.logs:
+                try:
+                    os.unlink(p)
+                except OSError:
+                    pass
+        self.logs = []
 
 
 class Server:
@@ -154,9 +163,10 @@ class Server:
 
     def __init__(self, procs, args, netns=None, port=0, host="127.0.0.1", secrets=None,
                  key=KEY, password=PASSWORD, wait=True, extra_env=None):
-        self.log_path = tempfile.mktemp(prefix="netsecrets-hostile-srv-", suffix=".log")
-        self.logf = open(self.log_path, "wb")
+        fd, self.log_path = tempfile.mkstemp(prefix="netsecrets-hostile-srv-", suffix=".log")
+        self.logf = os.fdopen(fd, "wb")
         procs.files.append(self.logf)
+        procs.logs.append(self.log_path)
         cmd = [BIN, "receive", "--server", host, "--port", str(port)]
         if password is not None:
             cmd += ["--password", password]
