@@ -1,0 +1,211 @@
+#!/usr/bin/env python3
+"""Wire-format interoperability with an independent implementation.
+
+This file speaks the netsecrets protocol from the spec alone (Python's struct, hashlib and the
+`cryptography` package's AESGCM), never through the Rust code, in both directions:
+
+  * a Python client against `netsecrets receive` (plaintext and AES, key string and key file);
+  * `netsecrets send` against a Python server (plaintext and AES), which also checks the exact
+    request bytes the Rust client puts on the wire.
+
+Usage: tests/interop.py [path/to/netsecrets]   Last line: "N passed, N failed".
+"""
+import hashlib
+import os
+import socket
+import struct
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+BIN = sys.argv[1] if len(sys.argv) > 1 else os.environ.get(
+    "NETSECRETS_BIN", os.path.join(os.path.dirname(__file__), "..", "target", "x86_64-unknown-linux-musl", "release", "netsecrets"))
+
+
+def key_of(material: bytes) -> bytes:
+    return hashlib.sha256(material).digest()
+
+
+def seal(key, plaintext: bytes) -> bytes:
+    if key is None:
+        return plaintext
+    nonce = os.urandom(12)
+    return nonce + AESGCM(key).encrypt(nonce, plaintext, None)
+
+
+def open_(key, payload: bytes) -> bytes:
+    if key is None:
+        return payload
+    return AESGCM(key).decrypt(payload[:12], payload[12:], None)
+
+
+def frame(payload: bytes) -> bytes:
+    return struct.pack(">I", len(payload)) + payload
+
+
+def recv_exact(sock, n):
+    buf = b""
+    while len(buf) < n:
+        chunk = sock.recv(n - len(buf))
+        if not chunk:
+            raise EOFError(f"closed after {len(buf)} of {n} bytes")
+        buf += chunk
+    return buf
+
+
+def recv_frame(sock):
+    (n,) = struct.unpack(">I", recv_exact(sock, 4))
+    return recv_exact(sock, n)
+
+
+def py_request(port, key, password: bytes, name: bytes):
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+        s.sendall(frame(seal(key, password + b" " + name)))
+        return open_(key, recv_frame(s))
+
+
+class RustServer:
+    def __init__(self, *args):
+        self.proc = subprocess.Popen([BIN, "receive", "--server", "127.0.0.1", "--port", "0", *args],
+                                     stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        self.port = None
+        deadline = time.time() + 20
+        while time.time() < deadline:
+            line = self.proc.stderr.readline().decode()
+            if line.startswith("netsecrets: listening on "):
+                self.port = int(line.rsplit(":", 1)[1])
+                break
+            if not line and self.proc.poll() is not None:
+                break
+        if self.port is None:
+            self.close()
+            raise RuntimeError("server did not start")
+        threading.Thread(target=lambda: [None for _ in self.proc.stderr], daemon=True).start()
+
+    def close(self):
+        self.proc.kill()
+        self.proc.wait()
+
+
+class PyServer:
+    """A one-request-per-connection server written from the spec."""
+
+    def __init__(self, key, password: bytes, secrets: dict):
+        self.key, self.password, self.secrets = key, password, secrets
+        self.requests = []
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(8)
+        self.sock.settimeout(0.2)
+        self.port = self.sock.getsockname()[1]
+        self.stop = False
+        self.thread = threading.Thread(target=self.loop, daemon=True)
+        self.thread.start()
+
+    def loop(self):
+        while not self.stop:
+            try:
+                conn, _ = self.sock.accept()
+            except socket.timeout:
+                continue
+            with conn:
+                conn.settimeout(5)
+                try:
+                    raw = recv_frame(conn)
+                    self.requests.append(raw)
+                    text = open_(self.key, raw).rstrip()
+                    pw, _, name = text.rpartition(b" ")
+                    if pw != self.password:
+                        continue  # close without a response
+                    conn.sendall(frame(seal(self.key, self.secrets.get(name, b"Not found"))))
+                except Exception:
+                    pass
+
+    def close(self):
+        self.stop = True
+        self.thread.join()
+        self.sock.close()
+
+
+def rust_send(port, *args):
+    return subprocess.run([BIN, "send", "--server", "127.0.0.1", "--port", str(port), *args],
+                          stdin=subprocess.DEVNULL, capture_output=True, timeout=60)
+
+
+RESULTS = []
+
+
+def check(name, cond, detail=""):
+    RESULTS.append(bool(cond))
+    print(("PASS " if cond else "FAIL ") + name + ("" if cond else f": {detail}"))
+
+
+def main():
+    value = b"v\x00\xff\nbinary"
+    with tempfile.TemporaryDirectory() as d:
+        secret_file = os.path.join(d, "bin")
+        with open(secret_file, "wb") as f:
+            f.write(value)
+        keyfile = os.path.join(d, "key")
+        with open(keyfile, "wb") as f:
+            f.write(b"shared key\n")
+
+        # Python client -> Rust server.
+        for label, args, key in [
+            ("plaintext", ["--insecure"], None),
+            ("AES key string", ["--encryption-key", "shared key"], key_of(b"shared key")),
+            ("AES key file", ["--encryption-key-file", keyfile], key_of(b"shared key")),
+        ]:
+            srv = RustServer("--password", "pass word", "-S", "db=hello", "--secret-file", f"bin={secret_file}", *args)
+            try:
+                r = py_request(srv.port, key, b"pass word", b"db")
+                check(f"python client -> rust server, {label}: value", r == b"hello", r)
+                r = py_request(srv.port, key, b"pass word", b"bin")
+                check(f"python client -> rust server, {label}: binary value", r == value, r)
+                r = py_request(srv.port, key, b"pass word", b"nope\n")
+                check(f"python client -> rust server, {label}: Not found", r == b"Not found", r)
+                try:
+                    r = py_request(srv.port, key, b"wrong", b"db")
+                    check(f"python client -> rust server, {label}: wrong password closes", False, r)
+                except EOFError:
+                    check(f"python client -> rust server, {label}: wrong password closes", True)
+            finally:
+                srv.close()
+
+        # Rust client -> Python server.
+        for label, args, key in [
+            ("plaintext", ["--insecure"], None),
+            ("AES key string", ["--encryption-key", "shared key"], key_of(b"shared key")),
+            ("AES key file", ["--encryption-key-file", keyfile], key_of(b"shared key")),
+        ]:
+            srv = PyServer(key, b"pass word", {b"a": b"alpha", b"bin": value})
+            try:
+                out = os.path.join(d, f"out-{len(RESULTS)}")
+                p = rust_send(srv.port, "--password", "pass word", "--request_secrets", "a bin", "--file-output", out, *args)
+                got = open(out, "rb").read() if os.path.exists(out) else None
+                check(f"rust client -> python server, {label}: values", p.returncode == 0 and got == b"alpha\n" + value,
+                      (p.returncode, got, p.stderr))
+                req = open_(key, srv.requests[0]) if srv.requests else None
+                check(f"rust client -> python server, {label}: request bytes", req == b"pass word a", req)
+                if key is not None:
+                    raw = srv.requests[0]
+                    check(f"rust client -> python server, {label}: nonce+ct+tag layout", len(raw) == 12 + len(b"pass word a") + 16, len(raw))
+                    check(f"rust client -> python server, {label}: fresh nonces",
+                          len(srv.requests) == 2 and srv.requests[0][:12] != srv.requests[1][:12])
+                p = rust_send(srv.port, "--password", "pass word", "--request_secrets", "missing", *args)
+                check(f"rust client -> python server, {label}: Not found is an error",
+                      p.returncode == 1 and p.stdout == b"" and b"no secret named" in p.stderr, (p.returncode, p.stdout, p.stderr))
+            finally:
+                srv.close()
+
+    failed = RESULTS.count(False)
+    print(f"{len(RESULTS) - failed} passed, {failed} failed")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
