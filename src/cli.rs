@@ -642,11 +642,11 @@ fn seconds(s: &str) -> Result<Duration> {
     s.trim()
         .parse::<f64>()
         .ok()
-        .filter(|v| v.is_finite() && *v > 0.0 && *v <= 86_400.0)
+        .filter(|v| v.is_finite() && (0.01..=86_400.0).contains(v))
         .map(Duration::from_secs_f64)
         .ok_or_else(|| {
             Error::usage(format!(
-                "invalid --timeout {s:?}: expected seconds, e.g. 30 or 0.5 (at most 86400)"
+                "invalid --timeout {s:?}: expected seconds from 0.01 to 86400, e.g. 30 or 0.5"
             ))
         })
 }

@@ -2,12 +2,16 @@
 //! one address, and a lockout for addresses that keep failing authentication.
 //!
 //! The accept loop asks [`Gate::admit`] before a connection reaches a worker; a [`Permit`] gives
-//! its slot back when dropped. Addresses are grouped as the attacker controls them: one IPv4
+//! its slot back when dropped. When every slot is taken, [`Pending`] lets the server close the
+//! oldest connection that has not yet delivered a whole request, so that many idle connections
+//! from many addresses cannot keep an honest client (whose request arrives at once) out. Addresses are grouped as the attacker controls them: one IPv4
 //! address, or one IPv6 /64. Every table here is bounded, so an attacker with many addresses
 //! costs memory proportional to the bound, not to the attack.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
+use std::os::fd::RawFd;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -119,25 +123,34 @@ impl Gate {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Admits a connection from `ip`, or says why not.
-    pub fn admit(self: &Arc<Gate>, ip: IpAddr, now: Instant) -> Result<Permit, Refusal> {
+    /// Admits a connection from `ip`, or says why not. With `over_cap`, up to twice
+    /// `--max-connections` are admitted: used right after an incomplete connection was evicted,
+    /// whose slot frees as soon as its worker sees the shutdown.
+    pub fn admit(
+        self: &Arc<Gate>,
+        ip: IpAddr,
+        now: Instant,
+        over_cap: bool,
+    ) -> Result<Permit, Refusal> {
         let source = Source::of(ip);
         let mut st = self.lock();
-        if let Some(f) = st.failures.get(&source) {
-            if let Some(until) = f.blocked_until {
-                if until > now {
-                    return Err(Refusal::LockedOut(until - now));
-                }
+        if let Some(until) = st.failures.get(&source).and_then(|f| f.blocked_until) {
+            if until > now {
+                return Err(Refusal::LockedOut(until - now));
             }
         }
-        if st.total >= self.max_total {
-            return Err(Refusal::Busy);
-        }
-        let n = st.per_source.entry(source).or_insert(0);
-        if *n >= self.max_per_source {
+        if st.per_source.get(&source).copied().unwrap_or(0) >= self.max_per_source {
             return Err(Refusal::PerSource);
         }
-        *n += 1;
+        let cap = if over_cap {
+            self.max_total.saturating_mul(2)
+        } else {
+            self.max_total
+        };
+        if st.total >= cap {
+            return Err(Refusal::Busy);
+        }
+        *st.per_source.entry(source).or_insert(0) += 1;
         st.total += 1;
         Ok(Permit {
             gate: Arc::clone(self),
@@ -191,6 +204,58 @@ impl Gate {
     }
 }
 
+/// Admitted connections whose request has not fully arrived yet, oldest first.
+///
+/// Invariant that makes [`Pending::evict_oldest`] sound: a descriptor is registered only while
+/// the `TcpStream` that owns it is alive — the owner deregisters (under this lock) before the
+/// stream is dropped — so a registered descriptor is never a closed or reused number.
+#[derive(Default)]
+pub struct Pending {
+    map: Mutex<BTreeMap<u64, RawFd>>,
+    next: AtomicU64,
+}
+
+impl Pending {
+    fn lock(&self) -> MutexGuard<'_, BTreeMap<u64, RawFd>> {
+        self.map.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Registers a connection; ids grow with accept order.
+    pub fn register(&self, fd: RawFd) -> u64 {
+        let id = self.next.fetch_add(1, Ordering::Relaxed);
+        self.lock().insert(id, fd);
+        id
+    }
+
+    /// The connection's request arrived, or the connection is about to be closed.
+    pub fn done(&self, id: u64) {
+        self.lock().remove(&id);
+    }
+
+    /// Shuts down the oldest incomplete connection (its worker's read returns at once).
+    /// Returns false when there is none.
+    pub fn evict_oldest(&self) -> bool {
+        let mut map = self.lock();
+        match map.pop_first() {
+            Some((_, fd)) => {
+                // SAFETY: `fd` is open (see the invariant above) and we hold the lock that its
+                // owner must take before closing it; shutdown() neither closes nor frees it.
+                unsafe { libc::shutdown(fd, libc::SHUT_RDWR) };
+                true
+            }
+            None => false,
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.lock().len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -203,26 +268,71 @@ mod tests {
     fn per_source_and_total_caps() {
         let g = Gate::new(3, 2, 5);
         let now = Instant::now();
-        let a1 = g.admit(ip("10.0.0.1"), now).unwrap();
-        let _a2 = g.admit(ip("::ffff:10.0.0.1"), now).unwrap();
-        assert_eq!(g.admit(ip("10.0.0.1"), now).err(), Some(Refusal::PerSource));
-        let _b = g.admit(ip("10.0.0.2"), now).unwrap();
-        assert_eq!(g.admit(ip("10.0.0.3"), now).err(), Some(Refusal::Busy));
+        let a1 = g.admit(ip("10.0.0.1"), now, false).unwrap();
+        let _a2 = g.admit(ip("::ffff:10.0.0.1"), now, false).unwrap();
+        assert_eq!(
+            g.admit(ip("10.0.0.1"), now, false).err(),
+            Some(Refusal::PerSource)
+        );
+        let _b = g.admit(ip("10.0.0.2"), now, false).unwrap();
+        assert_eq!(
+            g.admit(ip("10.0.0.3"), now, false).err(),
+            Some(Refusal::Busy)
+        );
         drop(a1);
         assert_eq!(g.active(), 2);
-        assert!(g.admit(ip("10.0.0.1"), now).is_ok());
+        assert!(g.admit(ip("10.0.0.1"), now, false).is_ok());
+    }
+
+    #[test]
+    fn over_cap_admits_up_to_twice_the_total() {
+        let g = Gate::new(1, 10, 5);
+        let now = Instant::now();
+        let _a = g.admit(ip("10.0.0.1"), now, false).unwrap();
+        assert_eq!(
+            g.admit(ip("10.0.0.2"), now, false).err(),
+            Some(Refusal::Busy)
+        );
+        let _b = g.admit(ip("10.0.0.2"), now, true).unwrap();
+        assert_eq!(
+            g.admit(ip("10.0.0.3"), now, true).err(),
+            Some(Refusal::Busy)
+        );
+    }
+
+    #[test]
+    fn pending_evicts_oldest_incomplete_connection() {
+        use std::io::Read;
+        use std::os::fd::AsRawFd;
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = l.local_addr().unwrap();
+        let _c1 = std::net::TcpStream::connect(addr).unwrap();
+        let _c2 = std::net::TcpStream::connect(addr).unwrap();
+        let (mut s1, _) = l.accept().unwrap();
+        let (s2, _) = l.accept().unwrap();
+        let p = Pending::default();
+        let id1 = p.register(s1.as_raw_fd());
+        let id2 = p.register(s2.as_raw_fd());
+        assert!(id1 < id2);
+        assert!(p.evict_oldest());
+        // The evicted side reads EOF at once instead of waiting for its deadline.
+        let mut b = [0u8; 1];
+        assert_eq!(s1.read(&mut b).unwrap(), 0);
+        p.done(id2);
+        assert!(p.is_empty());
+        assert!(!p.evict_oldest());
     }
 
     #[test]
     fn ipv6_counts_per_64() {
         let g = Gate::new(10, 1, 5);
         let now = Instant::now();
-        let _a = g.admit(ip("2001:db8::1"), now).unwrap();
+        let _a = g.admit(ip("2001:db8::1"), now, false).unwrap();
         assert_eq!(
-            g.admit(ip("2001:db8::2"), now).err(),
+            g.admit(ip("2001:db8::2"), now, false).err(),
             Some(Refusal::PerSource)
         );
-        assert!(g.admit(ip("2001:db8:0:1::1"), now).is_ok());
+        assert!(g.admit(ip("2001:db8:0:1::1"), now, false).is_ok());
     }
 
     #[test]
@@ -232,16 +342,18 @@ mod tests {
         let bad = ip("10.0.0.9");
         g.failed(bad, now);
         g.failed(bad, now);
-        assert!(g.admit(bad, now).is_ok());
+        assert!(g.admit(bad, now, false).is_ok());
         g.failed(bad, now);
-        assert!(matches!(g.admit(bad, now).err(), Some(Refusal::LockedOut(d)) if d == LOCKOUT));
-        assert!(g.admit(ip("10.0.0.8"), now).is_ok());
+        assert!(
+            matches!(g.admit(bad, now, false).err(), Some(Refusal::LockedOut(d)) if d == LOCKOUT)
+        );
+        assert!(g.admit(ip("10.0.0.8"), now, false).is_ok());
         // Lockout ends, then doubles on the next failure.
         let later = now + LOCKOUT;
-        assert!(g.admit(bad, later).is_ok());
+        assert!(g.admit(bad, later, false).is_ok());
         g.failed(bad, later);
         assert!(
-            matches!(g.admit(bad, later).err(), Some(Refusal::LockedOut(d)) if d == LOCKOUT * 2)
+            matches!(g.admit(bad, later, false).err(), Some(Refusal::LockedOut(d)) if d == LOCKOUT * 2)
         );
     }
 
@@ -253,7 +365,7 @@ mod tests {
         g.failed(a, now);
         g.succeeded(a);
         g.failed(a, now);
-        assert!(g.admit(a, now).is_ok());
+        assert!(g.admit(a, now, false).is_ok());
     }
 
     #[test]
@@ -263,6 +375,6 @@ mod tests {
         for _ in 0..100 {
             g.failed(ip("10.0.0.9"), now);
         }
-        assert!(g.admit(ip("10.0.0.9"), now).is_ok());
+        assert!(g.admit(ip("10.0.0.9"), now, false).is_ok());
     }
 }

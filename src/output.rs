@@ -146,7 +146,35 @@ pub fn write_atomic(path: &Path, data: &[u8], perms: Perms) -> io::Result<()> {
     let mut temp = write_temp(&dir, name, data, perms)?;
     fs::rename(&temp.path, path)?;
     temp.keep = true;
-    sync_dir(&dir)
+    sync_dir(&dir)?;
+    remove_stale_temps(&dir, name);
+    Ok(())
+}
+
+/// A writer killed between creating its temporary file and the rename leaves the file behind
+/// (owner-only, never at the output path). Remove such leftovers of this output once they are
+/// old enough that no live writer can own them.
+fn remove_stale_temps(dir: &Path, name: &std::ffi::OsStr) {
+    const STALE: std::time::Duration = std::time::Duration::from_secs(600);
+    let mut prefix = std::ffi::OsString::from(".");
+    prefix.push(name);
+    prefix.push(".tmp-");
+    let prefix = prefix.as_encoded_bytes();
+    let Ok(entries) = fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let file_name = entry.file_name();
+        let bytes = file_name.as_encoded_bytes();
+        let ours = bytes.len() == prefix.len() + 16 && bytes.starts_with(prefix);
+        let old = entry
+            .metadata()
+            .and_then(|m| m.modified())
+            .is_ok_and(|t| t.elapsed().is_ok_and(|age| age >= STALE));
+        if ours && old {
+            let _ = fs::remove_file(entry.path());
+        }
+    }
 }
 
 /// Like [`write_atomic`] but fails with `AlreadyExists` instead of replacing an existing file.
@@ -204,6 +232,32 @@ mod tests {
         assert_eq!(fs::metadata(&p).unwrap().mode() & 0o7777, 0o440);
         // No temporary files left behind.
         assert_eq!(fs::read_dir(&d).unwrap().count(), 1);
+        fs::remove_dir_all(d).unwrap();
+    }
+
+    #[test]
+    fn stale_temporary_files_are_removed_fresh_ones_kept() {
+        let d = tmpdir("stale");
+        let p = d.join("s");
+        let stale = d.join(".s.tmp-0123456789abcdef");
+        let fresh = d.join(".s.tmp-fedcba9876543210");
+        let other = d.join(".t.tmp-0123456789abcdef");
+        for f in [&stale, &fresh, &other] {
+            fs::write(f, "x").unwrap();
+        }
+        let old = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
+        for f in [&stale, &other] {
+            fs::File::options()
+                .write(true)
+                .open(f)
+                .unwrap()
+                .set_modified(old)
+                .unwrap();
+        }
+        write_atomic(&p, b"v", Perms::mode(0o400)).unwrap();
+        assert!(!stale.exists());
+        assert!(fresh.exists(), "a live writer may own it");
+        assert!(other.exists(), "another output's file");
         fs::remove_dir_all(d).unwrap();
     }
 

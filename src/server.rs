@@ -11,6 +11,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::io::BufReader;
 use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::os::fd::AsRawFd;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -20,7 +21,7 @@ use crate::config::ServerConfig;
 use crate::crypto::{Codec, PasswordCheck};
 use crate::error::{Error, Result};
 use crate::frame::{self, FrameError, MAX_REQUEST};
-use crate::limits::{Gate, Permit};
+use crate::limits::{Gate, Pending, Permit, Refusal};
 use crate::log;
 use crate::net::Deadline;
 use crate::protocol::{self, NOT_FOUND};
@@ -31,6 +32,10 @@ const WORKER_STACK: usize = 128 * 1024;
 const IDLE_EXIT: Duration = Duration::from_secs(30);
 /// Workers kept alive while idle.
 const KEEP_WORKERS: usize = 4;
+/// Queue of connections the kernel completes before `accept` (capped by net.core.somaxconn).
+const LISTEN_BACKLOG: i32 = 1024;
+/// Refusal lines logged per second at most; the rest are counted in one summary line.
+const REFUSAL_LINES_PER_SEC: u32 = 10;
 
 /// What the workers share; read-only after start apart from the gate.
 struct Shared {
@@ -41,6 +46,7 @@ struct Shared {
     timeout: Duration,
     verbose: bool,
     gate: Arc<Gate>,
+    pending: Arc<Pending>,
 }
 
 /// How one connection ended.
@@ -68,9 +74,20 @@ impl Outcome {
 /// A connection accepted and admitted, waiting for a worker.
 struct Job {
     stream: TcpStream,
+    /// The peer, with an IPv4-mapped address shown as the IPv4 address it is.
     peer: SocketAddr,
     accepted: Instant,
+    /// Registration in [`Pending`] until the request has arrived.
+    pending_id: u64,
+    pending: Arc<Pending>,
     _permit: Permit,
+}
+
+impl Drop for Job {
+    /// Deregisters before the stream closes (the invariant `Pending::evict_oldest` relies on).
+    fn drop(&mut self) {
+        self.pending.done(self.pending_id);
+    }
 }
 
 /// Worker threads, started on demand up to the connection cap.
@@ -156,6 +173,10 @@ impl Server {
             ))
             .with_io(e)
         })?;
+        // std listens with a backlog of 128; a burst of clients rebooting at once overflows it
+        // and their SYNs are retried a second later. Linux lets listen() raise it in place.
+        // SAFETY: the descriptor is the listener's own, open for the listener's lifetime.
+        unsafe { libc::listen(listener.as_raw_fd(), LISTEN_BACKLOG) };
         let gate = Gate::new(cfg.max_connections, cfg.max_per_ip, cfg.max_failures);
         let shared = Arc::new(Shared {
             password: PasswordCheck::new(&cfg.password),
@@ -164,6 +185,7 @@ impl Server {
             timeout: cfg.timeout,
             verbose: cfg.verbose,
             gate,
+            pending: Arc::new(Pending::default()),
         });
         let pool = Arc::new(Pool {
             state: Mutex::new(PoolState {
@@ -191,33 +213,88 @@ impl Server {
     /// Accepts connections forever.
     pub fn run(self) -> Result<()> {
         let shared = Arc::clone(&self.pool.shared);
+        let mut refusals = RateLimit::default();
         loop {
             let (stream, peer) = match self.listener.accept() {
                 Ok(pair) => pair,
                 Err(e) => {
                     // Out of file descriptors or a connection reset before accept: keep serving.
-                    log::line(&format!("accept failed: {e}"));
+                    refusals.line(&format!("accept failed: {e}"));
                     thread::sleep(Duration::from_millis(10));
                     continue;
                 }
             };
             let now = Instant::now();
             let ip = cidr::canonical(peer.ip());
+            let peer = SocketAddr::new(ip, peer.port());
             if !cidr::allowed(&self.authorized, ip) {
-                log::line(&format!(
+                refusals.line(&format!(
                     "peer={peer} outcome=denied (not in --authorized-ips)"
                 ));
                 continue;
             }
-            match shared.gate.admit(ip, now) {
-                Ok(permit) => self.pool.submit(Job {
-                    stream,
-                    peer,
-                    accepted: now,
-                    _permit: permit,
-                }),
-                Err(refusal) => log::line(&format!("peer={peer} outcome={}", refusal.describe())),
+            let admitted = match shared.gate.admit(ip, now, false) {
+                // Full: make room by closing the oldest connection whose request is still
+                // incomplete (an idle or dribbling client), not by refusing this one.
+                Err(Refusal::Busy) if shared.pending.evict_oldest() => {
+                    shared.gate.admit(ip, now, true)
+                }
+                other => other,
+            };
+            match admitted {
+                Ok(permit) => {
+                    let pending = Arc::clone(&shared.pending);
+                    let pending_id = pending.register(stream.as_raw_fd());
+                    self.pool.submit(Job {
+                        stream,
+                        peer,
+                        accepted: now,
+                        pending_id,
+                        pending,
+                        _permit: permit,
+                    });
+                }
+                Err(refusal) => {
+                    refusals.line(&format!("peer={peer} outcome={}", refusal.describe()))
+                }
             }
+        }
+    }
+}
+
+/// Logs at most [`REFUSAL_LINES_PER_SEC`] lines a second, then one line counting the rest, so
+/// that a flood of refused connections cannot turn into a flood of log writes.
+#[derive(Default)]
+struct RateLimit {
+    second: Option<Instant>,
+    lines: u32,
+    dropped: u64,
+}
+
+impl RateLimit {
+    fn line(&mut self, text: &str) {
+        let now = Instant::now();
+        if self
+            .second
+            .is_none_or(|s| now.duration_since(s) >= Duration::from_secs(1))
+        {
+            if self.dropped > 0 {
+                log::line(&format!(
+                    "{} more refused connections not logged",
+                    self.dropped
+                ));
+            }
+            *self = RateLimit {
+                second: Some(now),
+                lines: 0,
+                dropped: 0,
+            };
+        }
+        if self.lines < REFUSAL_LINES_PER_SEC {
+            self.lines += 1;
+            log::line(text);
+        } else {
+            self.dropped += 1;
         }
     }
 }
@@ -268,6 +345,8 @@ fn serve(shared: &Shared, job: &Job) -> Outcome {
             Err(e) => return Outcome::Frame(e),
         }
     };
+    // The request is complete: this connection is no longer a candidate for eviction.
+    job.pending.done(job.pending_id);
     let Ok(plain) = shared.codec.open(payload) else {
         return Outcome::Undecryptable;
     };

@@ -1037,3 +1037,48 @@ fn ask_password_on_a_pty_without_echo() {
         "the password was echoed: {shown:?}"
     );
 }
+
+/// With every slot taken by connections that never send a request, a new client is still
+/// served: the oldest incomplete connection is closed to make room.
+#[test]
+fn full_server_evicts_oldest_idle_connection_for_a_new_client() {
+    let s = Server::start(&[
+        "--password",
+        PW,
+        "-S",
+        "db=v",
+        "--max-connections",
+        "4",
+        "--timeout",
+        "60",
+    ]);
+    let mut idle: Vec<TcpStream> = (0..4)
+        .map(|_| TcpStream::connect(("127.0.0.1", s.port)).unwrap())
+        .collect();
+    std::thread::sleep(Duration::from_millis(300));
+    let t = Instant::now();
+    let o = send(
+        s.port,
+        &[
+            "--password",
+            PW,
+            "--request_secrets",
+            "db",
+            "--timeout",
+            "3",
+        ],
+    );
+    assert_eq!(
+        (o.status.code(), stdout(&o).as_str()),
+        (Some(0), "v\n"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(t.elapsed() < Duration::from_secs(3));
+    // The first idle connection was closed by the server (EOF), long before its 60 s deadline.
+    idle[0]
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let mut b = [0u8; 1];
+    assert_eq!(idle[0].read(&mut b).unwrap(), 0);
+}
