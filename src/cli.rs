@@ -638,17 +638,27 @@ pub fn port(s: &str) -> Result<u16> {
         .map_err(|_| Error::usage(format!("invalid port {s:?}: expected a number 0-65535")))
 }
 
+/// Seconds with up to three decimals (`30`, `0.5`, `2.25`), from 0.01 to 86400. Parsed as
+/// integers: no floating point in the binary.
 fn seconds(s: &str) -> Result<Duration> {
-    s.trim()
-        .parse::<f64>()
-        .ok()
-        .filter(|v| v.is_finite() && (0.01..=86_400.0).contains(v))
-        .map(Duration::from_secs_f64)
-        .ok_or_else(|| {
-            Error::usage(format!(
-                "invalid --timeout {s:?}: expected seconds from 0.01 to 86400, e.g. 30 or 0.5"
-            ))
-        })
+    let bad = || {
+        Error::usage(format!(
+            "invalid --timeout {s:?}: expected seconds from 0.01 to 86400, e.g. 30 or 0.5"
+        ))
+    };
+    let t = s.trim();
+    let (whole, frac) = t.split_once('.').unwrap_or((t, ""));
+    let digits = |d: &str| d.bytes().all(|b| b.is_ascii_digit());
+    if whole.is_empty() || whole.len() > 5 || frac.len() > 3 || !digits(whole) || !digits(frac) {
+        return Err(bad());
+    }
+    let whole: u64 = whole.parse().map_err(|_| bad())?;
+    let frac_ms: u64 = format!("{frac:0<3}").parse().map_err(|_| bad())?;
+    let ms = whole * 1000 + frac_ms;
+    if !(10..=86_400_000).contains(&ms) {
+        return Err(bad());
+    }
+    Ok(Duration::from_millis(ms))
 }
 
 fn count(s: &str, flag: &str) -> Result<usize> {
@@ -761,6 +771,9 @@ mod tests {
         assert_eq!(s.owner.as_deref(), Some("root"));
         assert_eq!(s.group.as_deref(), Some("wheel"));
         assert_eq!(s.net.timeout, Some(Duration::from_millis(2500)));
+        assert_eq!(seconds("0.05").unwrap(), Duration::from_millis(50));
+        assert_eq!(seconds("86400").unwrap(), Duration::from_secs(86_400));
+        assert_eq!(seconds(" 7 ").unwrap(), Duration::from_secs(7));
         assert!(s.net.verbose);
     }
 

@@ -101,9 +101,9 @@ impl<'a> Client<'a> {
                     log::line(m);
                 }
                 return Err(Error::failed(format!(
-                    "could not fetch secret {name:?} from {} within {:.1}s (see the lines above; raise --timeout if the network is slow to come up)",
+                    "could not fetch secret {name:?} from {} within {} (see the lines above; raise --timeout if the network is slow to come up)",
                     self.list(),
-                    self.cfg.timeout.as_secs_f64()
+                    crate::log::secs(self.cfg.timeout)
                 )));
             }
             std::thread::sleep(backoff);

@@ -16,6 +16,24 @@ pub fn line(msg: &str) {
     let _ = std::io::stderr().lock().write_all(&buf);
 }
 
+/// A duration as milliseconds with one decimal, `12.3ms` (integer arithmetic only).
+pub fn millis(d: std::time::Duration) -> String {
+    let tenths = d.as_micros() / 100;
+    format!("{}.{}ms", tenths / 10, tenths % 10)
+}
+
+/// A duration as seconds, `1.5s` or `30s` (millisecond precision, integer arithmetic only).
+pub fn secs(d: std::time::Duration) -> String {
+    let ms = d.as_millis();
+    let frac = format!("{:03}", ms % 1000);
+    let frac = frac.trim_end_matches('0');
+    if frac.is_empty() {
+        format!("{}s", ms / 1000)
+    } else {
+        format!("{}.{frac}s", ms / 1000)
+    }
+}
+
 /// Renders untrusted bytes (a requested name) for a log line: printable ASCII kept, anything else
 /// escaped, at most 64 bytes shown.
 pub fn printable(bytes: &[u8]) -> String {
@@ -31,4 +49,21 @@ pub fn printable(bytes: &[u8]) -> String {
         out.push_str("...");
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn millis_and_printable() {
+        assert_eq!(millis(Duration::from_micros(12_345)), "12.3ms");
+        assert_eq!(millis(Duration::from_secs(30)), "30000.0ms");
+        assert_eq!(secs(Duration::from_secs(30)), "30s");
+        assert_eq!(secs(Duration::from_millis(1500)), "1.5s");
+        assert_eq!(secs(Duration::from_millis(10)), "0.01s");
+        assert_eq!(printable(b"db\n\x00"), "db\\x0a\\x00");
+        assert_eq!(printable(&[b'a'; 70]).len(), 67);
+    }
 }

@@ -307,7 +307,7 @@ fn handle(shared: &Shared, job: Job) {
     } else if matches!(outcome, Outcome::Served(_) | Outcome::NotFound(_)) {
         shared.gate.succeeded(ip);
     }
-    let ms = job.accepted.elapsed().as_secs_f64() * 1000.0;
+    let took = log::millis(job.accepted.elapsed());
     let peer = job.peer;
     let text = match &outcome {
         Outcome::Served(name) => {
@@ -329,7 +329,7 @@ fn handle(shared: &Shared, job: Job) {
         Outcome::WriteFailed(e) => format!("peer={peer} outcome=write failed ({e})"),
         Outcome::NoRandom => format!("peer={peer} outcome=no random nonce available"),
     };
-    log::line(&format!("{text} ms={ms:.1}"));
+    log::line(&format!("{text} took={took}"));
 }
 
 fn serve(shared: &Shared, job: &Job) -> Outcome {
