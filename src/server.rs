@@ -127,7 +127,12 @@ impl Pool {
                 .spawn(move || pool.work());
             if let Err(e) = spawned {
                 log::line(&format!("cannot start a worker thread: {e}"));
-                self.lock().threads -= 1;
+                let mut st = self.lock();
+                st.threads -= 1;
+                if st.threads == 0 {
+                    // Nobody would ever serve them: close them now, freeing their slots.
+                    st.queue.clear();
+                }
             }
         }
     }
