@@ -86,10 +86,13 @@ impl FromStr for Cidr {
 
 /// Parses a comma-separated list; empty items (trailing commas, spaces) are skipped.
 pub fn parse_list(s: &str) -> Result<Vec<Cidr>, String> {
-    s.split(|c: char| c == ',' || c.is_ascii_whitespace())
-        .filter(|item| !item.is_empty())
-        .map(Cidr::from_str)
-        .collect()
+    let mut out = Vec::new();
+    for item in s.split(|c: char| c == ',' || c.is_ascii_whitespace()) {
+        if !item.is_empty() {
+            out.push(Cidr::from_str(item)?);
+        }
+    }
+    Ok(out)
 }
 
 /// True when `ip` is allowed: the list is empty (no restriction) or a network contains it.

@@ -46,10 +46,11 @@ impl<'a> Client<'a> {
     /// Fetches every name, in order, within one deadline; all or nothing.
     pub fn fetch_all(&mut self, names: &[String]) -> Result<Vec<Vec<u8>>> {
         let deadline = Instant::now() + self.cfg.timeout;
-        names
-            .iter()
-            .map(|name| self.fetch(name, deadline))
-            .collect()
+        let mut values = Vec::with_capacity(names.len());
+        for name in names {
+            values.push(self.fetch(name, deadline)?);
+        }
+        Ok(values)
     }
 
     /// Fetches one secret, retrying the server list with backoff until `deadline`.

@@ -8,7 +8,7 @@
 //! address, or one IPv6 /64. Every table here is bounded, so an attacker with many addresses
 //! costs memory proportional to the bound, not to the attack.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::net::IpAddr;
 use std::os::fd::RawFd;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -211,12 +211,14 @@ impl Gate {
 /// stream is dropped — so a registered descriptor is never a closed or reused number.
 #[derive(Default)]
 pub struct Pending {
-    map: Mutex<BTreeMap<u64, RawFd>>,
+    /// id (grows with accept order) -> descriptor. A scan finds the oldest; it runs only when
+    /// the server is full, over at most twice `--max-connections` entries.
+    map: Mutex<HashMap<u64, RawFd>>,
     next: AtomicU64,
 }
 
 impl Pending {
-    fn lock(&self) -> MutexGuard<'_, BTreeMap<u64, RawFd>> {
+    fn lock(&self) -> MutexGuard<'_, HashMap<u64, RawFd>> {
         self.map.lock().unwrap_or_else(|p| p.into_inner())
     }
 
@@ -236,8 +238,9 @@ impl Pending {
     /// Returns false when there is none.
     pub fn evict_oldest(&self) -> bool {
         let mut map = self.lock();
-        match map.pop_first() {
-            Some((_, fd)) => {
+        let oldest = map.keys().min().copied();
+        match oldest.and_then(|id| map.remove(&id)) {
+            Some(fd) => {
                 // SAFETY: `fd` is open (see the invariant above) and we hold the lock that its
                 // owner must take before closing it; shutdown() neither closes nor frees it.
                 unsafe { libc::shutdown(fd, libc::SHUT_RDWR) };
