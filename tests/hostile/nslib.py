@@ -31,6 +31,14 @@ KEY = "hostile-test-key-91c2"
 SECRETS = {"db-password": b"s3cr3t-db-VALUE-5a1e", "api": b"api-VALUE-b77d"}
 
 
+# Resource bounds of a server with the default --max-connections 256: a worker thread per
+# connection being served (plus the accept thread); when full, the oldest connection without a
+# complete request is shut down to make room, and up to 2 x 256 connections (evicted ones closing
+# plus new ones) may hold a descriptor at once, plus the listener and stdio.
+THREAD_BOUND = 256 + 2
+FD_BOUND = 2 * 256 + 16
+
+
 class TestFailure(AssertionError):
     pass
 

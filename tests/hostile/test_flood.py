@@ -4,7 +4,7 @@ import os
 import subprocess
 import time
 
-from nslib import SECRETS, Procs, Server, check, fetch, normal_ok, send_bin
+from nslib import FD_BOUND, THREAD_BOUND, SECRETS, Procs, Server, check, fetch, normal_ok, send_bin
 
 HELPER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "nshelper.py")
 WANT = SECRETS["db-password"]
@@ -45,7 +45,7 @@ def test_thousands_at_once_one_address():
         res = json.loads(f.communicate(timeout=30)[0])
         check(res["max_open"] >= 3000, f"flood held only {res['max_open']}")
         check(worst < 5, f"a normal request took {worst:.1f}s during the flood")
-        check(peak["Threads"] <= 256 + 2 and peak["fds"] <= 256 + 16, f"bounds exceeded: {peak}")
+        check(peak["Threads"] <= THREAD_BOUND and peak["fds"] <= FD_BOUND, f"bounds exceeded: {peak}")
         normal_ok(srv)
         return (f"{res['max_open']} held, {ok} normal requests all served (worst {worst * 1000:.0f} ms); "
                 f"peak threads={peak['Threads']} fds={peak['fds']} RSS={peak['VmHWM']} KiB")
@@ -81,7 +81,7 @@ def test_thousands_at_once_many_addresses():
             sample(srv, peak)
             time.sleep(0.2)
         res = json.loads(f.communicate(timeout=30)[0])
-        check(peak["Threads"] <= 256 + 2 and peak["fds"] <= 256 + 16, f"bounds exceeded: {peak}")
+        check(peak["Threads"] <= THREAD_BOUND and peak["fds"] <= FD_BOUND, f"bounds exceeded: {peak}")
         check(peak["VmHWM"] < 64 * 1024, f"memory: {peak}")
         normal_ok(srv)
         return (f"{res['opened']} opened, {res['closed_by_server']} closed by the server; normal client "
@@ -92,9 +92,10 @@ def test_thousands_at_once_many_addresses():
 
 
 def test_sustained_many_address_flood_measured():
-    """Limitation, measured: 1000 addresses that reopen as soon as they are closed keep the 256
-    slots full; a normal client competes for the freed slots. Asserts only that the server lives
-    within its bounds and serves again right after; reports the normal client's success rate."""
+    """1000 addresses that reopen as soon as they are closed try to keep the 256 slots full. When
+    full, the server shuts the oldest connection whose request is still incomplete, so a normal
+    client (whose request arrives at once) is admitted: at least 80% of single-attempt requests
+    must be served during the flood (before that fix: 6 of 125), within the resource bounds."""
     procs = Procs()
     try:
         srv = Server(procs, ["--timeout", "3"])
@@ -112,7 +113,8 @@ def test_sustained_many_address_flood_measured():
             sample(srv, peak)
             time.sleep(0.05)
         f.communicate(timeout=30)
-        check(peak["Threads"] <= 256 + 2 and peak["fds"] <= 256 + 16, f"bounds exceeded: {peak}")
+        check(ok >= 0.8 * tries, f"only {ok}/{tries} requests served during the flood")
+        check(peak["Threads"] <= THREAD_BOUND and peak["fds"] <= FD_BOUND, f"bounds exceeded: {peak}")
         time.sleep(3.5)
         normal_ok(srv)
         return (f"during the flood {ok}/{tries} single-attempt requests served; "
