@@ -87,18 +87,36 @@ pub struct Gate {
 /// One admitted connection; dropping it frees the slot.
 pub struct Permit {
     gate: Arc<Gate>,
-    source: Source,
+    /// The address's count to give back; `None` once given back early.
+    source: Option<Source>,
+}
+
+impl Permit {
+    /// Gives the per-address slot back early (the request has arrived); the total slot stays
+    /// taken until the connection is closed.
+    pub fn release_source(&mut self) {
+        if let Some(source) = self.source.take() {
+            let mut st = self.gate.lock();
+            release(&mut st, source);
+        }
+    }
+}
+
+fn release(st: &mut State, source: Source) {
+    if let Some(n) = st.per_source.get_mut(&source) {
+        *n = n.saturating_sub(1);
+        if *n == 0 {
+            st.per_source.remove(&source);
+        }
+    }
 }
 
 impl Drop for Permit {
     fn drop(&mut self) {
         let mut st = self.gate.lock();
         st.total = st.total.saturating_sub(1);
-        if let Some(n) = st.per_source.get_mut(&self.source) {
-            *n = n.saturating_sub(1);
-            if *n == 0 {
-                st.per_source.remove(&self.source);
-            }
+        if let Some(source) = self.source.take() {
+            release(&mut st, source);
         }
     }
 }
@@ -154,7 +172,7 @@ impl Gate {
         st.total += 1;
         Ok(Permit {
             gate: Arc::clone(self),
-            source,
+            source: Some(source),
         })
     }
 
@@ -237,8 +255,13 @@ impl Pending {
     /// Shuts down the oldest incomplete connection (its worker's read returns at once).
     /// Returns false when there is none.
     pub fn evict_oldest(&self) -> bool {
+        self.evict_oldest_except(u64::MAX)
+    }
+
+    /// Like [`Pending::evict_oldest`], but never the connection `keep`.
+    pub fn evict_oldest_except(&self, keep: u64) -> bool {
         let mut map = self.lock();
-        let oldest = map.keys().min().copied();
+        let oldest = map.keys().filter(|&&id| id != keep).min().copied();
         match oldest.and_then(|id| map.remove(&id)) {
             Some(fd) => {
                 // SAFETY: `fd` is open (see the invariant above) and we hold the lock that its
@@ -324,6 +347,25 @@ mod tests {
         p.done(id2);
         assert!(p.is_empty());
         assert!(!p.evict_oldest());
+    }
+
+    #[test]
+    fn release_source_frees_the_address_not_the_total() {
+        let g = Gate::new(2, 1, 5);
+        let now = Instant::now();
+        let mut a = g.admit(ip("10.0.0.1"), now, false).unwrap();
+        assert_eq!(
+            g.admit(ip("10.0.0.1"), now, false).err(),
+            Some(Refusal::PerSource)
+        );
+        a.release_source();
+        let _b = g.admit(ip("10.0.0.1"), now, false).unwrap();
+        assert_eq!(
+            g.admit(ip("10.0.0.2"), now, false).err(),
+            Some(Refusal::Busy)
+        );
+        drop(a);
+        assert_eq!(g.active(), 1);
     }
 
     #[test]

@@ -4,16 +4,27 @@
 //! Nothing here knows about secrets; callers pass only names, peers, paths and outcomes. Values,
 //! passwords and keys never reach this module.
 
-use std::io::Write;
-
 /// Writes `netsecrets: <msg>` and a newline to stderr. Errors writing stderr are ignored: a closed
 /// log must not take the server down.
+///
+/// One `write(2)` on descriptor 2, without std's stderr lock: the line is already whole, so the
+/// lock would only serialise the workers (and put them to sleep on a futex under load).
 pub fn line(msg: &str) {
     let mut buf = Vec::with_capacity(msg.len() + 13);
     buf.extend_from_slice(b"netsecrets: ");
     buf.extend_from_slice(msg.as_bytes());
     buf.push(b'\n');
-    let _ = std::io::stderr().lock().write_all(&buf);
+    let mut rest = buf.as_slice();
+    while !rest.is_empty() {
+        // SAFETY: `rest` is a valid buffer of that length; descriptor 2 is only written here.
+        let n = unsafe { libc::write(2, rest.as_ptr().cast(), rest.len()) };
+        match usize::try_from(n) {
+            Ok(written) if written > 0 => rest = rest.get(written..).unwrap_or_default(),
+            _ if n < 0
+                && std::io::Error::last_os_error().kind() == std::io::ErrorKind::Interrupted => {}
+            _ => break,
+        }
+    }
 }
 
 /// A duration as milliseconds with one decimal, `12.3ms` (integer arithmetic only).

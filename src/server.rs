@@ -1,5 +1,12 @@
-//! The server (`netsecrets receive`): an accept loop plus a bounded pool of worker threads, each
-//! serving one connection at a time: read one frame, decrypt, check, answer, close.
+//! The server (`netsecrets receive`): a bounded set of worker threads that each accept a
+//! connection and serve it (leader/follower): read one frame, decrypt, check, answer, close.
+//!
+//! Workers block in `accept` on the shared listener; the kernel hands each connection to one of
+//! them, so no connection is passed between threads. A worker that takes a connection while no
+//! other worker waits in `accept` starts one more, up to `--max-connections`. When all of them
+//! are busy, the worker that took the last connection closes the oldest connection that has not
+//! yet sent a whole request (an idle or dribbling client), so a worker always comes back to
+//! `accept` and honest clients are served while idle ones are pushed out.
 //!
 //! Order of checks per connection: `--authorized-ips` and the admission [`Gate`] right after
 //! `accept`, before a byte is read; then one frame under a deadline for the whole exchange;
@@ -8,11 +15,12 @@
 //! the peer, the name (only once the password matched), the outcome and the duration, never a
 //! value, password or key.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::io::BufReader;
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::os::fd::AsRawFd;
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -28,17 +36,19 @@ use crate::protocol::{self, NOT_FOUND};
 
 /// Stack of each worker thread: the work is a few small buffers on the heap.
 const WORKER_STACK: usize = 128 * 1024;
-/// An idle worker beyond the first few exits after this long.
+/// A worker waiting in `accept` this long with nothing to do exits, down to [`KEEP_WORKERS`].
 const IDLE_EXIT: Duration = Duration::from_secs(30);
 /// Workers kept alive while idle.
-const KEEP_WORKERS: usize = 4;
+const KEEP_WORKERS: usize = 2;
 /// Queue of connections the kernel completes before `accept` (capped by net.core.somaxconn).
 const LISTEN_BACKLOG: i32 = 1024;
 /// Refusal lines logged per second at most; the rest are counted in one summary line.
 const REFUSAL_LINES_PER_SEC: u32 = 10;
 
-/// What the workers share; read-only after start apart from the gate.
+/// What the workers share; read-only after start apart from the counters and tables.
 struct Shared {
+    listener: TcpListener,
+    authorized: Vec<Cidr>,
     /// The password, as a digest compared in constant time.
     password: PasswordCheck,
     secrets: HashMap<Vec<u8>, Vec<u8>>,
@@ -47,6 +57,12 @@ struct Shared {
     verbose: bool,
     gate: Arc<Gate>,
     pending: Arc<Pending>,
+    /// Workers alive, at most `max_workers`.
+    workers: AtomicUsize,
+    /// Workers blocked in `accept` right now.
+    idle: AtomicUsize,
+    max_workers: usize,
+    refusals: Mutex<RateLimit>,
 }
 
 /// How one connection ended.
@@ -71,7 +87,7 @@ impl Outcome {
     }
 }
 
-/// A connection accepted and admitted, waiting for a worker.
+/// A connection accepted and admitted.
 struct Job {
     stream: TcpStream,
     /// The peer, with an IPv4-mapped address shown as the IPv4 address it is.
@@ -80,7 +96,7 @@ struct Job {
     /// Registration in [`Pending`] until the request has arrived.
     pending_id: u64,
     pending: Arc<Pending>,
-    _permit: Permit,
+    permit: Permit,
 }
 
 impl Drop for Job {
@@ -90,83 +106,9 @@ impl Drop for Job {
     }
 }
 
-/// Worker threads, started on demand up to the connection cap.
-struct Pool {
-    state: Mutex<PoolState>,
-    ready: Condvar,
-    max: usize,
-    shared: Arc<Shared>,
-}
-
-struct PoolState {
-    queue: VecDeque<Job>,
-    idle: usize,
-    threads: usize,
-}
-
-impl Pool {
-    fn lock(&self) -> MutexGuard<'_, PoolState> {
-        self.state.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    fn submit(self: &Arc<Pool>, job: Job) {
-        let mut st = self.lock();
-        st.queue.push_back(job);
-        if st.idle > 0 {
-            drop(st);
-            self.ready.notify_one();
-            return;
-        }
-        if st.threads < self.max {
-            st.threads += 1;
-            drop(st);
-            let pool = Arc::clone(self);
-            let spawned = thread::Builder::new()
-                .name("worker".into())
-                .stack_size(WORKER_STACK)
-                .spawn(move || pool.work());
-            if let Err(e) = spawned {
-                log::line(&format!("cannot start a worker thread: {e}"));
-                let mut st = self.lock();
-                st.threads -= 1;
-                if st.threads == 0 {
-                    // Nobody would ever serve them: close them now, freeing their slots.
-                    st.queue.clear();
-                }
-            }
-        }
-    }
-
-    fn work(&self) {
-        loop {
-            let mut st = self.lock();
-            let job = loop {
-                if let Some(job) = st.queue.pop_front() {
-                    break job;
-                }
-                st.idle += 1;
-                let (guard, timeout) = self
-                    .ready
-                    .wait_timeout(st, IDLE_EXIT)
-                    .unwrap_or_else(|p| p.into_inner());
-                st = guard;
-                st.idle -= 1;
-                if timeout.timed_out() && st.queue.is_empty() && st.threads > KEEP_WORKERS {
-                    st.threads -= 1;
-                    return;
-                }
-            };
-            drop(st);
-            handle(&self.shared, job);
-        }
-    }
-}
-
 /// A bound server, ready to run.
 pub struct Server {
-    listener: TcpListener,
-    authorized: Vec<Cidr>,
-    pool: Arc<Pool>,
+    shared: Arc<Shared>,
 }
 
 impl Server {
@@ -178,91 +120,171 @@ impl Server {
             ))
             .with_io(e)
         })?;
-        // std listens with a backlog of 128; a burst of clients rebooting at once overflows it
-        // and their SYNs are retried a second later. Linux lets listen() raise it in place.
-        // SAFETY: the descriptor is the listener's own, open for the listener's lifetime.
-        unsafe { libc::listen(listener.as_raw_fd(), LISTEN_BACKLOG) };
-        let gate = Gate::new(cfg.max_connections, cfg.max_per_ip, cfg.max_failures);
+        let fd = listener.as_raw_fd();
+        let idle = libc::timeval {
+            tv_sec: IDLE_EXIT.as_secs() as libc::time_t,
+            tv_usec: 0,
+        };
+        // SAFETY: the descriptor is the listener's own, open for the listener's lifetime, and
+        // `idle` is a valid timeval for the duration of the call.
+        unsafe {
+            // std listens with a backlog of 128; a burst of clients rebooting at once overflows
+            // it and their SYNs are retried a second later. Linux lets listen() raise it in place.
+            libc::listen(fd, LISTEN_BACKLOG);
+            // accept() on the listener returns EAGAIN after this long, so idle workers can exit.
+            libc::setsockopt(
+                fd,
+                libc::SOL_SOCKET,
+                libc::SO_RCVTIMEO,
+                (&idle as *const libc::timeval).cast(),
+                std::mem::size_of::<libc::timeval>() as libc::socklen_t,
+            );
+        }
         let shared = Arc::new(Shared {
+            listener,
+            authorized: cfg.authorized,
             password: PasswordCheck::new(&cfg.password),
             secrets: cfg.secrets,
             codec: cfg.codec,
             timeout: cfg.timeout,
             verbose: cfg.verbose,
-            gate,
+            gate: Gate::new(cfg.max_connections, cfg.max_per_ip, cfg.max_failures),
             pending: Arc::new(Pending::default()),
+            workers: AtomicUsize::new(0),
+            idle: AtomicUsize::new(0),
+            max_workers: cfg.max_connections,
+            refusals: Mutex::new(RateLimit::default()),
         });
-        let pool = Arc::new(Pool {
-            state: Mutex::new(PoolState {
-                queue: VecDeque::new(),
-                idle: 0,
-                threads: 0,
-            }),
-            ready: Condvar::new(),
-            max: cfg.max_connections,
-            shared,
-        });
-        Ok(Server {
-            listener,
-            authorized: cfg.authorized,
-            pool,
-        })
+        Ok(Server { shared })
     }
 
     pub fn local_addr(&self) -> Result<SocketAddr> {
-        self.listener
+        self.shared
+            .listener
             .local_addr()
             .map_err(|e| Error::config("cannot read the bound address").with_io(e))
     }
 
-    /// Accepts connections forever.
+    /// Serves forever: starts the first workers and becomes one of them.
     pub fn run(self) -> Result<()> {
-        let shared = Arc::clone(&self.pool.shared);
-        let mut refusals = RateLimit::default();
-        loop {
-            let (stream, peer) = match self.listener.accept() {
-                Ok(pair) => pair,
-                Err(e) => {
-                    // Out of file descriptors or a connection reset before accept: keep serving.
-                    refusals.line(&format!("accept failed: {e}"));
-                    thread::sleep(Duration::from_millis(10));
-                    continue;
+        for _ in 1..KEEP_WORKERS.min(self.shared.max_workers) {
+            grow(&self.shared);
+        }
+        self.shared.workers.fetch_add(1, Ordering::SeqCst);
+        work(&self.shared);
+        Ok(())
+    }
+}
+
+/// Starts one more worker unless `--max-connections` workers exist. Returns false when none
+/// could be started.
+fn grow(shared: &Arc<Shared>) -> bool {
+    let reserved = shared
+        .workers
+        .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| {
+            (n < shared.max_workers).then_some(n + 1)
+        })
+        .is_ok();
+    if !reserved {
+        return false;
+    }
+    let me = Arc::clone(shared);
+    let spawned = thread::Builder::new()
+        .name("worker".into())
+        .stack_size(WORKER_STACK)
+        .spawn(move || work(&me));
+    if let Err(e) = spawned {
+        shared.workers.fetch_sub(1, Ordering::SeqCst);
+        refusal_line(shared, &format!("cannot start a worker thread: {e}"));
+        return false;
+    }
+    true
+}
+
+fn refusal_line(shared: &Shared, text: &str) {
+    shared
+        .refusals
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .line(text);
+}
+
+/// One worker: accept, admit, serve, repeat.
+fn work(shared: &Arc<Shared>) {
+    loop {
+        shared.idle.fetch_add(1, Ordering::SeqCst);
+        let accepted = shared.listener.accept();
+        let others_waiting = shared.idle.fetch_sub(1, Ordering::SeqCst) > 1;
+        let (stream, peer) = match accepted {
+            Ok(pair) => pair,
+            Err(e) if frame::is_timeout(&e) => {
+                // Idle for IDLE_EXIT: leave, unless this is one of the workers kept alive.
+                let left = shared
+                    .workers
+                    .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| {
+                        (n > KEEP_WORKERS).then(|| n - 1)
+                    });
+                if left.is_ok() {
+                    return;
                 }
-            };
-            let now = Instant::now();
-            let ip = cidr::canonical(peer.ip());
-            let peer = SocketAddr::new(ip, peer.port());
-            if !cidr::allowed(&self.authorized, ip) {
-                refusals.line(&format!(
-                    "peer={peer} outcome=denied (not in --authorized-ips)"
-                ));
                 continue;
             }
-            let admitted = match shared.gate.admit(ip, now, false) {
-                // Full: make room by closing the oldest connection whose request is still
-                // incomplete (an idle or dribbling client), not by refusing this one.
-                Err(Refusal::Busy) if shared.pending.evict_oldest() => {
-                    shared.gate.admit(ip, now, true)
-                }
-                other => other,
-            };
-            match admitted {
-                Ok(permit) => {
-                    let pending = Arc::clone(&shared.pending);
-                    let pending_id = pending.register(stream.as_raw_fd());
-                    self.pool.submit(Job {
-                        stream,
-                        peer,
-                        accepted: now,
-                        pending_id,
-                        pending,
-                        _permit: permit,
-                    });
-                }
-                Err(refusal) => {
-                    refusals.line(&format!("peer={peer} outcome={}", refusal.describe()))
-                }
+            Err(e) => {
+                // Out of file descriptors or a connection reset before accept: keep serving.
+                refusal_line(shared, &format!("accept failed: {e}"));
+                thread::sleep(Duration::from_millis(10));
+                continue;
             }
+        };
+        let Some(job) = admit(shared, stream, peer) else {
+            continue; // refused at once: back to accept, nothing to hand over
+        };
+        // Keep someone in accept() while this worker serves; when no one more can be started,
+        // make one come back by closing the oldest connection whose request is incomplete.
+        if !others_waiting && !grow(shared) {
+            shared.pending.evict_oldest_except(job.pending_id);
+        }
+        handle(shared, job);
+    }
+}
+
+/// The checks right after `accept`, before a byte is read.
+fn admit(shared: &Shared, stream: TcpStream, peer: SocketAddr) -> Option<Job> {
+    let now = Instant::now();
+    let ip = cidr::canonical(peer.ip());
+    let peer = SocketAddr::new(ip, peer.port());
+    if !cidr::allowed(&shared.authorized, ip) {
+        refusal_line(
+            shared,
+            &format!("peer={peer} outcome=denied (not in --authorized-ips)"),
+        );
+        return None;
+    }
+    let admitted = match shared.gate.admit(ip, now, false) {
+        // Full: make room by closing the oldest connection whose request is still incomplete
+        // (an idle or dribbling client), not by refusing this one.
+        Err(Refusal::Busy) if shared.pending.evict_oldest() => shared.gate.admit(ip, now, true),
+        other => other,
+    };
+    match admitted {
+        Ok(permit) => {
+            let pending = Arc::clone(&shared.pending);
+            let pending_id = pending.register(stream.as_raw_fd());
+            Some(Job {
+                stream,
+                peer,
+                accepted: now,
+                pending_id,
+                pending,
+                permit,
+            })
+        }
+        Err(refusal) => {
+            refusal_line(
+                shared,
+                &format!("peer={peer} outcome={}", refusal.describe()),
+            );
+            None
         }
     }
 }
@@ -304,8 +326,8 @@ impl RateLimit {
     }
 }
 
-fn handle(shared: &Shared, job: Job) {
-    let outcome = serve(shared, &job);
+fn handle(shared: &Shared, mut job: Job) {
+    let outcome = serve(shared, &mut job);
     let ip = cidr::canonical(job.peer.ip());
     if outcome.is_auth_failure() {
         shared.gate.failed(ip, Instant::now());
@@ -337,7 +359,7 @@ fn handle(shared: &Shared, job: Job) {
     log::line(&format!("{text} took={took}"));
 }
 
-fn serve(shared: &Shared, job: &Job) -> Outcome {
+fn serve(shared: &Shared, job: &mut Job) -> Outcome {
     let mut io = Deadline {
         stream: &job.stream,
         at: job.accepted + shared.timeout,
@@ -350,8 +372,11 @@ fn serve(shared: &Shared, job: &Job) -> Outcome {
             Err(e) => return Outcome::Frame(e),
         }
     };
-    // The request is complete: this connection is no longer a candidate for eviction.
+    // The request is complete: this connection is no longer a candidate for eviction, and no
+    // longer counts against its address: a client that reconnects as soon as it has its answer
+    // must not find its previous connection still holding the slot.
     job.pending.done(job.pending_id);
+    job.permit.release_source();
     let Ok(plain) = shared.codec.open(payload) else {
         return Outcome::Undecryptable;
     };
