@@ -2,11 +2,13 @@
 //! connection and serve it (leader/follower): read one frame, decrypt, check, answer, close.
 //!
 //! Workers block in `accept` on the shared listener; the kernel hands each connection to one of
-//! them, so no connection is passed between threads. A worker that takes a connection while no
-//! other worker waits in `accept` starts one more, up to `--max-connections`. When all of them
-//! are busy, the worker that took the last connection closes the oldest connection that has not
-//! yet sent a whole request (an idle or dribbling client), so a worker always comes back to
-//! `accept` and honest clients are served while idle ones are pushed out.
+//! them, so no connection is passed between threads. A small monitor thread watches for stalls:
+//! when no worker waits in `accept` and none has taken a connection for a tick (they are all held
+//! by slow or idle clients), it starts more workers, doubling per stalled tick, up to
+//! `--max-connections`; at that cap it closes the oldest connections that have not yet sent a
+//! whole request (idle or dribbling clients), so honest clients, whose request arrives at once,
+//! are served while idle ones are pushed out. Fast traffic never grows the pool: the few workers
+//! there are keep taking connections.
 //!
 //! Order of checks per connection: `--authorized-ips` and the admission [`Gate`] right after
 //! `accept`, before a byte is read; then one frame under a deadline for the whole exchange;
@@ -38,8 +40,15 @@ use crate::protocol::{self, NOT_FOUND};
 const WORKER_STACK: usize = 128 * 1024;
 /// A worker waiting in `accept` this long with nothing to do exits, down to [`KEEP_WORKERS`].
 const IDLE_EXIT: Duration = Duration::from_secs(30);
-/// Workers kept alive while idle.
-const KEEP_WORKERS: usize = 2;
+/// Workers started at once and kept alive while idle: enough to keep two cores busy with
+/// short requests (the benchmark's best fixed pool had 2 to 4 threads).
+const KEEP_WORKERS: usize = 4;
+/// How often the monitor looks for a stall.
+const TICK: Duration = Duration::from_millis(5);
+/// Workers the monitor starts (or connections it evicts) in the first stalled tick; doubles
+/// with each further stalled tick, up to [`MAX_BURST`].
+const FIRST_BURST: usize = 4;
+const MAX_BURST: usize = 64;
 /// Queue of connections the kernel completes before `accept` (capped by net.core.somaxconn).
 const LISTEN_BACKLOG: i32 = 1024;
 /// Refusal lines logged per second at most; the rest are counted in one summary line.
@@ -61,6 +70,8 @@ struct Shared {
     workers: AtomicUsize,
     /// Workers blocked in `accept` right now.
     idle: AtomicUsize,
+    /// Connections taken from the listener so far; the monitor's sign of progress.
+    taken: AtomicUsize,
     max_workers: usize,
     refusals: Mutex<RateLimit>,
 }
@@ -152,6 +163,7 @@ impl Server {
             pending: Arc::new(Pending::default()),
             workers: AtomicUsize::new(0),
             idle: AtomicUsize::new(0),
+            taken: AtomicUsize::new(0),
             max_workers: cfg.max_connections,
             refusals: Mutex::new(RateLimit::default()),
         });
@@ -165,14 +177,43 @@ impl Server {
             .map_err(|e| Error::config("cannot read the bound address").with_io(e))
     }
 
-    /// Serves forever: starts the first workers and becomes one of them.
+    /// Serves forever: starts the monitor and the first workers, and becomes one of them.
     pub fn run(self) -> Result<()> {
+        let me = Arc::clone(&self.shared);
+        thread::Builder::new()
+            .name("monitor".into())
+            .stack_size(WORKER_STACK)
+            .spawn(move || monitor(&me))
+            .map_err(|e| Error::config("cannot start the monitor thread").with_io(e))?;
         for _ in 1..KEEP_WORKERS.min(self.shared.max_workers) {
             grow(&self.shared);
         }
         self.shared.workers.fetch_add(1, Ordering::SeqCst);
         work(&self.shared);
         Ok(())
+    }
+}
+
+/// Grows the pool, or evicts, when every worker is held and none has taken a connection for a
+/// whole tick.
+fn monitor(shared: &Arc<Shared>) {
+    let mut last = shared.taken.load(Ordering::SeqCst);
+    let mut burst = FIRST_BURST;
+    loop {
+        thread::sleep(TICK);
+        let taken = shared.taken.load(Ordering::SeqCst);
+        let stalled = taken == last && shared.idle.load(Ordering::SeqCst) == 0;
+        last = taken;
+        if !stalled {
+            burst = FIRST_BURST;
+            continue;
+        }
+        for _ in 0..burst {
+            if !grow(shared) && !shared.pending.evict_oldest() {
+                break;
+            }
+        }
+        burst = (burst * 2).min(MAX_BURST);
     }
 }
 
@@ -214,7 +255,7 @@ fn work(shared: &Arc<Shared>) {
     loop {
         shared.idle.fetch_add(1, Ordering::SeqCst);
         let accepted = shared.listener.accept();
-        let others_waiting = shared.idle.fetch_sub(1, Ordering::SeqCst) > 1;
+        shared.idle.fetch_sub(1, Ordering::SeqCst);
         let (stream, peer) = match accepted {
             Ok(pair) => pair,
             Err(e) if frame::is_timeout(&e) => {
@@ -236,12 +277,14 @@ fn work(shared: &Arc<Shared>) {
                 continue;
             }
         };
+        let others_waiting = shared.idle.load(Ordering::SeqCst) > 0;
+        shared.taken.fetch_add(1, Ordering::SeqCst);
         let Some(job) = admit(shared, stream, peer) else {
-            continue; // refused at once: back to accept, nothing to hand over
+            continue; // refused at once: back to accept
         };
-        // Keep someone in accept() while this worker serves; when no one more can be started,
-        // make one come back by closing the oldest connection whose request is incomplete.
-        if !others_waiting && !grow(shared) {
+        // Every worker is now held and no more may start: make one come back to accept() at
+        // once by closing the oldest connection whose request is still incomplete.
+        if !others_waiting && shared.workers.load(Ordering::SeqCst) >= shared.max_workers {
             shared.pending.evict_oldest_except(job.pending_id);
         }
         handle(shared, job);
