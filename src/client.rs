@@ -140,10 +140,7 @@ impl<'a> Client<'a> {
         let server = self.display(host);
         let stream = net::connect(host, self.cfg.port, at)
             .map_err(|e| Miss::Retry(connect_problem(&server, &e)))?;
-        let mut io = Deadline {
-            stream: &stream,
-            at,
-        };
+        let mut io = Deadline::new(&stream, at);
         let request = protocol::build_request(&self.cfg.password, name);
         let sealed =
             self.cfg.codec.seal(&request).map_err(|e| {

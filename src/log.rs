@@ -28,9 +28,13 @@ pub fn line(msg: &str) {
 }
 
 /// A duration as milliseconds with one decimal, `12.3ms` (integer arithmetic only).
-pub fn millis(d: std::time::Duration) -> String {
-    let tenths = d.as_micros() / 100;
-    format!("{}.{}ms", tenths / 10, tenths % 10)
+pub struct Millis(pub std::time::Duration);
+
+impl std::fmt::Display for Millis {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let tenths = self.0.as_micros() / 100;
+        write!(f, "{}.{}ms", tenths / 10, tenths % 10)
+    }
 }
 
 /// A duration as seconds, `1.5s` or `30s` (millisecond precision, integer arithmetic only).
@@ -45,21 +49,29 @@ pub fn secs(d: std::time::Duration) -> String {
     }
 }
 
-/// Renders untrusted bytes (a requested name) for a log line: printable ASCII kept, anything else
+/// Untrusted bytes (a requested name) for a log line: printable ASCII kept, anything else
 /// escaped, at most 64 bytes shown.
-pub fn printable(bytes: &[u8]) -> String {
-    let mut out = String::new();
-    for &b in bytes.iter().take(64) {
-        if b.is_ascii_graphic() {
-            out.push(char::from(b));
-        } else {
-            out.push_str(&format!("\\x{b:02x}"));
+pub struct Printable<'a>(pub &'a [u8]);
+
+impl std::fmt::Display for Printable<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for &b in self.0.iter().take(64) {
+            if b.is_ascii_graphic() {
+                std::fmt::Write::write_char(f, char::from(b))?;
+            } else {
+                write!(f, "\\x{b:02x}")?;
+            }
         }
+        if self.0.len() > 64 {
+            f.write_str("...")?;
+        }
+        Ok(())
     }
-    if bytes.len() > 64 {
-        out.push_str("...");
-    }
-    out
+}
+
+/// [`Printable`] as a `String`.
+pub fn printable(bytes: &[u8]) -> String {
+    Printable(bytes).to_string()
 }
 
 #[cfg(test)]
@@ -69,8 +81,8 @@ mod tests {
 
     #[test]
     fn millis_and_printable() {
-        assert_eq!(millis(Duration::from_micros(12_345)), "12.3ms");
-        assert_eq!(millis(Duration::from_secs(30)), "30000.0ms");
+        assert_eq!(Millis(Duration::from_micros(12_345)).to_string(), "12.3ms");
+        assert_eq!(Millis(Duration::from_secs(30)).to_string(), "30000.0ms");
         assert_eq!(secs(Duration::from_secs(30)), "30s");
         assert_eq!(secs(Duration::from_millis(1500)), "1.5s");
         assert_eq!(secs(Duration::from_millis(10)), "0.01s");

@@ -2,40 +2,80 @@
 //! whole exchange, and connecting to `host:port` within a deadline.
 //!
 //! A per-read timeout alone lets a peer that sends one byte every few seconds hold a connection
-//! forever; [`Deadline`] re-arms the socket timeout before every read and write with the time
-//! that is *left*, so the exchange as a whole ends on time.
+//! forever; [`Deadline`] re-arms the socket timeout before a read or write with the time that is
+//! *left*, so the exchange as a whole ends on time. Re-arming costs a system call, so it is
+//! skipped while the timeout already set on the socket cannot carry the operation more than
+//! [`SLACK`] past the deadline (the server's accepted sockets inherit the whole deadline from
+//! the listener, so a quick exchange needs no re-arming at all).
 
 use std::io::{self, Read, Write};
 use std::net::{IpAddr, SocketAddr, TcpStream, ToSocketAddrs};
 use std::time::{Duration, Instant};
 
-/// A borrowed stream whose reads and writes all end by `at`.
+/// How far past its deadline an operation may end rather than paying for a re-arm.
+pub const SLACK: Duration = Duration::from_millis(50);
+
+/// A borrowed stream whose reads and writes all end by `at` (give or take [`SLACK`]).
 pub struct Deadline<'a> {
-    pub stream: &'a TcpStream,
-    pub at: Instant,
+    stream: &'a TcpStream,
+    at: Instant,
+    /// The read and write timeouts currently set on the socket, when known.
+    read_armed: Option<Duration>,
+    write_armed: Option<Duration>,
 }
 
-impl Deadline<'_> {
-    fn left(&self) -> io::Result<Duration> {
-        let left = self.at.saturating_duration_since(Instant::now());
+impl<'a> Deadline<'a> {
+    /// A stream whose socket timeouts are unknown: every operation arms them.
+    pub fn new(stream: &'a TcpStream, at: Instant) -> Deadline<'a> {
+        Deadline {
+            stream,
+            at,
+            read_armed: None,
+            write_armed: None,
+        }
+    }
+
+    /// A stream whose read and write timeouts are already `preset` (inherited from the
+    /// listener on accept).
+    pub fn preset(stream: &'a TcpStream, at: Instant, preset: Duration) -> Deadline<'a> {
+        Deadline {
+            stream,
+            at,
+            read_armed: Some(preset),
+            write_armed: Some(preset),
+        }
+    }
+
+    /// The timeout to set before an operation, or `None` when the one set is good enough.
+    fn arm(&self, armed: Option<Duration>) -> io::Result<Option<Duration>> {
+        let now = Instant::now();
+        let left = self.at.saturating_duration_since(now);
         if left.is_zero() {
-            Err(io::Error::new(io::ErrorKind::TimedOut, "deadline passed"))
-        } else {
-            Ok(left)
+            return Err(io::Error::new(io::ErrorKind::TimedOut, "deadline passed"));
+        }
+        match armed {
+            Some(t) if now + t <= self.at + SLACK => Ok(None),
+            _ => Ok(Some(left)),
         }
     }
 }
 
 impl Read for Deadline<'_> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        self.stream.set_read_timeout(Some(self.left()?))?;
+        if let Some(t) = self.arm(self.read_armed)? {
+            self.stream.set_read_timeout(Some(t))?;
+            self.read_armed = Some(t);
+        }
         (&mut &*self.stream).read(buf)
     }
 }
 
 impl Write for Deadline<'_> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.stream.set_write_timeout(Some(self.left()?))?;
+        if let Some(t) = self.arm(self.write_armed)? {
+            self.stream.set_write_timeout(Some(t))?;
+            self.write_armed = Some(t);
+        }
         (&mut &*self.stream).write(buf)
     }
 
@@ -80,4 +120,62 @@ pub fn connect(host: &str, port: u16, at: Instant) -> io::Result<TcpStream> {
         }
     }
     Err(last)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::TcpListener;
+
+    fn pair() -> (TcpStream, TcpStream) {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let c = TcpStream::connect(l.local_addr().unwrap()).unwrap();
+        (l.accept().unwrap().0, c)
+    }
+
+    #[test]
+    fn a_dribbling_peer_is_cut_off_at_the_deadline_not_per_read() {
+        let (s, mut c) = pair();
+        let start = Instant::now();
+        let dribbler = std::thread::spawn(move || {
+            for _ in 0..20 {
+                if c.write_all(b"x").is_err() {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        });
+        let mut d = Deadline::new(&s, start + Duration::from_millis(500));
+        let mut buf = [0u8; 1];
+        let err = loop {
+            match d.read(&mut buf) {
+                Ok(_) => continue,
+                Err(e) => break e,
+            }
+        };
+        assert!(crate::frame::is_timeout(&err), "{err}");
+        let took = start.elapsed();
+        assert!(
+            took < Duration::from_millis(500) + SLACK + Duration::from_millis(150),
+            "{took:?}"
+        );
+        drop(s);
+        dribbler.join().unwrap();
+    }
+
+    #[test]
+    fn preset_timeout_is_not_rearmed_while_it_fits() {
+        let (s, _c) = pair();
+        let at = Instant::now() + Duration::from_secs(5);
+        let d = Deadline::preset(&s, at, Duration::from_secs(5));
+        assert!(d.arm(d.read_armed).unwrap().is_none());
+        let late = Deadline::preset(
+            &s,
+            Instant::now() + Duration::from_secs(1),
+            Duration::from_secs(5),
+        );
+        assert!(late.arm(late.read_armed).unwrap().is_some());
+        let fresh = Deadline::new(&s, at);
+        assert!(fresh.arm(fresh.read_armed).unwrap().is_some());
+    }
 }

@@ -18,6 +18,7 @@
 //! value, password or key.
 
 use std::collections::HashMap;
+use std::fmt::Write as _;
 use std::io::BufReader;
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::os::fd::AsRawFd;
@@ -32,14 +33,12 @@ use crate::crypto::{Codec, PasswordCheck};
 use crate::error::{Error, Result};
 use crate::frame::{self, FrameError, MAX_REQUEST};
 use crate::limits::{Gate, Pending, Permit, Refusal};
-use crate::log;
+use crate::log::{self, Millis, Printable};
 use crate::net::Deadline;
 use crate::protocol::{self, NOT_FOUND};
 
 /// Stack of each worker thread: the work is a few small buffers on the heap.
 const WORKER_STACK: usize = 128 * 1024;
-/// A worker waiting in `accept` this long with nothing to do exits, down to [`KEEP_WORKERS`].
-const IDLE_EXIT: Duration = Duration::from_secs(30);
 /// Workers started at once and kept alive while idle: enough to keep two cores busy with
 /// short requests (the benchmark's best fixed pool had 2 to 4 threads).
 const KEEP_WORKERS: usize = 4;
@@ -132,24 +131,28 @@ impl Server {
             .with_io(e)
         })?;
         let fd = listener.as_raw_fd();
-        let idle = libc::timeval {
-            tv_sec: IDLE_EXIT.as_secs() as libc::time_t,
-            tv_usec: 0,
+        let timeout = libc::timeval {
+            tv_sec: cfg.timeout.as_secs() as libc::time_t,
+            tv_usec: cfg.timeout.subsec_micros() as libc::suseconds_t,
         };
         // SAFETY: the descriptor is the listener's own, open for the listener's lifetime, and
-        // `idle` is a valid timeval for the duration of the call.
+        // `timeout` is a valid timeval for the duration of the calls.
         unsafe {
             // std listens with a backlog of 128; a burst of clients rebooting at once overflows
             // it and their SYNs are retried a second later. Linux lets listen() raise it in place.
             libc::listen(fd, LISTEN_BACKLOG);
-            // accept() on the listener returns EAGAIN after this long, so idle workers can exit.
-            libc::setsockopt(
-                fd,
-                libc::SOL_SOCKET,
-                libc::SO_RCVTIMEO,
-                (&idle as *const libc::timeval).cast(),
-                std::mem::size_of::<libc::timeval>() as libc::socklen_t,
-            );
+            // Accepted sockets inherit these: a connection starts with its whole deadline set,
+            // and a quick exchange needs no setsockopt (see net::Deadline). On the listener,
+            // the receive timeout also makes an idle accept() return, so idle workers can exit.
+            for opt in [libc::SO_RCVTIMEO, libc::SO_SNDTIMEO] {
+                libc::setsockopt(
+                    fd,
+                    libc::SOL_SOCKET,
+                    opt,
+                    (&timeout as *const libc::timeval).cast(),
+                    std::mem::size_of::<libc::timeval>() as libc::socklen_t,
+                );
+            }
         }
         let shared = Arc::new(Shared {
             listener,
@@ -259,7 +262,7 @@ fn work(shared: &Arc<Shared>) {
         let (stream, peer) = match accepted {
             Ok(pair) => pair,
             Err(e) if frame::is_timeout(&e) => {
-                // Idle for IDLE_EXIT: leave, unless this is one of the workers kept alive.
+                // Idle for a whole --timeout: leave, unless this is one of the workers kept alive.
                 let left = shared
                     .workers
                     .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| {
@@ -377,36 +380,32 @@ fn handle(shared: &Shared, mut job: Job) {
     } else if matches!(outcome, Outcome::Served(_) | Outcome::NotFound(_)) {
         shared.gate.succeeded(ip);
     }
-    let took = log::millis(job.accepted.elapsed());
-    let peer = job.peer;
-    let text = match &outcome {
-        Outcome::Served(name) => {
-            format!("peer={peer} name={} outcome=served", log::printable(name))
-        }
-        Outcome::NotFound(name) => format!(
-            "peer={peer} name={} outcome=not-found",
-            log::printable(name)
-        ),
-        Outcome::WrongPassword => format!("peer={peer} outcome=wrong-password"),
+    // One line, built in one buffer: this runs once per connection.
+    let mut text = String::with_capacity(112);
+    let _ = write!(text, "peer={}", job.peer);
+    let _ = match &outcome {
+        Outcome::Served(name) => write!(text, " name={} outcome=served", Printable(name)),
+        Outcome::NotFound(name) => write!(text, " name={} outcome=not-found", Printable(name)),
+        Outcome::WrongPassword => write!(text, " outcome=wrong-password"),
         Outcome::Undecryptable => {
-            format!("peer={peer} outcome=undecryptable (encryption key or --insecure differs)")
+            write!(
+                text,
+                " outcome=undecryptable (encryption key or --insecure differs)"
+            )
         }
-        Outcome::Malformed(why) => format!("peer={peer} outcome={why}"),
-        Outcome::Frame(FrameError::Closed) => {
-            format!("peer={peer} outcome=closed without a request")
-        }
-        Outcome::Frame(e) => format!("peer={peer} outcome=bad frame ({e})"),
-        Outcome::WriteFailed(e) => format!("peer={peer} outcome=write failed ({e})"),
-        Outcome::NoRandom => format!("peer={peer} outcome=no random nonce available"),
+        Outcome::Malformed(why) => write!(text, " outcome={why}"),
+        Outcome::Frame(FrameError::Closed) => write!(text, " outcome=closed without a request"),
+        Outcome::Frame(e) => write!(text, " outcome=bad frame ({e})"),
+        Outcome::WriteFailed(e) => write!(text, " outcome=write failed ({e})"),
+        Outcome::NoRandom => write!(text, " outcome=no random nonce available"),
     };
-    log::line(&format!("{text} took={took}"));
+    let _ = write!(text, " took={}", Millis(job.accepted.elapsed()));
+    log::line(&text);
 }
 
 fn serve(shared: &Shared, job: &mut Job) -> Outcome {
-    let mut io = Deadline {
-        stream: &job.stream,
-        at: job.accepted + shared.timeout,
-    };
+    // Accepted sockets inherit the listener's timeouts, which are the connection deadline.
+    let mut io = Deadline::preset(&job.stream, job.accepted + shared.timeout, shared.timeout);
     let payload = {
         // One read usually brings the whole request.
         let mut reader = BufReader::with_capacity(512, &mut io);
