@@ -11,7 +11,7 @@
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::os::fd::RawFd;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -82,6 +82,8 @@ pub struct Gate {
     max_total: usize,
     max_per_source: usize,
     max_failures: u32,
+    /// True while `failures` may hold an entry (set under the lock by `failed`).
+    any_failures: AtomicBool,
 }
 
 /// One admitted connection; dropping it frees the slot.
@@ -132,6 +134,7 @@ impl Gate {
             max_total,
             max_per_source,
             max_failures,
+            any_failures: AtomicBool::new(false),
         })
     }
 
@@ -199,6 +202,7 @@ impl Gate {
             f.count = 0;
         }
         f.count = f.count.saturating_add(1);
+        self.any_failures.store(true, Ordering::Relaxed);
         f.last = now;
         if max > 0 && f.count >= max {
             let doublings = (f.count - max).min(16);
@@ -209,11 +213,15 @@ impl Gate {
 
     /// Records a successful authentication: the address's failures are forgotten.
     pub fn succeeded(&self, ip: IpAddr) {
+        // The common case, nobody has failed lately, costs no lock.
+        if !self.any_failures.load(Ordering::Relaxed) {
+            return;
+        }
         let source = Source::of(ip);
         let mut st = self.lock();
-        if !st.failures.is_empty() {
-            st.failures.remove(&source);
-        }
+        st.failures.remove(&source);
+        self.any_failures
+            .store(!st.failures.is_empty(), Ordering::Relaxed);
     }
 
     /// Connections being served now (for tests and diagnostics).

@@ -106,13 +106,17 @@ struct Job {
     /// Registration in [`Pending`] until the request has arrived.
     pending_id: u64,
     pending: Arc<Pending>,
+    /// Set once the request is read (and the connection deregistered from `pending`).
+    request_read: bool,
     permit: Permit,
 }
 
 impl Drop for Job {
     /// Deregisters before the stream closes (the invariant `Pending::evict_oldest` relies on).
     fn drop(&mut self) {
-        self.pending.done(self.pending_id);
+        if !self.request_read {
+            self.pending.done(self.pending_id);
+        }
     }
 }
 
@@ -322,6 +326,7 @@ fn admit(shared: &Shared, stream: TcpStream, peer: SocketAddr) -> Option<Job> {
                 accepted: now,
                 pending_id,
                 pending,
+                request_read: false,
                 permit,
             })
         }
@@ -418,6 +423,7 @@ fn serve(shared: &Shared, job: &mut Job) -> Outcome {
     // longer counts against its address: a client that reconnects as soon as it has its answer
     // must not find its previous connection still holding the slot.
     job.pending.done(job.pending_id);
+    job.request_read = true;
     job.permit.release_source();
     let Ok(plain) = shared.codec.open(payload) else {
         return Outcome::Undecryptable;
