@@ -37,29 +37,21 @@ let
   unitOf = name: "${unitBase name}.service";
   fetchUnits = map unitOf names;
 
-  # Stage-2 password: the console prompt's copy, else password_file, else the
+  # Stage-2 password: the console prompt's copy, else passwordFile, else the
   # literal password written to the store (warned).
   passwordFile =
     if cfg.enableInitrdPassword then
       common.stage2PasswordFile
-    else if nonEmpty cfg.passwordFile then
-      cfg.passwordFile
-    else if nonEmpty cfg.password then
-      pkgs.writeText "netsecrets-client-password" cfg.password
     else
-      null;
+      common.fileOrLiteral pkgs "netsecrets-client-password" cfg.passwordFile cfg.password;
 
   # Key: encryptionKeyFile wins (SPEC §2); a literal key is written to the
   # store (warned); `insecure` drops both.
   keyFile =
     if cfg.insecure then
       null
-    else if nonEmpty cfg.encryptionKeyFile then
-      cfg.encryptionKeyFile
-    else if nonEmpty cfg.encryptionKey then
-      pkgs.writeText "netsecrets-client-encryption-key" cfg.encryptionKey
     else
-      null;
+      common.fileOrLiteral pkgs "netsecrets-client-encryption-key" cfg.encryptionKeyFile cfg.encryptionKey;
 
   # Stage 1 gets the key and (without the prompt) the password through
   # boot.initrd.secrets, i.e. appended to the initrd, not in the store.

@@ -39,8 +39,26 @@ let
 
   # The seed writes `password_file = "";` for "not set": accept "" as well.
   pathNotInStoreOrEmpty = lib.types.either (lib.types.enum [ "" ]) pathNotInStore;
+
+  # "" means "not set" in the seed's examples; null is the default.
+  nonEmpty = v: v != null && v != "";
 in
 {
+  inherit nonEmpty;
+
+  # The file behind a file option and its literal twin (password_file/password,
+  # encryptionKeyFile/encryptionKey): the file wins; a literal value is written
+  # to the world-readable store under `storeName` (the modules warn about it);
+  # neither gives null.
+  fileOrLiteral =
+    pkgs: storeName: file: literal:
+    if nonEmpty file then
+      file
+    else if nonEmpty literal then
+      pkgs.writeText storeName literal
+    else
+      null;
+
   inherit secretName pathNotInStore pathNotInStoreOrEmpty;
 
   # Default TCP port. Keep in sync with src/cli.rs (DEFAULT_PORT) and README.md.
@@ -68,9 +86,6 @@ in
 
   # A port given as 8081 or "8081" (the seed uses both); always an int after merging.
   port = lib.types.coercedTo (lib.types.strMatching "[0-9]{1,5}") lib.toInt lib.types.port;
-
-  # "" means "not set" in the seed's examples; null is the default.
-  nonEmpty = v: v != null && v != "";
 
   # A LoadCredential= entry "ID:PATH". systemd expands %-specifiers in it,
   # so a % in the path is doubled.

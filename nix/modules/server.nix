@@ -24,25 +24,15 @@ let
   secretFile = name: cfg.secretFiles.${name} or "${cfg.secretsDir}/${name}";
 
   # Password: password_file wins; a literal password is written to the store (warned).
-  passwordFile =
-    if nonEmpty cfg.password_file then
-      cfg.password_file
-    else if nonEmpty cfg.password then
-      pkgs.writeText "netsecrets-server-password" cfg.password
-    else
-      null;
+  passwordFile = common.fileOrLiteral pkgs "netsecrets-server-password" cfg.password_file cfg.password;
 
   # Key: encryptionKeyFile wins over encryptionKey (SPEC §2); a literal key is
   # written to the store (warned). `insecure` drops both.
   keyFile =
     if cfg.insecure then
       null
-    else if nonEmpty cfg.encryptionKeyFile then
-      cfg.encryptionKeyFile
-    else if nonEmpty cfg.encryptionKey then
-      pkgs.writeText "netsecrets-server-encryption-key" cfg.encryptionKey
     else
-      null;
+      common.fileOrLiteral pkgs "netsecrets-server-encryption-key" cfg.encryptionKeyFile cfg.encryptionKey;
 
   privilegedPort = cfg.port < 1024;
 
