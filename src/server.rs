@@ -195,8 +195,10 @@ impl Server {
         for _ in 1..KEEP_WORKERS.min(self.shared.max_workers) {
             grow(&self.shared);
         }
+        // This thread is a worker too, the one that never retires: if it returned, the process
+        // would exit.
         self.shared.workers.fetch_add(1, Ordering::SeqCst);
-        work(&self.shared);
+        work(&self.shared, false);
         Ok(())
     }
 }
@@ -240,7 +242,7 @@ fn grow(shared: &Arc<Shared>) -> bool {
     let spawned = thread::Builder::new()
         .name("worker".into())
         .stack_size(WORKER_STACK)
-        .spawn(move || work(&me));
+        .spawn(move || work(&me, true));
     if let Err(e) = spawned {
         shared.workers.fetch_sub(1, Ordering::SeqCst);
         refusal_line(shared, &format!("cannot start a worker thread: {e}"));
@@ -257,8 +259,9 @@ fn refusal_line(shared: &Shared, text: &str) {
         .line(text);
 }
 
-/// One worker: accept, admit, serve, repeat.
-fn work(shared: &Arc<Shared>) {
+/// One worker: accept, admit, serve, repeat. With `may_retire`, returns when idle for a whole
+/// `--timeout` while more than [`KEEP_WORKERS`] exist; without, never returns.
+fn work(shared: &Arc<Shared>, may_retire: bool) {
     loop {
         shared.idle.fetch_add(1, Ordering::SeqCst);
         let accepted = shared.listener.accept();
@@ -266,13 +269,15 @@ fn work(shared: &Arc<Shared>) {
         let (stream, peer) = match accepted {
             Ok(pair) => pair,
             Err(e) if frame::is_timeout(&e) => {
-                // Idle for a whole --timeout: leave, unless this is one of the workers kept alive.
-                let left = shared
-                    .workers
-                    .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| {
-                        (n > KEEP_WORKERS).then(|| n - 1)
-                    });
-                if left.is_ok() {
+                // Idle for a whole --timeout: leave, unless this worker is one kept alive.
+                let retire = may_retire
+                    && shared
+                        .workers
+                        .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| {
+                            (n > KEEP_WORKERS).then(|| n - 1)
+                        })
+                        .is_ok();
+                if retire {
                     return;
                 }
                 continue;

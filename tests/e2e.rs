@@ -960,78 +960,31 @@ fn copy_password_and_keygen() {
 /// password lands atomically with mode 0400.
 #[test]
 fn ask_password_on_a_pty_without_echo() {
-    use std::os::fd::FromRawFd;
     let d = TempDir::new("ask");
-    // SAFETY: plain libc calls on a descriptor this test owns; ptsname_r writes into `buf`.
-    let (master, pts) = unsafe {
-        let fd = libc::posix_openpt(libc::O_RDWR | libc::O_NOCTTY);
-        assert!(fd >= 0);
-        assert_eq!(libc::grantpt(fd), 0);
-        assert_eq!(libc::unlockpt(fd), 0);
-        let mut buf = [0 as libc::c_char; 64];
-        assert_eq!(libc::ptsname_r(fd, buf.as_mut_ptr(), buf.len()), 0);
-        let name = std::ffi::CStr::from_ptr(buf.as_ptr())
-            .to_str()
-            .unwrap()
-            .to_owned();
-        (std::fs::File::from_raw_fd(fd), name)
-    };
+    let mut pty = Pty::open();
     let out = d.path("run/netsecrets-password");
     let mut child = std::process::Command::new(BIN)
         .args([
             "ask-password",
             "--tty",
-            &pts,
+            &pty.path,
             "--output",
             out.to_str().unwrap(),
             "--prompt",
             "PW? ",
         ])
         .stdin(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    let (tx, rx) = std::sync::mpsc::channel::<Vec<u8>>();
-    let mut reader = master.try_clone().unwrap();
-    std::thread::spawn(move || {
-        let mut buf = [0u8; 256];
-        while let Ok(n) = reader.read(&mut buf) {
-            if n == 0 || tx.send(buf[..n].to_vec()).is_err() {
-                break;
-            }
-        }
-    });
-    let mut seen = Vec::new();
-    let wait_for_prompts = |n: usize, seen: &mut Vec<u8>| {
-        let end = Instant::now() + Duration::from_secs(20);
-        while seen.windows(4).filter(|w| w == b"PW? ").count() < n {
-            match rx.recv_timeout(Duration::from_millis(100)) {
-                Ok(b) => seen.extend(b),
-                Err(_) if Instant::now() > end => {
-                    panic!("no prompt: {:?}", String::from_utf8_lossy(seen))
-                }
-                Err(_) => {}
-            }
-        }
-    };
-    let mut w = master;
-    wait_for_prompts(1, &mut seen);
-    w.write_all(b"\n").unwrap();
-    wait_for_prompts(2, &mut seen);
-    w.write_all(b"typed pass\n").unwrap();
-    let end = Instant::now() + Duration::from_secs(20);
-    while matches!(child.try_wait(), Ok(None)) && Instant::now() < end {
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let _ = child.kill();
-    let status = child.wait().unwrap();
-    while let Ok(b) = rx.recv_timeout(Duration::from_millis(200)) {
-        seen.extend(b);
-    }
-    assert!(status.success(), "ask-password failed");
+    pty.wait_for(b"PW? ", 1);
+    pty.type_line(b"");
+    pty.wait_for(b"PW? ", 2);
+    pty.type_line(b"typed pass");
+    let status = wait_limited(&mut child, Duration::from_secs(20));
+    let shown = pty.shown();
+    assert!(status.success(), "ask-password failed: {shown}");
     assert_eq!(std::fs::read(&out).unwrap(), b"typed pass");
     assert_eq!(mode(&out), 0o400);
-    let shown = String::from_utf8_lossy(&seen);
     assert!(
         !shown.contains("typed"),
         "the password was echoed: {shown:?}"
@@ -1081,4 +1034,37 @@ fn full_server_evicts_oldest_idle_connection_for_a_new_client() {
         .unwrap();
     let mut b = [0u8; 1];
     assert_eq!(idle[0].read(&mut b).unwrap(), 0);
+}
+
+/// Workers started for a burst of idle connections retire once idle; the server itself never
+/// does (a worker returning on the main thread would end the process).
+#[test]
+fn server_keeps_serving_after_extra_workers_retire() {
+    let mut s = Server::start(&["--password", PW, "-S", "db=v", "--timeout", "0.3"]);
+    // Hold more connections than the workers kept alive, so the pool grows.
+    let idle: Vec<TcpStream> = (0..12)
+        .map(|_| TcpStream::connect(("127.0.0.1", s.port)).unwrap())
+        .collect();
+    std::thread::sleep(Duration::from_millis(500));
+    drop(idle);
+    // Several idle timeouts pass: the extra workers retire.
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(s.is_alive(), "the server exited: {}", s.log());
+    let o = send(
+        s.port,
+        &[
+            "--password",
+            PW,
+            "--request_secrets",
+            "db",
+            "--timeout",
+            "3",
+        ],
+    );
+    assert_eq!(
+        (o.status.code(), stdout(&o).as_str()),
+        (Some(0), "v\n"),
+        "{}",
+        stderr(&o)
+    );
 }

@@ -192,3 +192,96 @@ pub fn mode(p: &Path) -> u32 {
     use std::os::unix::fs::MetadataExt;
     std::fs::metadata(p).unwrap().mode() & 0o7777
 }
+
+/// A pseudo-terminal standing in for /dev/console: the test side (`master`) types and reads
+/// what the program shows; `path` is the terminal the program opens with `--tty`.
+pub struct Pty {
+    pub master: std::fs::File,
+    pub path: String,
+    shown: std::sync::mpsc::Receiver<Vec<u8>>,
+    pub seen: Vec<u8>,
+}
+
+impl Pty {
+    pub fn open() -> Pty {
+        use std::os::fd::FromRawFd;
+        // SAFETY: plain libc calls on a descriptor this test owns; ptsname_r writes into `buf`.
+        let (master, path) = unsafe {
+            let fd = libc::posix_openpt(libc::O_RDWR | libc::O_NOCTTY);
+            assert!(fd >= 0);
+            assert_eq!(libc::grantpt(fd), 0);
+            assert_eq!(libc::unlockpt(fd), 0);
+            let mut buf = [0 as libc::c_char; 64];
+            assert_eq!(libc::ptsname_r(fd, buf.as_mut_ptr(), buf.len()), 0);
+            let name = std::ffi::CStr::from_ptr(buf.as_ptr())
+                .to_str()
+                .unwrap()
+                .to_owned();
+            (std::fs::File::from_raw_fd(fd), name)
+        };
+        let (tx, shown) = std::sync::mpsc::channel::<Vec<u8>>();
+        let mut reader = master.try_clone().unwrap();
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 256];
+            while let Ok(n) = reader.read(&mut buf) {
+                if n == 0 || tx.send(buf[..n].to_vec()).is_err() {
+                    break;
+                }
+            }
+        });
+        Pty {
+            master,
+            path,
+            shown,
+            seen: Vec::new(),
+        }
+    }
+
+    /// Waits until `needle` has been shown `n` times in all (20 s at most).
+    pub fn wait_for(&mut self, needle: &[u8], n: usize) {
+        let end = Instant::now() + Duration::from_secs(20);
+        while self
+            .seen
+            .windows(needle.len())
+            .filter(|w| *w == needle)
+            .count()
+            < n
+        {
+            match self.shown.recv_timeout(Duration::from_millis(100)) {
+                Ok(b) => self.seen.extend(b),
+                Err(_) if Instant::now() > end => {
+                    panic!(
+                        "{:?} not shown {n} times: {:?}",
+                        String::from_utf8_lossy(needle),
+                        String::from_utf8_lossy(&self.seen)
+                    )
+                }
+                Err(_) => {}
+            }
+        }
+    }
+
+    pub fn type_line(&mut self, text: &[u8]) {
+        use std::io::Write;
+        self.master.write_all(text).unwrap();
+        self.master.write_all(b"\n").unwrap();
+    }
+
+    /// Everything shown so far, after a short wait for stragglers.
+    pub fn shown(&mut self) -> String {
+        while let Ok(b) = self.shown.recv_timeout(Duration::from_millis(200)) {
+            self.seen.extend(b);
+        }
+        String::from_utf8_lossy(&self.seen).into_owned()
+    }
+}
+
+/// Waits for a child for at most `limit`, then kills it.
+pub fn wait_limited(child: &mut Child, limit: Duration) -> std::process::ExitStatus {
+    let end = Instant::now() + limit;
+    while matches!(child.try_wait(), Ok(None)) && Instant::now() < end {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = child.kill();
+    child.wait().unwrap()
+}
