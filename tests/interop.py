@@ -6,7 +6,9 @@ This file speaks the netsecrets protocol from the spec alone (Python's struct, h
 
   * a Python client against `netsecrets receive` (plaintext and AES, key string and key file);
   * `netsecrets send` against a Python server (plaintext and AES), which also checks the exact
-    request bytes the Rust client puts on the wire.
+    request bytes the Rust client puts on the wire;
+
+and, since it has a pseudo-terminal at hand, `ask-password --verify-secret` against a real server.
 
 Usage: tests/interop.py [path/to/netsecrets]   Last line: "N passed, N failed".
 """
@@ -144,6 +146,47 @@ def check(name, cond, detail=""):
     print(("PASS " if cond else "FAIL ") + name + ("" if cond else f": {detail}"))
 
 
+def ask_password_verify(d):
+    """`ask-password --verify-secret` on a pseudo-terminal: a password the server rejects is
+    asked again (and never written), the accepted one is written with mode 0400, nothing echoes."""
+    import pty
+    import select
+    srv = RustServer("--password", "good pw", "-S", "probe=x", "--encryption-key", "k", "--max-failures", "0")
+    master, slave = pty.openpty()
+    out = os.path.join(d, "asked-pw")
+    p = subprocess.Popen([BIN, "ask-password", "--tty", os.ttyname(slave), "--output", out, "--prompt", "PW? ",
+                          "--verify-secret", "probe", "--server", "127.0.0.1", "--port", str(srv.port),
+                          "--encryption-key", "k", "--timeout", "1", "--tries", "3"],
+                         stdin=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    shown = b""
+    try:
+        def wait(n):
+            nonlocal shown
+            end = time.time() + 20
+            while shown.count(b"PW? ") < n and time.time() < end:
+                if select.select([master], [], [], 0.2)[0]:
+                    shown += os.read(master, 4096)
+            return shown.count(b"PW? ") >= n
+        check("ask-password: prompt shown", wait(1), shown)
+        os.write(master, b"wrong guess\n")
+        check("ask-password: rejected password asked again", wait(2), shown)
+        check("ask-password: rejected password not written", not os.path.exists(out))
+        os.write(master, b"good pw\n")
+        p.wait(timeout=20)
+        check("ask-password: accepted password written 0400",
+              p.returncode == 0 and open(out, "rb").read() == b"good pw" and (os.stat(out).st_mode & 0o777) == 0o400,
+              (p.returncode, shown))
+        check("ask-password: told why it asked again", b"not accepted" in shown and b"attempt 1 of 3" in shown, shown)
+        check("ask-password: nothing typed was echoed", b"wrong guess" not in shown and b"good pw" not in shown, shown)
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+        os.close(master)
+        os.close(slave)
+        srv.close()
+
+
 def main():
     value = b"v\x00\xff\nbinary"
     with tempfile.TemporaryDirectory() as d:
@@ -201,6 +244,8 @@ def main():
                       p.returncode == 1 and p.stdout == b"" and b"no secret named" in p.stderr, (p.returncode, p.stdout, p.stderr))
             finally:
                 srv.close()
+
+        ask_password_verify(d)
 
     failed = RESULTS.count(False)
     print(f"{len(RESULTS) - failed} passed, {failed} failed")
