@@ -124,45 +124,15 @@ let
 
   # Stage 2 fetch units run as root (they chown each file to its owner) but
   # see a read-only system except /var/lib/netsecrets.
-  hardening = {
+  hardening = common.sandbox // {
     CapabilityBoundingSet = [
       "CAP_CHOWN"
       "CAP_FOWNER"
       "CAP_DAC_OVERRIDE"
     ];
-    NoNewPrivileges = true;
-    UMask = "0077";
-    ProtectSystem = "strict";
     ReadWritePaths = [ common.stateDir ];
-    ProtectHome = true;
-    PrivateTmp = true;
-    PrivateDevices = true;
-    PrivateMounts = true;
-    PrivateIPC = true;
-    ProtectClock = true;
-    ProtectControlGroups = true;
-    ProtectHostname = true;
-    ProtectKernelLogs = true;
-    ProtectKernelModules = true;
-    ProtectKernelTunables = true;
-    ProtectProc = "invisible";
-    ProcSubset = "pid";
-    RestrictAddressFamilies = [
-      "AF_INET"
-      "AF_INET6"
-    ];
-    RestrictNamespaces = true;
-    RestrictRealtime = true;
-    RestrictSUIDSGID = true;
-    LockPersonality = true;
-    MemoryDenyWriteExecute = true;
-    SystemCallArchitectures = "native";
-    SystemCallFilter = [
-      "@system-service"
-      "~@privileged"
-      "~@resources"
-    ];
   };
+
 
   # netsecrets-client.service wants every fetch unit and runs after them,
   # then fails unless all of them are active, i.e. every secret arrived. A

@@ -87,6 +87,44 @@ in
   # A port given as 8081 or "8081" (the seed uses both); always an int after merging.
   port = lib.types.coercedTo (lib.types.strMatching "[0-9]{1,5}") lib.toInt lib.types.port;
 
+  # The sandbox every netsecrets unit gets (server daemon and client fetches):
+  # a read-only system, no devices, kernel knobs or namespaces, IP sockets only,
+  # the @system-service syscalls minus privileged and resource-control ones.
+  # Each module adds its user, capabilities and writable paths.
+  sandbox = {
+    NoNewPrivileges = true;
+    UMask = "0077";
+    ProtectSystem = "strict";
+    ProtectHome = true;
+    PrivateTmp = true;
+    PrivateDevices = true;
+    PrivateMounts = true;
+    PrivateIPC = true;
+    ProtectClock = true;
+    ProtectControlGroups = true;
+    ProtectHostname = true;
+    ProtectKernelLogs = true;
+    ProtectKernelModules = true;
+    ProtectKernelTunables = true;
+    ProtectProc = "invisible";
+    ProcSubset = "pid";
+    RestrictAddressFamilies = [
+      "AF_INET"
+      "AF_INET6"
+    ];
+    RestrictNamespaces = true;
+    RestrictRealtime = true;
+    RestrictSUIDSGID = true;
+    LockPersonality = true;
+    MemoryDenyWriteExecute = true;
+    SystemCallArchitectures = "native";
+    SystemCallFilter = [
+      "@system-service"
+      "~@privileged"
+      "~@resources"
+    ];
+  };
+
   # A LoadCredential= entry "ID:PATH". systemd expands %-specifiers in it,
   # so a % in the path is doubled.
   loadCredential = id: path: "${id}:${lib.replaceStrings [ "%" ] [ "%%" ] "${path}"}";

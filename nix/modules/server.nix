@@ -65,50 +65,21 @@ let
 
   # What systemd-analyze security rewards, as far as a TCP server that only
   # reads its credentials allows. See docs/nixos.md for the measured score.
-  hardening = {
-    User = "netsecrets";
-    Group = "netsecrets";
-    # Bind below 1024 needs exactly one capability; nothing else needs any.
-    CapabilityBoundingSet = if privilegedPort then [ "CAP_NET_BIND_SERVICE" ] else [ "" ];
-    AmbientCapabilities = if privilegedPort then [ "CAP_NET_BIND_SERVICE" ] else [ "" ];
-    NoNewPrivileges = true;
-    UMask = "0077";
-    ProtectSystem = "strict";
-    ProtectHome = true;
-    PrivateTmp = true;
-    PrivateDevices = true;
-    DevicePolicy = "closed";
-    PrivateUsers = !privilegedPort;
-    PrivateMounts = true;
-    PrivateIPC = true;
-    ProtectClock = true;
-    ProtectControlGroups = true;
-    ProtectHostname = true;
-    ProtectKernelLogs = true;
-    ProtectKernelModules = true;
-    ProtectKernelTunables = true;
-    ProtectProc = "invisible";
-    ProcSubset = "pid";
-    RemoveIPC = true;
-    RestrictAddressFamilies = [
-      "AF_INET"
-      "AF_INET6"
-    ];
-    RestrictNamespaces = true;
-    RestrictRealtime = true;
-    RestrictSUIDSGID = true;
-    LockPersonality = true;
-    MemoryDenyWriteExecute = true;
-    SystemCallArchitectures = "native";
-    SystemCallFilter = [
-      "@system-service"
-      "~@privileged"
-      "~@resources"
-    ];
-    SystemCallErrorNumber = "EPERM";
-    KeyringMode = "private";
-    NotifyAccess = "none";
-  }
+  hardening =
+    common.sandbox
+    // {
+      User = "netsecrets";
+      Group = "netsecrets";
+      # Bind below 1024 needs exactly one capability; nothing else needs any.
+      CapabilityBoundingSet = if privilegedPort then [ "CAP_NET_BIND_SERVICE" ] else [ "" ];
+      AmbientCapabilities = if privilegedPort then [ "CAP_NET_BIND_SERVICE" ] else [ "" ];
+      DevicePolicy = "closed";
+      PrivateUsers = !privilegedPort;
+      RemoveIPC = true;
+      SystemCallErrorNumber = "EPERM";
+      KeyringMode = "private";
+      NotifyAccess = "none";
+    }
   # Only the authorized networks may talk to the daemon at all (kernel-side,
   # before the daemon's own check). With no list every address is allowed,
   # as the daemon itself does.
