@@ -95,10 +95,6 @@ pub enum Codec {
 }
 
 impl Codec {
-    pub fn is_encrypted(&self) -> bool {
-        matches!(self, Codec::Aes(_))
-    }
-
     /// Prepares a payload for sending.
     pub fn seal(&self, plaintext: &[u8]) -> Result<Vec<u8>, getrandom::Error> {
         match self {

@@ -68,10 +68,6 @@ impl Error {
         self
     }
 
-    pub fn kind(&self) -> Kind {
-        self.kind
-    }
-
     pub fn exit_code(&self) -> i32 {
         match self.kind {
             Kind::Usage | Kind::Config => EXIT_USAGE,
