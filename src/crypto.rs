@@ -139,11 +139,6 @@ impl PasswordCheck {
     }
 }
 
-/// Constant-time equality of two byte strings of any lengths.
-pub fn ct_eq(a: &[u8], b: &[u8]) -> bool {
-    PasswordCheck::new(a).matches(b)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -220,9 +215,9 @@ mod tests {
 
     #[test]
     fn constant_time_eq() {
-        assert!(ct_eq(b"hunter2", b"hunter2"));
-        assert!(!ct_eq(b"hunter2", b"hunter3"));
-        assert!(!ct_eq(b"hunter2", b"hunter22"));
-        assert!(!ct_eq(b"", b"x"));
+        assert!(PasswordCheck::new(b"hunter2").matches(b"hunter2"));
+        assert!(!PasswordCheck::new(b"hunter2").matches(b"hunter3"));
+        assert!(!PasswordCheck::new(b"hunter2").matches(b"hunter22"));
+        assert!(!PasswordCheck::new(b"").matches(b"x"));
     }
 }

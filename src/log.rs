@@ -69,11 +69,6 @@ impl std::fmt::Display for Printable<'_> {
     }
 }
 
-/// [`Printable`] as a `String`.
-pub fn printable(bytes: &[u8]) -> String {
-    Printable(bytes).to_string()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -86,7 +81,7 @@ mod tests {
         assert_eq!(secs(Duration::from_secs(30)), "30s");
         assert_eq!(secs(Duration::from_millis(1500)), "1.5s");
         assert_eq!(secs(Duration::from_millis(10)), "0.01s");
-        assert_eq!(printable(b"db\n\x00"), "db\\x0a\\x00");
-        assert_eq!(printable(&[b'a'; 70]).len(), 67);
+        assert_eq!(Printable(b"db\n\x00").to_string(), "db\\x0a\\x00");
+        assert_eq!(Printable(&[b'a'; 70]).to_string().len(), 67);
     }
 }

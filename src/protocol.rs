@@ -80,8 +80,8 @@ pub fn valid_name(name: &[u8]) -> bool {
 /// The one-line reason a name is invalid, for error messages.
 pub fn name_problem(name: &str) -> String {
     format!(
-        "invalid secret name {:?}: use 1-255 characters of A-Z a-z 0-9 . _ @ + - (not \".\" or \"..\")",
-        crate::log::printable(name.as_bytes())
+        "invalid secret name \"{}\": use 1-255 characters of A-Z a-z 0-9 . _ @ + - (not \".\" or \"..\")",
+        crate::log::Printable(name.as_bytes())
     )
 }
 
