@@ -135,9 +135,11 @@ impl Server {
             .with_io(e)
         })?;
         let fd = listener.as_raw_fd();
+        // The field types differ between libc targets (and musl's are deprecated aliases);
+        // --timeout is at most 86 400 s, so the casts cannot truncate.
         let timeout = libc::timeval {
-            tv_sec: cfg.timeout.as_secs() as libc::time_t,
-            tv_usec: cfg.timeout.subsec_micros() as libc::suseconds_t,
+            tv_sec: cfg.timeout.as_secs() as _,
+            tv_usec: cfg.timeout.subsec_micros() as _,
         };
         // SAFETY: the descriptor is the listener's own, open for the listener's lifetime, and
         // `timeout` is a valid timeval for the duration of the calls.
