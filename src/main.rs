@@ -8,6 +8,10 @@ use netsecrets::cli::{self, Command, SendArgs};
 use netsecrets::error::{Error, Result, EXIT_OK};
 use netsecrets::{client, config, initrd, log, output, server};
 
+// The static release binary brings its own do-nothing unwinder (see the module's comment).
+#[cfg(all(panic = "abort", target_env = "musl", target_feature = "crt-static"))]
+mod unwind;
+
 fn main() {
     let env = |key: &str| std::env::var_os(key);
     let code = match cli::parse(std::env::args_os(), &env).and_then(run) {
