@@ -39,9 +39,13 @@ use crate::protocol::{self, NOT_FOUND};
 
 /// Stack of each worker thread: the work is a few small buffers on the heap.
 const WORKER_STACK: usize = 128 * 1024;
-/// Workers started at once and kept alive while idle: enough to keep two cores busy with
-/// short requests (the benchmark's best fixed pool had 2 to 4 threads).
-const KEEP_WORKERS: usize = 4;
+/// Workers started at once and kept alive while idle: one per CPU this process may run on
+/// (its affinity mask, which systemd's `CPUAffinity=` and `AllowedCPUs=` set), within these
+/// bounds. At least 4: on 2 CPUs shared with other busy processes, a server with only 2
+/// runnable workers got too small a share of the CPUs (bench/run's slow-connection test:
+/// 930 instead of 19 000 req/s for the other address; docs/performance.md).
+const KEEP_WORKERS_MIN: usize = 4;
+const KEEP_WORKERS_MAX: usize = 16;
 /// How often the monitor looks for a stall.
 const TICK: Duration = Duration::from_millis(5);
 /// Workers the monitor starts (or connections it evicts) in the first stalled tick; doubles
@@ -72,6 +76,8 @@ struct Shared {
     /// Connections taken from the listener so far; the monitor's sign of progress.
     taken: AtomicUsize,
     max_workers: usize,
+    /// Workers kept alive while idle (see [`KEEP_WORKERS_MIN`]), at most `max_workers`.
+    keep_workers: usize,
     refusals: Mutex<RateLimit>,
 }
 
@@ -174,6 +180,9 @@ impl Server {
             idle: AtomicUsize::new(0),
             taken: AtomicUsize::new(0),
             max_workers: cfg.max_connections,
+            keep_workers: cpus()
+                .clamp(KEEP_WORKERS_MIN, KEEP_WORKERS_MAX)
+                .min(cfg.max_connections),
             refusals: Mutex::new(RateLimit::default()),
         });
         Ok(Server { shared })
@@ -194,7 +203,7 @@ impl Server {
             .stack_size(WORKER_STACK)
             .spawn(move || monitor(&me))
             .map_err(|e| Error::config("cannot start the monitor thread").with_io(e))?;
-        for _ in 1..KEEP_WORKERS.min(self.shared.max_workers) {
+        for _ in 1..self.shared.keep_workers {
             grow(&self.shared);
         }
         // This thread is a worker too, the one that never retires: if it returned, the process
@@ -261,8 +270,23 @@ fn refusal_line(shared: &Shared, text: &str) {
         .line(text);
 }
 
+/// CPUs this process may run on, from its affinity mask; 1 if that cannot be read. (std's
+/// `available_parallelism` also reads cgroup quotas, and costs 20 KB of binary for it.)
+fn cpus() -> usize {
+    // SAFETY: `set` is a zeroed cpu_set_t owned by this frame, and the kernel writes at most
+    // the size it is given.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        if libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) == 0 {
+            libc::CPU_COUNT(&set).max(1) as usize
+        } else {
+            1
+        }
+    }
+}
+
 /// One worker: accept, admit, serve, repeat. With `may_retire`, returns when idle for a whole
-/// `--timeout` while more than [`KEEP_WORKERS`] exist; without, never returns.
+/// `--timeout` while more than `keep_workers` exist; without, never returns.
 fn work(shared: &Arc<Shared>, may_retire: bool) {
     loop {
         shared.idle.fetch_add(1, Ordering::SeqCst);
@@ -276,7 +300,7 @@ fn work(shared: &Arc<Shared>, may_retire: bool) {
                     && shared
                         .workers
                         .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| {
-                            (n > KEEP_WORKERS).then(|| n - 1)
+                            (n > shared.keep_workers).then(|| n - 1)
                         })
                         .is_ok();
                 if retire {
