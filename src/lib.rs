@@ -2,6 +2,7 @@
 //!
 //! Layout (one file per concern):
 //! - `main.rs`     — dispatch and exit codes (the binary; this library is everything else).
+//! - `unwind.rs`   — the binary's do-nothing unwinder for the static release build (size).
 //! - `cli.rs`      — flags and environment into plain values (lexopt); help texts.
 //! - `config.rs`   — reads the files flags name, derives keys, checks, warns.
 //! - `error.rs`    — the error type and its exit codes.
