@@ -726,6 +726,34 @@ fn request_in_pieces_and_half_close() {
     assert_eq!(resp, b"\x00\x00\x00\x06pieces");
 }
 
+/// The answer and the server's FIN arrive together (the server corks its sockets and closes at
+/// once): as soon as the whole answer can be read, the end of the stream can be read too, so a
+/// client that closes right after reading is never the first to close and never keeps the
+/// connection in TIME_WAIT. Without the cork the FIN follows the answer in a later segment,
+/// sent only when the server thread gets to close(); a client reading in between finds no end.
+#[test]
+fn answer_and_end_of_stream_arrive_together() {
+    let s = Server::start(&["--password", PW, "-S", "db=together"]);
+    let body = format!("{PW} db\n");
+    let mut request = (body.len() as u32).to_be_bytes().to_vec();
+    request.extend_from_slice(body.as_bytes());
+    let want = b"\x00\x00\x00\x08together";
+    for i in 0..200 {
+        let mut c = TcpStream::connect(("127.0.0.1", s.port)).unwrap();
+        c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        c.write_all(&request).unwrap();
+        let mut resp = [0u8; 12];
+        c.read_exact(&mut resp).unwrap();
+        assert_eq!(&resp, want);
+        c.set_nonblocking(true).unwrap();
+        let mut more = [0u8; 1];
+        match c.read(&mut more) {
+            Ok(0) => {}
+            other => panic!("exchange {i}: answer read, but no end of stream with it: {other:?}"),
+        }
+    }
+}
+
 #[test]
 fn server_refuses_bad_configuration_with_exit_2() {
     let d = TempDir::new("badcfg");

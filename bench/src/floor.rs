@@ -15,6 +15,10 @@
 //! - `+timeouts` suffix — re-arm SO_RCVTIMEO before the read and SO_SNDTIMEO before the write
 //!   (as net.rs `Deadline` does), e.g. `handoff+timeouts`.
 //! - `+log` suffix — format one log line per connection and write it to stderr (as log.rs).
+//!
+//! A floor candidate as well as a piece of the product's design:
+//! - `+cork` suffix — TCP_CORK on the listener, inherited by every accepted socket, so the answer
+//!   leaves with the FIN in one segment when the socket is closed (as server.rs does).
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -59,6 +63,22 @@ pub fn run(args: &Args) {
     });
     let listener = TcpListener::bind((bind.as_str(), port))
         .unwrap_or_else(|e| die(&format!("floor: bind {bind}:{port}: {e}")));
+    if extras.contains(&"cork") {
+        use std::os::fd::AsRawFd;
+        let on: libc::c_int = 1;
+        let r = unsafe {
+            libc::setsockopt(
+                listener.as_raw_fd(),
+                libc::IPPROTO_TCP,
+                libc::TCP_CORK,
+                (&on as *const libc::c_int).cast(),
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            )
+        };
+        if r != 0 {
+            die(&format!("floor: TCP_CORK: {}", std::io::Error::last_os_error()));
+        }
+    }
     eprintln!(
         "floor: listening on {} ({variant})",
         listener.local_addr().map(|a| a.to_string()).unwrap_or_default()

@@ -372,7 +372,11 @@ pub fn run(args: &Args) {
     );
 
     // 1. Which floor thread model is fastest, per configuration.
-    let variants: Vec<&'static str> = if quick { vec!["single", "pool:2"] } else { vec!["single", "pool:2", "pool:4", "tpc"] };
+    let variants: Vec<&'static str> = if quick {
+        vec!["single", "pool:2", "pool:2+cork"]
+    } else {
+        vec!["single", "pool:2", "pool:4", "tpc", "single+cork", "pool:2+cork", "pool:4+cork"]
+    };
     let mut best: BTreeMap<(bool, usize), &'static str> = BTreeMap::new();
     if want("floor") || want("compare") || want("ablation") {
         eprintln!("== floor thread models");
