@@ -41,10 +41,10 @@ use crate::protocol::{self, NOT_FOUND};
 const WORKER_STACK: usize = 128 * 1024;
 /// Workers started at once and kept alive while idle: one per CPU this process may run on
 /// (its affinity mask, which systemd's `CPUAffinity=` and `AllowedCPUs=` set), within these
-/// bounds. At least 4: on 2 CPUs shared with other busy processes, a server with only 2
-/// runnable workers got too small a share of the CPUs (bench/run's slow-connection test:
-/// 930 instead of 19 000 req/s for the other address; docs/performance.md).
-const KEEP_WORKERS_MIN: usize = 4;
+/// bounds. More runnable workers than CPUs only add context switches and tail latency (p99 at
+/// 8 clients on 2 CPUs: 1.0x the floor's with 2 workers, 1.3-1.7x with 4; docs/performance.md);
+/// slow clients do not need them, the monitor grows the pool when every worker is held.
+const KEEP_WORKERS_MIN: usize = 2;
 const KEEP_WORKERS_MAX: usize = 16;
 /// How often the monitor looks for a stall.
 const TICK: Duration = Duration::from_millis(5);
