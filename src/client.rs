@@ -7,7 +7,7 @@
 //! list is tried again after a backoff (0.25 s doubling to 5 s) until the deadline — at boot the
 //! network often comes up after the client starts. `Not found` is final for that secret.
 
-use std::io::{self, BufReader};
+use std::io::{self, Write as _};
 use std::time::{Duration, Instant};
 
 use crate::config::ClientConfig;
@@ -142,14 +142,20 @@ impl<'a> Client<'a> {
             .map_err(|e| Miss::Retry(connect_problem(&server, &e)))?;
         let mut io = Deadline::new(&stream, at);
         let request = protocol::build_request(&self.cfg.password, name);
-        let sealed =
-            self.cfg.codec.seal(&request).map_err(|e| {
-                Miss::Retry(format!("no random nonce available for the request: {e}"))
+        // The whole request, header and payload, in one buffer and one write.
+        let mut sealed =
+            Vec::with_capacity(frame::HEADER_LEN + self.cfg.codec.overhead() + request.len());
+        sealed.extend_from_slice(&[0; frame::HEADER_LEN]);
+        self.cfg
+            .codec
+            .seal_into(&mut sealed, &request)
+            .map_err(|e| Miss::Retry(format!("no random nonce available for the request: {e}")))?;
+        frame::finish(&mut sealed)
+            .and_then(|()| io.write_all(&sealed))
+            .map_err(|e| {
+                Miss::Retry(format!("server {server}: sending the request failed: {e}"))
             })?;
-        frame::write_frame(&mut io, &sealed).map_err(|e| {
-            Miss::Retry(format!("server {server}: sending the request failed: {e}"))
-        })?;
-        let payload = frame::read_frame(&mut BufReader::with_capacity(8192, &mut io), MAX_RESPONSE)
+        let payload = frame::read_frame(&mut frame::InlineBuf::new(&mut io), MAX_RESPONSE)
             .map_err(|e| Miss::Retry(read_problem(&server, &e)))?;
         let value = self.cfg.codec.open(payload).map_err(|e| {
             Miss::Retry(match e {

@@ -56,19 +56,28 @@ impl Key {
 
     /// Encrypts `plaintext` under a fresh random nonce.
     pub fn seal(&self, plaintext: &[u8]) -> Result<Vec<u8>, getrandom::Error> {
+        let mut out = Vec::with_capacity(OVERHEAD + plaintext.len());
+        self.seal_into(&mut out, plaintext)?;
+        Ok(out)
+    }
+
+    /// Appends `plaintext`, encrypted under a fresh random nonce, to `out` (which may already
+    /// hold a frame header). On error, `out` may hold a partial payload.
+    pub fn seal_into(&self, out: &mut Vec<u8>, plaintext: &[u8]) -> Result<(), getrandom::Error> {
         let mut nonce = [0u8; NONCE_LEN];
         getrandom::getrandom(&mut nonce)?;
-        let mut out = Vec::with_capacity(OVERHEAD + plaintext.len());
+        out.reserve(OVERHEAD + plaintext.len());
         out.extend_from_slice(&nonce);
+        let start = out.len();
         out.extend_from_slice(plaintext);
-        let body = out.get_mut(NONCE_LEN..).unwrap_or_default();
+        let body = out.get_mut(start..).unwrap_or_default();
         // Encryption fails only for plaintexts over 64 GiB; frames are capped at 16 MiB.
         let tag = self
             .cipher
             .encrypt_in_place_detached(Nonce::from_slice(&nonce), b"", body)
             .map_err(|_| getrandom::Error::UNSUPPORTED)?;
         out.extend_from_slice(&tag);
-        Ok(out)
+        Ok(())
     }
 
     /// Decrypts a sealed payload in place and returns the plaintext.
@@ -100,6 +109,25 @@ impl Codec {
         match self {
             Codec::Plain => Ok(plaintext.to_vec()),
             Codec::Aes(key) => key.seal(plaintext),
+        }
+    }
+
+    /// Appends the payload for `plaintext` to `out` (which may already hold a frame header).
+    pub fn seal_into(&self, out: &mut Vec<u8>, plaintext: &[u8]) -> Result<(), getrandom::Error> {
+        match self {
+            Codec::Plain => {
+                out.extend_from_slice(plaintext);
+                Ok(())
+            }
+            Codec::Aes(key) => key.seal_into(out, plaintext),
+        }
+    }
+
+    /// Bytes a payload gains in sealing.
+    pub fn overhead(&self) -> usize {
+        match self {
+            Codec::Plain => 0,
+            Codec::Aes(_) => OVERHEAD,
         }
     }
 
@@ -152,6 +180,21 @@ mod tests {
         assert_ne!(a[..NONCE_LEN], b[..NONCE_LEN], "nonces must differ");
         assert_eq!(k.open(a).unwrap(), b"secret");
         assert_eq!(k.open(k.seal(b"").unwrap()).unwrap(), b"");
+    }
+
+    #[test]
+    fn seal_into_appends_after_what_is_there() {
+        let k = Key::from_str_key("k");
+        for codec in [Codec::Plain, Codec::Aes(Key::from_str_key("k"))] {
+            let mut out = b"head".to_vec();
+            codec.seal_into(&mut out, b"secret").unwrap();
+            assert_eq!(&out[..4], b"head");
+            assert_eq!(out.len(), 4 + 6 + codec.overhead());
+            assert_eq!(codec.open(out[4..].to_vec()).unwrap(), b"secret");
+        }
+        let mut out = b"head".to_vec();
+        k.seal_into(&mut out, b"secret").unwrap();
+        assert_eq!(k.open(out[4..].to_vec()).unwrap(), b"secret");
     }
 
     #[test]

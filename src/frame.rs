@@ -104,6 +104,23 @@ pub fn encode(payload: &[u8]) -> io::Result<Vec<u8>> {
     Ok(out)
 }
 
+/// Fills in the header of a frame built in place: `buf` starts with [`HEADER_LEN`] bytes
+/// reserved for it, followed by the payload.
+pub fn finish(buf: &mut [u8]) -> io::Result<()> {
+    let len = buf.len().saturating_sub(HEADER_LEN);
+    let header = header(len)?;
+    match buf.get_mut(..HEADER_LEN) {
+        Some(h) => {
+            h.copy_from_slice(&header);
+            Ok(())
+        }
+        None => Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "no room for the frame header",
+        )),
+    }
+}
+
 /// Writes one frame with a single `write_all`.
 pub fn write_frame<W: Write>(w: &mut W, payload: &[u8]) -> io::Result<()> {
     w.write_all(&encode(payload)?)?;
@@ -144,6 +161,45 @@ pub fn read_frame<R: Read>(r: &mut R, cap: usize) -> Result<Vec<u8>, FrameError>
         });
     }
     Ok(payload)
+}
+
+/// A reader with a small buffer inside it, on the stack: [`read_frame`] through it takes one
+/// `read` for a whole small frame, as through a `BufReader`, without allocating the buffer.
+pub struct InlineBuf<R> {
+    inner: R,
+    buf: [u8; 512],
+    pos: usize,
+    end: usize,
+}
+
+impl<R: Read> InlineBuf<R> {
+    pub fn new(inner: R) -> InlineBuf<R> {
+        InlineBuf {
+            inner,
+            buf: [0; 512],
+            pos: 0,
+            end: 0,
+        }
+    }
+}
+
+impl<R: Read> Read for InlineBuf<R> {
+    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+        if self.pos >= self.end {
+            if out.len() >= self.buf.len() {
+                return self.inner.read(out);
+            }
+            self.end = self.inner.read(&mut self.buf)?.min(self.buf.len());
+            self.pos = 0;
+        }
+        let have = self.buf.get(self.pos..self.end).unwrap_or_default();
+        let n = have.len().min(out.len());
+        if let (Some(to), Some(from)) = (out.get_mut(..n), have.get(..n)) {
+            to.copy_from_slice(from);
+        }
+        self.pos += n;
+        Ok(n)
+    }
 }
 
 /// Fills `buf` unless EOF comes first; returns how many bytes were read.
@@ -259,5 +315,57 @@ mod tests {
     fn read_frame_in_pieces() {
         let f = encode(b"password db").unwrap();
         assert_eq!(read_frame(&mut Dribble(&f), 100).unwrap(), b"password db");
+    }
+
+    /// Counts the reads it is asked for.
+    struct Counting<'a>(&'a [u8], usize);
+    impl Read for Counting<'_> {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            self.1 += 1;
+            self.0.read(buf)
+        }
+    }
+
+    #[test]
+    fn inline_buf_reads_a_small_frame_at_once_and_any_frame_whole() {
+        let small = encode(b"password db").unwrap();
+        let mut two = small.clone();
+        two.extend_from_slice(&encode(b"second").unwrap());
+        let mut src = Counting(&two, 0);
+        let mut r = InlineBuf::new(&mut src);
+        assert_eq!(read_frame(&mut r, 100).unwrap(), b"password db");
+        assert_eq!(read_frame(&mut r, 100).unwrap(), b"second");
+        assert!(matches!(read_frame(&mut r, 100), Err(FrameError::Closed)));
+        assert_eq!(src.1, 2, "one read for both frames, one for the end");
+        // Payloads around and over the inner buffer's size, whole or one byte at a time.
+        for len in [0, 1, 507, 508, 509, 511, 512, 513, 1000, 5000] {
+            let payload: Vec<u8> = (0..len).map(|i| (i % 251) as u8).collect();
+            let f = encode(&payload).unwrap();
+            let mut whole: &[u8] = &f;
+            assert_eq!(
+                read_frame(&mut InlineBuf::new(&mut whole), 1 << 20).unwrap(),
+                payload
+            );
+            let mut r = InlineBuf::new(Dribble(&f));
+            assert_eq!(read_frame(&mut r, 1 << 20).unwrap(), payload, "len {len}");
+            let cut = f.get(..f.len() - 1).unwrap_or_default();
+            let mut r = InlineBuf::new(cut);
+            assert!(matches!(
+                read_frame(&mut r, 1 << 20),
+                Err(FrameError::Truncated { .. })
+            ));
+        }
+    }
+
+    #[test]
+    fn finish_writes_the_header_of_a_frame_built_in_place() {
+        let mut f = vec![0; HEADER_LEN];
+        f.extend_from_slice(b"value");
+        finish(&mut f).unwrap();
+        assert_eq!(f, encode(b"value").unwrap());
+        let mut empty = vec![9; HEADER_LEN];
+        finish(&mut empty).unwrap();
+        assert_eq!(empty, [0, 0, 0, 0]);
+        assert!(finish(&mut [0, 0]).is_err());
     }
 }

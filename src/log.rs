@@ -10,11 +10,23 @@
 /// One `write(2)` on descriptor 2, without std's stderr lock: the line is already whole, so the
 /// lock would only serialise the workers (and put them to sleep on a futex under load).
 pub fn line(msg: &str) {
-    let mut buf = Vec::with_capacity(msg.len() + 13);
-    buf.extend_from_slice(b"netsecrets: ");
-    buf.extend_from_slice(msg.as_bytes());
-    buf.push(b'\n');
-    let mut rest = buf.as_slice();
+    let mut text = start_line(msg.len());
+    text.push_str(msg);
+    end_line(text);
+}
+
+/// A line for [`end_line`], already holding the `netsecrets: ` prefix, with room for
+/// `capacity` more bytes: a caller that formats its message straight into it saves a copy.
+pub fn start_line(capacity: usize) -> String {
+    let mut text = String::with_capacity(PREFIX.len() + capacity + 1);
+    text.push_str(PREFIX);
+    text
+}
+
+/// Adds the newline to a line begun with [`start_line`] and writes it, as [`line`] does.
+pub fn end_line(mut text: String) {
+    text.push('\n');
+    let mut rest = text.as_bytes();
     while !rest.is_empty() {
         // SAFETY: `rest` is a valid buffer of that length; descriptor 2 is only written here.
         let n = unsafe { libc::write(2, rest.as_ptr().cast(), rest.len()) };
@@ -26,6 +38,8 @@ pub fn line(msg: &str) {
         }
     }
 }
+
+const PREFIX: &str = "netsecrets: ";
 
 /// A duration as milliseconds with one decimal, `12.3ms` (integer arithmetic only).
 pub struct Millis(pub std::time::Duration);

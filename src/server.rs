@@ -19,7 +19,7 @@
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
-use std::io::BufReader;
+use std::io::Write as _;
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -452,7 +452,7 @@ fn handle(shared: &Shared, mut job: Job) {
         shared.gate.succeeded(ip);
     }
     // One line, built in one buffer: this runs once per connection.
-    let mut text = String::with_capacity(112);
+    let mut text = log::start_line(112);
     let _ = write!(text, "peer={}", job.peer);
     let _ = match &outcome {
         Outcome::Served(name) => write!(text, " name={} outcome=served", Printable(name)),
@@ -471,7 +471,7 @@ fn handle(shared: &Shared, mut job: Job) {
         Outcome::NoRandom => write!(text, " outcome=no random nonce available"),
     };
     let _ = write!(text, " took={}", Millis(job.accepted.elapsed()));
-    log::line(&text);
+    log::end_line(text);
 }
 
 fn serve(shared: &Shared, job: &mut Job) -> Outcome {
@@ -479,7 +479,7 @@ fn serve(shared: &Shared, job: &mut Job) -> Outcome {
     let mut io = Deadline::preset(&job.stream, job.accepted + shared.timeout, shared.timeout);
     let payload = {
         // One read usually brings the whole request.
-        let mut reader = BufReader::with_capacity(512, &mut io);
+        let mut reader = frame::InlineBuf::new(&mut io);
         match frame::read_frame(&mut reader, MAX_REQUEST) {
             Ok(p) => p,
             Err(e) => return Outcome::Frame(e),
@@ -505,14 +505,21 @@ fn serve(shared: &Shared, job: &mut Job) -> Outcome {
         Some(v) => (v.as_slice(), true),
         None => (NOT_FOUND, false),
     };
-    let Ok(sealed) = shared.codec.seal(value) else {
+    // The whole answer, header and payload, in one buffer and one write.
+    let mut answer = Vec::with_capacity(frame::HEADER_LEN + shared.codec.overhead() + value.len());
+    answer.extend_from_slice(&[0; frame::HEADER_LEN]);
+    if shared.codec.seal_into(&mut answer, value).is_err() {
         return Outcome::NoRandom;
-    };
-    if let Err(e) = frame::write_frame(&mut io, &sealed) {
+    }
+    if let Err(e) = frame::finish(&mut answer).and_then(|()| io.write_all(&answer)) {
         return Outcome::WriteFailed(e);
     }
     if shared.verbose {
-        log::line(&format!("peer={} sent {} bytes", job.peer, sealed.len()));
+        log::line(&format!(
+            "peer={} sent {} bytes",
+            job.peer,
+            answer.len().saturating_sub(frame::HEADER_LEN)
+        ));
     }
     if found {
         Outcome::Served(name)
