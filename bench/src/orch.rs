@@ -468,9 +468,9 @@ pub fn run(args: &Args) {
             let floor_v = best.get(&(false, c)).copied().unwrap_or("pool:2");
             let mut servers = vec![
                 Srv::Floor(floor_v),
-                Srv::Floor("handoff"),
-                Srv::Floor("handoff+timeouts"),
-                Srv::Floor("handoff+timeouts+log"),
+                Srv::Floor("handoff+cork"),
+                Srv::Floor("handoff+cork+timeouts"),
+                Srv::Floor("handoff+cork+timeouts+log"),
                 Srv::Real { log: Log::Null, secrets: 1 },
             ];
             servers.extend((0..ctx.candidates.len()).map(Srv::Candidate));
