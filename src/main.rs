@@ -12,6 +12,10 @@ use netsecrets::{client, config, initrd, log, output, server};
 #[cfg(all(panic = "abort", target_env = "musl", target_feature = "crt-static"))]
 mod unwind;
 
+// And its own pthread_setname_np, which does not need musl's printf (see the module's comment).
+#[cfg(all(target_env = "musl", target_feature = "crt-static"))]
+mod thread_name;
+
 fn main() {
     let env = |key: &str| std::env::var_os(key);
     let code = match cli::parse(std::env::args_os(), &env).and_then(run) {
