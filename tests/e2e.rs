@@ -1064,20 +1064,59 @@ fn full_server_evicts_oldest_idle_connection_for_a_new_client() {
     assert_eq!(idle[0].read(&mut b).unwrap(), 0);
 }
 
-/// Workers started for a burst of idle connections retire once idle; the server itself never
-/// does (a worker returning on the main thread would end the process).
+/// CPUs in this process's affinity mask (the server started from here inherits it).
+fn affinity_cpus() -> usize {
+    // SAFETY: a zeroed cpu_set_t owned by this frame, written by the kernel up to its size.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        assert_eq!(
+            libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set),
+            0
+        );
+        libc::CPU_COUNT(&set) as usize
+    }
+}
+
+/// The process's thread count from /proc, once it equals `want` or after `limit`.
+fn threads_settle(pid: u32, want: usize, limit: Duration) -> usize {
+    let end = Instant::now() + limit;
+    loop {
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+        let n: usize = status
+            .lines()
+            .find_map(|l| l.strip_prefix("Threads:"))
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
+        if n == want || Instant::now() > end {
+            return n;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Workers started for a burst of idle connections retire once idle, down to the one per CPU
+/// (2 to 16) kept alive; the server itself never does (a worker returning on the main thread
+/// would end the process).
 #[test]
 fn server_keeps_serving_after_extra_workers_retire() {
     let mut s = Server::start(&["--password", PW, "-S", "db=v", "--timeout", "0.3"]);
+    let kept = affinity_cpus().clamp(2, 16) + 1; // the kept workers and the monitor
+    assert_eq!(threads_settle(s.pid(), kept, Duration::from_secs(3)), kept);
     // Hold more connections than the most workers ever kept alive (16, one per CPU), so the
     // pool grows on any machine.
     let idle: Vec<TcpStream> = (0..24)
         .map(|_| TcpStream::connect(("127.0.0.1", s.port)).unwrap())
         .collect();
-    std::thread::sleep(Duration::from_millis(500));
+    // The monitor grows the pool within a few 5 ms ticks; the connections are closed at their
+    // 0.3 s deadline, and the extra workers retire a 0.3 s idle timeout later.
+    std::thread::sleep(Duration::from_millis(150));
+    let grown = threads_settle(s.pid(), usize::MAX, Duration::ZERO);
+    assert!(grown > kept, "the pool did not grow: {grown} threads");
     drop(idle);
     // Several idle timeouts pass: the extra workers retire.
-    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(threads_settle(s.pid(), kept, Duration::from_secs(5)), kept);
     assert!(s.is_alive(), "the server exited: {}", s.log());
     let o = send(
         s.port,
