@@ -142,19 +142,13 @@ impl<'a> Client<'a> {
             .map_err(|e| Miss::Retry(connect_problem(&server, &e)))?;
         let mut io = Deadline::new(&stream, at);
         let request = protocol::build_request(&self.cfg.password, name);
-        // The whole request, header and payload, in one buffer and one write.
-        let mut sealed =
-            Vec::with_capacity(frame::HEADER_LEN + self.cfg.codec.overhead() + request.len());
-        sealed.extend_from_slice(&[0; frame::HEADER_LEN]);
-        self.cfg
-            .codec
-            .seal_into(&mut sealed, &request)
-            .map_err(|e| Miss::Retry(format!("no random nonce available for the request: {e}")))?;
-        frame::finish(&mut sealed)
-            .and_then(|()| io.write_all(&sealed))
-            .map_err(|e| {
-                Miss::Retry(format!("server {server}: sending the request failed: {e}"))
+        let sealed =
+            self.cfg.codec.seal_frame(&request).map_err(|e| {
+                Miss::Retry(format!("no random nonce available for the request: {e}"))
             })?;
+        io.write_all(&sealed).map_err(|e| {
+            Miss::Retry(format!("server {server}: sending the request failed: {e}"))
+        })?;
         let payload = frame::read_frame(&mut frame::InlineBuf::new(&mut io), MAX_RESPONSE)
             .map_err(|e| Miss::Retry(read_problem(&server, &e)))?;
         let value = self.cfg.codec.open(payload).map_err(|e| {

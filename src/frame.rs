@@ -1,11 +1,11 @@
 //! The wire frame: a 4-byte big-endian length followed by that many payload bytes.
 //!
 //! This module is the frame format and nothing else: [`decode`] is a pure function over bytes
-//! (tested with hostile input and fuzzed), [`read_frame`] and [`write_frame`] move one frame over
-//! any `Read`/`Write`. A length over the caller's cap is rejected before a single payload byte is
+//! (tested with hostile input and fuzzed), [`read_frame`] reads one frame from
+//! any `Read`, and [`encode`] or [`finish`] build one to write. A length over the caller's cap is rejected before a single payload byte is
 //! allocated or read. Timeouts are the stream's business (see `net.rs`), not this module's.
 
-use std::io::{self, Read, Write};
+use std::io::{self, Read};
 
 /// Largest request payload the server accepts. A request is a password, a space and a name of at
 /// most 255 bytes, plus 28 bytes of AES-GCM overhead: 64 KiB is far more than any honest client
@@ -119,12 +119,6 @@ pub fn finish(buf: &mut [u8]) -> io::Result<()> {
             "no room for the frame header",
         )),
     }
-}
-
-/// Writes one frame with a single `write_all`.
-pub fn write_frame<W: Write>(w: &mut W, payload: &[u8]) -> io::Result<()> {
-    w.write_all(&encode(payload)?)?;
-    w.flush()
 }
 
 /// Reads one frame whose payload may be at most `cap` bytes. The payload buffer is allocated only

@@ -505,13 +505,10 @@ fn serve(shared: &Shared, job: &mut Job) -> Outcome {
         Some(v) => (v.as_slice(), true),
         None => (NOT_FOUND, false),
     };
-    // The whole answer, header and payload, in one buffer and one write.
-    let mut answer = Vec::with_capacity(frame::HEADER_LEN + shared.codec.overhead() + value.len());
-    answer.extend_from_slice(&[0; frame::HEADER_LEN]);
-    if shared.codec.seal_into(&mut answer, value).is_err() {
+    let Ok(answer) = shared.codec.seal_frame(value) else {
         return Outcome::NoRandom;
-    }
-    if let Err(e) = frame::finish(&mut answer).and_then(|()| io.write_all(&answer)) {
+    };
+    if let Err(e) = io.write_all(&answer) {
         return Outcome::WriteFailed(e);
     }
     if shared.verbose {

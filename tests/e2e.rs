@@ -1038,23 +1038,7 @@ fn full_server_evicts_oldest_idle_connection_for_a_new_client() {
         .collect();
     std::thread::sleep(Duration::from_millis(300));
     let t = Instant::now();
-    let o = send(
-        s.port,
-        &[
-            "--password",
-            PW,
-            "--request_secrets",
-            "db",
-            "--timeout",
-            "3",
-        ],
-    );
-    assert_eq!(
-        (o.status.code(), stdout(&o).as_str()),
-        (Some(0), "v\n"),
-        "{}",
-        stderr(&o)
-    );
+    assert_fetches_db(s.port, "v\n");
     assert!(t.elapsed() < Duration::from_secs(3));
     // The first idle connection was closed by the server (EOF), long before its 60 s deadline.
     idle[0]
@@ -1077,23 +1061,49 @@ fn affinity_cpus() -> usize {
     }
 }
 
-/// The process's thread count from /proc, once it equals `want` or after `limit`.
+/// The process's thread count, from /proc.
+fn threads(pid: u32) -> usize {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("Threads:"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap()
+}
+
+/// The process's thread count, once it equals `want` or after `limit`.
 fn threads_settle(pid: u32, want: usize, limit: Duration) -> usize {
     let end = Instant::now() + limit;
     loop {
-        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-        let n: usize = status
-            .lines()
-            .find_map(|l| l.strip_prefix("Threads:"))
-            .unwrap()
-            .trim()
-            .parse()
-            .unwrap();
+        let n = threads(pid);
         if n == want || Instant::now() > end {
             return n;
         }
         std::thread::sleep(Duration::from_millis(20));
     }
+}
+
+/// `send` fetches secret `db` with a 3 s timeout and prints `want`.
+fn assert_fetches_db(port: u16, want: &str) {
+    let o = send(
+        port,
+        &[
+            "--password",
+            PW,
+            "--request_secrets",
+            "db",
+            "--timeout",
+            "3",
+        ],
+    );
+    assert_eq!(
+        (o.status.code(), stdout(&o).as_str()),
+        (Some(0), want),
+        "{}",
+        stderr(&o)
+    );
 }
 
 /// Workers started for a burst of idle connections retire once idle, down to the one per CPU
@@ -1112,27 +1122,11 @@ fn server_keeps_serving_after_extra_workers_retire() {
     // The monitor grows the pool within a few 5 ms ticks; the connections are closed at their
     // 0.3 s deadline, and the extra workers retire a 0.3 s idle timeout later.
     std::thread::sleep(Duration::from_millis(150));
-    let grown = threads_settle(s.pid(), usize::MAX, Duration::ZERO);
+    let grown = threads(s.pid());
     assert!(grown > kept, "the pool did not grow: {grown} threads");
     drop(idle);
     // Several idle timeouts pass: the extra workers retire.
     assert_eq!(threads_settle(s.pid(), kept, Duration::from_secs(5)), kept);
     assert!(s.is_alive(), "the server exited: {}", s.log());
-    let o = send(
-        s.port,
-        &[
-            "--password",
-            PW,
-            "--request_secrets",
-            "db",
-            "--timeout",
-            "3",
-        ],
-    );
-    assert_eq!(
-        (o.status.code(), stdout(&o).as_str()),
-        (Some(0), "v\n"),
-        "{}",
-        stderr(&o)
-    );
+    assert_fetches_db(s.port, "v\n");
 }

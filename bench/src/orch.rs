@@ -425,13 +425,7 @@ pub fn run(args: &Args) {
                     Srv::Real { log: Log::File, secrets: 1 },
                 ];
                 servers.extend((0..ctx.candidates.len()).map(Srv::Candidate));
-                let mut runs: Vec<Vec<Run>> = vec![Vec::new(); servers.len()];
-                for _ in 0..ctx.reps {
-                    for (i, s) in servers.iter().enumerate() {
-                        runs[i].push(once(&ctx, s, aes, c, 1));
-                    }
-                }
-                let rs: Vec<Run> = runs.iter().map(|r| combine(r)).collect();
+                let rs = alternated(&ctx, &servers, aes, c);
                 let fl = &rs[0];
                 for (s, r) in servers.iter().zip(&rs) {
                     let _ = writeln!(
@@ -474,13 +468,7 @@ pub fn run(args: &Args) {
                 Srv::Real { log: Log::Null, secrets: 1 },
             ];
             servers.extend((0..ctx.candidates.len()).map(Srv::Candidate));
-            let mut runs: Vec<Vec<Run>> = vec![Vec::new(); servers.len()];
-            for _ in 0..ctx.reps {
-                for (i, s) in servers.iter().enumerate() {
-                    runs[i].push(once(&ctx, s, false, c, 1));
-                }
-            }
-            let rs: Vec<Run> = runs.iter().map(|r| combine(r)).collect();
+            let rs = alternated(&ctx, &servers, false, c);
             for (s, r) in servers.iter().zip(&rs) {
                 let _ = writeln!(
                     md,
@@ -669,6 +657,18 @@ fn netns(ctx: &Ctx, md: &mut String, concs: &str) {
     }
     let _ = writeln!(md);
     drop(guard);
+}
+
+/// Each server measured `ctx.reps` times, the servers taking turns (so a noisy moment on the
+/// machine hits them alike), then each server's runs combined.
+fn alternated(ctx: &Ctx, servers: &[Srv], aes: bool, c: usize) -> Vec<Run> {
+    let mut runs: Vec<Vec<Run>> = vec![Vec::new(); servers.len()];
+    for _ in 0..ctx.reps {
+        for (i, s) in servers.iter().enumerate() {
+            runs[i].push(once(ctx, s, aes, c, 1));
+        }
+    }
+    runs.iter().map(|r| combine(r)).collect()
 }
 
 /// `netsecrets send`, whole process (fork, exec, connect, fetch, atomic write with fsync, exit).
