@@ -24,8 +24,10 @@ import time
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-BIN = sys.argv[1] if len(sys.argv) > 1 else os.environ.get(
-    "NETSECRETS_BIN", os.path.join(os.path.dirname(__file__), "..", "target", "x86_64-unknown-linux-musl", "release", "netsecrets"))
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "pylib"))
+from netsecrets_test import DEFAULT_BIN, ServerProcess, stop_pid  # noqa: E402
+
+BIN = sys.argv[1] if len(sys.argv) > 1 else DEFAULT_BIN
 
 
 def key_of(material: bytes) -> bytes:
@@ -70,27 +72,10 @@ def py_request(port, key, password: bytes, name: bytes):
         return open_(key, recv_frame(s))
 
 
-class RustServer:
-    def __init__(self, *args):
-        self.proc = subprocess.Popen([BIN, "receive", "--server", "127.0.0.1", "--port", "0", *args],
-                                     stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        self.port = None
-        deadline = time.time() + 20
-        while time.time() < deadline:
-            line = self.proc.stderr.readline().decode()
-            if line.startswith("netsecrets: listening on "):
-                self.port = int(line.rsplit(":", 1)[1])
-                break
-            if not line and self.proc.poll() is not None:
-                break
-        if self.port is None:
-            self.close()
-            raise RuntimeError("server did not start")
-        threading.Thread(target=lambda: [None for _ in self.proc.stderr], daemon=True).start()
-
-    def close(self):
-        self.proc.kill()
-        self.proc.wait()
+def rust_server(*args):
+    """`netsecrets receive` on 127.0.0.1 (tests/pylib/netsecrets_test.py): started, its port
+    known, and killed by PID when the `with` block ends."""
+    return ServerProcess(list(args), bin=BIN)
 
 
 class PyServer:
@@ -151,7 +136,12 @@ def ask_password_verify(d):
     asked again (and never written), the accepted one is written with mode 0400, nothing echoes."""
     import pty
     import select
-    srv = RustServer("--password", "good pw", "-S", "probe=x", "--encryption-key", "k", "--max-failures", "0")
+    with rust_server("--password", "good pw", "-S", "probe=x", "--encryption-key", "k", "--max-failures", "0") as srv:
+        ask_password_on_pty(d, srv, pty, select)
+
+
+def ask_password_on_pty(d, srv, pty, select):
+    """The ask-password half of ask_password_verify, against the running `srv`."""
     master, slave = pty.openpty()
     out = os.path.join(d, "asked-pw")
     p = subprocess.Popen([BIN, "ask-password", "--tty", os.ttyname(slave), "--output", out, "--prompt", "PW? ",
@@ -179,12 +169,9 @@ def ask_password_verify(d):
         check("ask-password: told why it asked again", b"not accepted" in shown and b"attempt 1 of 3" in shown, shown)
         check("ask-password: nothing typed was echoed", b"wrong guess" not in shown and b"good pw" not in shown, shown)
     finally:
-        if p.poll() is None:
-            p.kill()
-            p.wait()
+        stop_pid(p)
         os.close(master)
         os.close(slave)
-        srv.close()
 
 
 def main():
@@ -203,8 +190,8 @@ def main():
             ("AES key string", ["--encryption-key", "shared key"], key_of(b"shared key")),
             ("AES key file", ["--encryption-key-file", keyfile], key_of(b"shared key")),
         ]:
-            srv = RustServer("--password", "pass word", "-S", "db=hello", "--secret-file", f"bin={secret_file}", *args)
-            try:
+            with rust_server("--password", "pass word", "-S", "db=hello", "--secret-file", f"bin={secret_file}",
+                             *args) as srv:
                 r = py_request(srv.port, key, b"pass word", b"db")
                 check(f"python client -> rust server, {label}: value", r == b"hello", r)
                 r = py_request(srv.port, key, b"pass word", b"bin")
@@ -216,8 +203,6 @@ def main():
                     check(f"python client -> rust server, {label}: wrong password closes", False, r)
                 except EOFError:
                     check(f"python client -> rust server, {label}: wrong password closes", True)
-            finally:
-                srv.close()
 
         # Rust client -> Python server.
         for label, args, key in [

@@ -11,20 +11,16 @@ to addresses inside namespaces created here (10.213.0.0/16, fd42:213::/32).
 import hashlib
 import os
 import re
-import signal
 import socket
 import struct
 import subprocess
-import tempfile
+import sys
 import time
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
-BIN = os.environ.get(
-    "NETSECRETS_BIN",
-    os.path.join(REPO, "target", "x86_64-unknown-linux-musl", "release", "netsecrets"),
-)
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "pylib"))
+from netsecrets_test import DEFAULT_BIN as BIN, REPO, ServerDidNotStart, ServerProcess, stop_pid  # noqa: E402
 
 PASSWORD = "hostile-test-pw-7f3a"
 KEY = "hostile-test-key-91c2"
@@ -128,12 +124,13 @@ def fetch(port, name, host="127.0.0.1", source=None, password=PASSWORD, key=KEY,
 # ---------------------------------------------------------------- processes
 
 class Procs:
-    """Tracks processes started by a test; stop_all() kills each by PID."""
+    """Tracks processes and servers started by a test; stop_all() kills each by PID.
+
+    `with Procs() as procs:` calls stop_all() on every exit path."""
 
     def __init__(self):
         self.procs = []
-        self.files = []
-        self.logs = []  # server log files, removed after the test (NETSECRETS_HOSTILE_KEEP_LOGS=1 keeps them)
+        self.servers = []  # their log files are removed too (NETSECRETS_HOSTILE_KEEP_LOGS=1 keeps them)
 
     def add(self, p):
         self.procs.append(p)
@@ -141,41 +138,28 @@ class Procs:
 
     def stop_all(self):
         for p in self.procs:
-            if p.poll() is None:
-                try:
-                    os.kill(p.pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
-            try:
-                p.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                pass
+            stop_pid(p)
         self.procs = []
-        for f in self.files:
-            try:
-                f.close()
-            except OSError:
-                pass
-        self.files = []
-        if not os.environ.get("NETSECRETS_HOSTILE_KEEP_LOGS"):
-            for p in self.logs:
-                try:
-                    os.unlink(p)
-                except OSError:
-                    pass
-        self.logs = []
+        keep = bool(os.environ.get("NETSECRETS_HOSTILE_KEEP_LOGS"))
+        for srv in self.servers:
+            srv.stop(keep_log=keep)
+        self.servers = []
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.stop_all()
+        return False
 
 
-class Server:
-    """A `netsecrets receive` process whose stderr goes to a file (never a pipe that could fill)."""
+class Server(ServerProcess):
+    """A `netsecrets receive` process (tests/pylib/netsecrets_test.py) with this suite's password,
+    key and secrets unless told otherwise, tracked by `procs`."""
 
     def __init__(self, procs, args, netns=None, port=0, host="127.0.0.1", secrets=None,
                  key=KEY, password=PASSWORD, wait=True, extra_env=None):
-        fd, self.log_path = tempfile.mkstemp(prefix="netsecrets-hostile-srv-", suffix=".log")
-        self.logf = os.fdopen(fd, "wb")
-        procs.files.append(self.logf)
-        procs.logs.append(self.log_path)
-        cmd = [BIN, "receive", "--server", host, "--port", str(port)]
+        cmd = []
         if password is not None:
             cmd += ["--password", password]
         if key is not None:
@@ -183,36 +167,23 @@ class Server:
         for n, v in (SECRETS if secrets is None else secrets).items():
             cmd += ["-S", f"{n}={v.decode()}"]
         cmd += args
-        if netns:
-            cmd = ["ip", "netns", "exec", netns] + cmd
         env = dict(os.environ)
         if extra_env:
             env.update(extra_env)
-        self.proc = procs.add(subprocess.Popen(cmd, stdin=subprocess.DEVNULL,
-                                               stdout=subprocess.DEVNULL, stderr=self.logf, env=env))
-        self.pid = self.proc.pid
-        self.port = None
+        procs.servers.append(self)
+        try:
+            super().__init__(cmd, bin=BIN, host=host, port=port, netns=netns, env=env, wait=False)
+        except BaseException:
+            procs.servers.remove(self)
+            raise
         if wait:
             self.wait_listening()
 
     def wait_listening(self, timeout=10.0):
-        end = time.time() + timeout
-        while time.time() < end:
-            m = re.search(r"listening on (\S+)", self.log())
-            if m:
-                self.port = int(m.group(1).rsplit(":", 1)[1])
-                return self.port
-            if self.proc.poll() is not None:
-                raise TestFailure(f"server exited early ({self.proc.returncode}): {self.log()}")
-            time.sleep(0.02)
-        raise TestFailure("server did not print 'listening on'")
-
-    def log(self):
-        with open(self.log_path, "rb") as f:
-            return f.read().decode("utf-8", "replace")
-
-    def alive(self):
-        return self.proc.poll() is None
+        try:
+            return super().wait_listening(timeout)
+        except ServerDidNotStart as e:
+            raise TestFailure(str(e)) from None
 
     def lines_for(self, peer_ip):
         if ":" in peer_ip:
@@ -241,10 +212,13 @@ class Server:
         st["fds"] = len(os.listdir(f"/proc/{self.pid}/fd"))
         return st
 
-    def stop(self):
-        if self.proc.poll() is None:
-            os.kill(self.pid, signal.SIGKILL)
-            self.proc.wait(timeout=5)
+    def stop(self, keep_log=True):
+        """Kills the server by PID; its log stays until `procs.stop_all()` (which passes
+        keep_log=False unless NETSECRETS_HOSTILE_KEEP_LOGS is set)."""
+        if keep_log:
+            self.kill()
+        else:
+            super().stop(keep_log=False)
 
 
 def send_bin(port, names, server="127.0.0.1", extra=(), netns=None, timeout=10, key=KEY,

@@ -11,8 +11,7 @@ WANT = SECRETS["db-password"]
 
 
 def test_lockout_after_wrong_passwords_then_expiry():
-    procs = Procs()
-    try:
+    with Procs() as procs:
         srv = Server(procs, ["--timeout", "3"])  # default --max-failures 5
         bad = "127.0.0.66"
         for i in range(5):
@@ -36,13 +35,10 @@ def test_lockout_after_wrong_passwords_then_expiry():
         check(fetch(srv.port, "db-password", source=bad) is None, "not locked again")
         normal_ok(srv)
         return f"locked after 5 failures ({line.split('outcome=')[1]}), expired after 30 s"
-    finally:
-        procs.stop_all()
 
 
 def test_lockout_doubles_without_success():
-    procs = Procs()
-    try:
+    with Procs() as procs:
         srv = Server(procs, ["--timeout", "3", "--max-failures", "2"])
         bad = "127.0.0.68"
         for i in range(2):
@@ -56,13 +52,10 @@ def test_lockout_doubles_without_success():
         srv.wait_line(bad, r"locked out for (59|60)s")
         normal_ok(srv, binary=False)
         return "--max-failures 2: 30 s, then 60 s after one more failure"
-    finally:
-        procs.stop_all()
 
 
 def test_hostile_frames_count_as_failures():
-    procs = Procs()
-    try:
+    with Procs() as procs:
         srv = Server(procs, ["--timeout", "3"])
         from nslib import exchange_raw
         src = "127.0.0.69"
@@ -76,19 +69,14 @@ def test_hostile_frames_count_as_failures():
             exchange_raw(srv.port, b"", source=src2)
         check(fetch(srv.port, "db-password", source=src2) == WANT, "empty connections locked an address")
         normal_ok(srv, binary=False)
-    finally:
-        procs.stop_all()
 
 
 def test_max_failures_zero_disables():
-    procs = Procs()
-    try:
+    with Procs() as procs:
         srv = Server(procs, ["--timeout", "3", "--max-failures", "0"])
         for i in range(20):
             fetch(srv.port, "db-password", source="127.0.0.72", password=f"x{i}")
         check(fetch(srv.port, "db-password", source="127.0.0.72") == WANT, "--max-failures 0 locked")
-    finally:
-        procs.stop_all()
 
 
 def test_lockout_per_ipv6_64_and_ipv4_address_real_peers():

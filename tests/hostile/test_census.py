@@ -32,33 +32,26 @@ def no_response(port, data, source, shut=True, max_wait=5.0):
 
 
 def run_case(data, src, pattern, shut=True, key=KEY):
-    procs = Procs()
-    try:
+    with Procs() as procs:
         srv = server(procs, key=key)
         dt = no_response(srv.port, data, src, shut=shut)
         line = srv.wait_line(src, pattern)
         normal_ok(srv)
         return f"closed in {dt:.2f}s; log: {line.split('outcome=')[1]}"
-    finally:
-        procs.stop_all()
 
 
 def test_connect_close_without_byte():
-    procs = Procs()
-    try:
+    with Procs() as procs:
         srv = server(procs)
         s = connect(srv.port, source="127.0.0.10")
         s.close()
         line = srv.wait_line("127.0.0.10", "closed without a request")
         normal_ok(srv)
         return line.split("outcome=")[1]
-    finally:
-        procs.stop_all()
 
 
 def test_connect_and_reset():
-    procs = Procs()
-    try:
+    with Procs() as procs:
         srv = server(procs)
         for src, data in (("127.0.0.11", b""), ("127.0.0.12", b"\x00\x00")):
             s = connect(srv.port, source=src)
@@ -69,8 +62,6 @@ def test_connect_and_reset():
         srv.wait_line("127.0.0.11", "outcome=")
         srv.wait_line("127.0.0.12", "outcome=")
         normal_ok(srv)
-    finally:
-        procs.stop_all()
 
 
 def test_length_zero():
@@ -82,8 +73,7 @@ def test_length_one():
 
 
 def test_length_2_31():
-    procs = Procs()
-    try:
+    with Procs() as procs:
         srv = server(procs)
         # Not shut: the server must close at once on the length alone, not wait for the body.
         dt = no_response(srv.port, b"\x80\x00\x00\x00", "127.0.0.15", shut=False)
@@ -91,21 +81,16 @@ def test_length_2_31():
         line = srv.wait_line("127.0.0.15", "over the limit")
         normal_ok(srv)
         return f"closed in {dt:.2f}s: {line.split('outcome=')[1]}"
-    finally:
-        procs.stop_all()
 
 
 def test_length_ffffffff():
-    procs = Procs()
-    try:
+    with Procs() as procs:
         srv = server(procs)
         dt = no_response(srv.port, b"\xff\xff\xff\xff" + b"A" * 1000, "127.0.0.16", shut=False)
         check(dt < 1.5, f"server took {dt:.2f}s to refuse a 0xFFFFFFFF length")
         line = srv.wait_line("127.0.0.16", "over the limit")
         normal_ok(srv)
         return f"closed in {dt:.2f}s: {line.split('outcome=')[1]}"
-    finally:
-        procs.stop_all()
 
 
 def test_length_larger_than_body_then_close():
@@ -113,23 +98,19 @@ def test_length_larger_than_body_then_close():
 
 
 def test_length_larger_than_body_kept_open():
-    procs = Procs()
-    try:
+    with Procs() as procs:
         srv = server(procs)
         dt = no_response(srv.port, b"\x00\x00\x01\x00abc", "127.0.0.18", shut=False, max_wait=10)
         check(2.5 < dt < 4.5, f"server closed after {dt:.2f}s, expected its 3 s deadline")
         line = srv.wait_line("127.0.0.18", "timed out")
         normal_ok(srv)
         return f"closed by the 3 s deadline after {dt:.2f}s"
-    finally:
-        procs.stop_all()
 
 
 def test_body_one_byte_per_second():
     """A valid encrypted request dribbled at 1 byte/s: the whole-exchange deadline (3 s) ends it,
     however steadily bytes keep coming; meanwhile a normal client is served."""
-    procs = Procs()
-    try:
+    with Procs() as procs:
         srv = server(procs)
         data = frame(request_payload("db-password"))
         s = connect(srv.port, source="127.0.0.19", timeout=10)
@@ -154,16 +135,13 @@ def test_body_one_byte_per_second():
         line = srv.wait_line("127.0.0.19", "timed out|closed|mid-frame")
         normal_ok(srv)
         return f"dribbler cut off by the server: {line.split('outcome=')[1]}"
-    finally:
-        procs.stop_all()
 
 
 def test_random_garbage():
     """300 random byte strings (random lengths 0..4096, and some with a plausible length header),
     each from its own source address 127.0.2.x / 127.0.3.x."""
     rnd = random.Random(0x5EC2E7)
-    procs = Procs()
-    try:
+    with Procs() as procs:
         srv = server(procs)
         for i in range(300):
             n = rnd.choice([0, 1, 3, 4, 5, 16, 27, 28, 29, 100, 4096])
@@ -177,13 +155,10 @@ def test_random_garbage():
                 normal_ok(srv, binary=False)
         normal_ok(srv)
         return "300 inputs, no response, server alive"
-    finally:
-        procs.stop_all()
 
 
 def test_plaintext_to_encrypted_server():
-    procs = Procs()
-    try:
+    with Procs() as procs:
         srv = server(procs)
         # The right password and name, in clear: the server cannot open it.
         no_response(srv.port, frame(f"{PASSWORD} db-password".encode()), "127.0.0.20")
@@ -194,13 +169,10 @@ def test_plaintext_to_encrypted_server():
         check(r.returncode == 1 and r.stdout == b"", f"insecure client: rc={r.returncode} out={r.stdout!r}")
         check(b"encryption key" in r.stderr, f"no hint about the key in {r.stderr!r}")
         normal_ok(srv)
-    finally:
-        procs.stop_all()
 
 
 def test_encrypted_to_plaintext_server():
-    procs = Procs()
-    try:
+    with Procs() as procs:
         srv = Server(procs, ["--timeout", "3", "--insecure"], key=None)
         no_response(srv.port, frame(request_payload("db-password")), "127.0.0.21")
         srv.wait_line("127.0.0.21", "malformed|wrong-password")
@@ -211,13 +183,10 @@ def test_encrypted_to_plaintext_server():
         check(v == SECRETS["db-password"], f"plaintext normal client got {v!r}")
         r = send_bin(srv.port, "db-password", key=None, extra=["--insecure"])
         check(r.returncode == 0 and r.stdout == SECRETS["db-password"] + b"\n", "plaintext binary client failed")
-    finally:
-        procs.stop_all()
 
 
 def test_truncated_nonce():
-    procs = Procs()
-    try:
+    with Procs() as procs:
         srv = server(procs)
         sealed = request_payload("db-password")
         for i, n in enumerate((5, 11, 12, 27)):
@@ -225,13 +194,10 @@ def test_truncated_nonce():
             no_response(srv.port, frame(sealed[:n]), src)
             srv.wait_line(src, "undecryptable")
         normal_ok(srv)
-    finally:
-        procs.stop_all()
 
 
 def test_flipped_tag_bit():
-    procs = Procs()
-    try:
+    with Procs() as procs:
         srv = server(procs)
         for i, pos in enumerate((-1, -16, 0, 13)):  # tag last/first byte, nonce, ciphertext
             sealed = bytearray(request_payload("db-password"))
@@ -240,8 +206,6 @@ def test_flipped_tag_bit():
             no_response(srv.port, frame(bytes(sealed)), src)
             srv.wait_line(src, "undecryptable")
         normal_ok(srv)
-    finally:
-        procs.stop_all()
 
 
 def test_malformed_requests():
@@ -259,8 +223,7 @@ def test_malformed_requests():
         (PASSWORD.encode() + b" db-password\x00", "invalid secret name"),
         (b" db-password", "empty password"),
     ]
-    procs = Procs()
-    try:
+    with Procs() as procs:
         srv = server(procs)
         for i, (plain, pat) in enumerate(cases):
             src = f"127.0.0.{50 + i}"
@@ -278,16 +241,13 @@ def test_malformed_requests():
         srv.wait_line("127.0.0.70", "over the limit")
         normal_ok(srv)
         return f"{len(cases) + 1} malformed requests refused without a response"
-    finally:
-        procs.stop_all()
 
 
 def test_replayed_encrypted_request():
     """A captured encrypted request replayed from another address is served again: the replayer
     gets the same ciphertext-encrypted response it cannot open without the key (fresh nonce, so it
     does not even equal the first response). What it learns: the secret exists and its length."""
-    procs = Procs()
-    try:
+    with Procs() as procs:
         srv = server(procs)
         captured = frame(request_payload("db-password"))
         first = exchange_raw(srv.port, captured, source="127.0.0.1")
@@ -303,16 +263,11 @@ def test_replayed_encrypted_request():
         except Exception as e:  # InvalidTag
             check(type(e).__name__ == "InvalidTag", f"unexpected {e!r}")
         # Replay from an address outside --authorized-ips is refused before a byte is read.
-        procs2 = Procs()
-        try:
+        with Procs() as procs2:
             s2 = Server(procs2, ["--timeout", "3", "-a", "127.0.0.1/32"])
             cap2 = frame(request_payload("db-password"))
             check(exchange_raw(s2.port, cap2, source="127.0.0.81") == b"", "denied replay answered")
             s2.wait_line("127.0.0.81", "denied")
             normal_ok(s2)
-        finally:
-            procs2.stop_all()
         normal_ok(srv)
         return f"replay served ({len(replay)} bytes, opaque without the key; length leaks)"
-    finally:
-        procs.stop_all()

@@ -21,8 +21,7 @@ def test_primary_killed_mid_run_fallback_completes():
     """300 secrets, one connection each, from primary 127.0.0.11 with fallback 127.0.0.12 (same
     port). After the primary has served 20, it is SIGKILLed (client paused around the kill so
     the kill lands mid-run); the client completes every secret from the fallback."""
-    procs = Procs()
-    try:
+    with Procs() as procs:
         prim = Server(procs, ["--timeout", "3"], host="127.0.0.11", secrets=VALUES)
         fb = Server(procs, ["--timeout", "3"], host="127.0.0.12", port=prim.port, secrets=VALUES)
         names = ",".join(VALUES)
@@ -45,13 +44,10 @@ def test_primary_killed_mid_run_fallback_completes():
         check(served_by_primary < 300 and by_fb >= 300 - served_by_primary - 1,
               f"primary {served_by_primary}, fallback {by_fb}")
         return f"primary served {served_by_primary} then died; fallback served {by_fb}; all 300 delivered"
-    finally:
-        procs.stop_all()
 
 
 def test_server_started_late_client_retries():
-    procs = Procs()
-    try:
+    with Procs() as procs:
         port = free_port()
         t0 = time.time()
         cli = procs.add(subprocess.Popen(
@@ -64,8 +60,6 @@ def test_server_started_late_client_retries():
         out, err = cli.communicate(timeout=30)
         check(cli.returncode == 0 and out == b"s3cr3t-db-VALUE-5a1e\n", f"late server: {err!r}")
         return f"served {time.time() - t0:.1f}s after the client started (server up at 2.5s)"
-    finally:
-        procs.stop_all()
 
 
 class Tmpfs:

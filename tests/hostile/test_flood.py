@@ -26,8 +26,7 @@ def test_thousands_at_once_one_address():
     """3000 connections opened at once from 127.0.0.90 and held (reopened when closed) for 8 s:
     the per-address cap (64) admits 64, the rest are closed at once; 127.0.0.1 is served every
     time, immediately."""
-    procs = Procs()
-    try:
+    with Procs() as procs:
         srv = Server(procs, ["--timeout", "3"])
         f = flood(procs, srv.port, 3000, 8, "idle", "127.0.0.90")
         time.sleep(0.5)
@@ -49,8 +48,6 @@ def test_thousands_at_once_one_address():
         normal_ok(srv)
         return (f"{res['max_open']} held, {ok} normal requests all served (worst {worst * 1000:.0f} ms); "
                 f"peak threads={peak['Threads']} fds={peak['fds']} RSS={peak['VmHWM']} KiB")
-    finally:
-        procs.stop_all()
 
 
 def test_thousands_at_once_many_addresses():
@@ -58,8 +55,7 @@ def test_thousands_at_once_many_addresses():
     idle, not reopened. The total cap (--max-connections 256) admits 256 and closes the rest at
     once; the admitted ones are cut at the 3 s deadline. A normal `netsecrets send` started during
     the burst succeeds through its retries within the deadline. Bounds sampled throughout."""
-    procs = Procs()
-    try:
+    with Procs() as procs:
         srv = Server(procs, ["--timeout", "3"])
         srcs = ",".join(f"127.1.{i // 250}.{1 + i % 250}" for i in range(3000))
         f = flood(procs, srv.port, 3000, 6, "idle-once", srcs)
@@ -87,8 +83,6 @@ def test_thousands_at_once_many_addresses():
         return (f"{res['opened']} opened, {res['closed_by_server']} closed by the server; normal client "
                 f"served after {took:.1f}s; peak threads={peak['Threads']} fds={peak['fds']} "
                 f"RSS={peak['VmHWM']} KiB")
-    finally:
-        procs.stop_all()
 
 
 def test_sustained_many_address_flood_measured():
@@ -96,8 +90,7 @@ def test_sustained_many_address_flood_measured():
     full, the server shuts the oldest connection whose request is still incomplete, so a normal
     client (whose request arrives at once) is admitted: at least 80% of single-attempt requests
     must be served during the flood (before that fix: 6 of 125), within the resource bounds."""
-    procs = Procs()
-    try:
+    with Procs() as procs:
         srv = Server(procs, ["--timeout", "3"])
         srcs = ",".join(f"127.2.{i // 250}.{1 + i % 250}" for i in range(1000))
         f = flood(procs, srv.port, 1000, 8, "idle", srcs)
@@ -119,8 +112,6 @@ def test_sustained_many_address_flood_measured():
         normal_ok(srv)
         return (f"during the flood {ok}/{tries} single-attempt requests served; "
                 f"peak threads={peak['Threads']} fds={peak['fds']} RSS={peak['VmHWM']} KiB")
-    finally:
-        procs.stop_all()
 
 
 def test_fd_exhaustion_survives():
@@ -129,8 +120,7 @@ def test_fd_exhaustion_survives():
     connections are cut at the deadline."""
     if not __import__("shutil").which("prlimit"):
         return "SKIPPED: no prlimit"
-    procs = Procs()
-    try:
+    with Procs() as procs:
         srv = Server(procs, ["--timeout", "2"])
         subprocess.run(["prlimit", f"--pid={srv.pid}", "--nofile=32:32"], check=True)
         srcs = ",".join(f"127.3.{i // 250}.{1 + i % 250}" for i in range(300))
@@ -145,5 +135,3 @@ def test_fd_exhaustion_survives():
         n = srv.log().count("accept failed")
         check(peak["fds"] <= 32, f"fds {peak['fds']}")
         return f"{n} 'accept failed' (EMFILE) lines, peak fds={peak['fds']}, served afterwards"
-    finally:
-        procs.stop_all()
