@@ -1,6 +1,9 @@
-//! Shared helpers for the integration tests: run the built `netsecrets` binary as a server on an
-//! ephemeral loopback port, run clients against it, and make scratch directories. Every child
-//! process is killed when its handle drops, so a failing test leaves nothing running.
+//! Shared helpers for the integration tests (tests/*.rs, one file per topic): the one way to run
+//! the built `netsecrets` binary as a server ([`Server::builder`]: flags, bind address and port,
+//! waits for its "listening on" line, killed by PID on drop), clients against it ([`send`],
+//! [`fetch`]), the repeated assertions on their output ([`assert_exit`], [`assert_prints`]), and
+//! scratch directories. Every child process is killed when its handle drops, so a failing test
+//! leaves nothing running.
 
 #![allow(dead_code)]
 
@@ -13,29 +16,104 @@ use std::time::{Duration, Instant};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_netsecrets");
 
-/// A running `netsecrets receive`.
-pub struct Server {
-    child: Child,
-    pub port: u16,
-    log: Arc<Mutex<String>>,
-}
+/// The password most tests give both sides.
+pub const PW: &str = "hunter2-correct-horse";
 
-impl Server {
-    /// Starts a server on 127.0.0.1 with an ephemeral port and the given extra flags.
-    pub fn start(args: &[&str]) -> Server {
-        Server::start_on("127.0.0.1", "0", args)
+/// A child process, killed by PID and reaped when dropped (on every exit path of a test,
+/// a failed assertion included).
+pub struct Proc(pub Child);
+
+impl Proc {
+    pub fn spawn(cmd: &mut Command) -> Proc {
+        Proc(cmd.spawn().expect("spawn netsecrets"))
     }
 
-    pub fn start_on(addr: &str, port: &str, args: &[&str]) -> Server {
-        let mut child = Command::new(BIN)
-            .args(["receive", "--server", addr, "--port", port])
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn server");
-        let stderr = child.stderr.take().expect("stderr");
+    pub fn pid(&self) -> u32 {
+        self.0.id()
+    }
+
+    pub fn is_alive(&mut self) -> bool {
+        matches!(self.0.try_wait(), Ok(None))
+    }
+
+    /// Waits for the process at most `limit`, then kills it; returns how it ended.
+    pub fn wait_limited(&mut self, limit: Duration) -> std::process::ExitStatus {
+        let end = Instant::now() + limit;
+        while self.is_alive() && Instant::now() < end {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        self.kill();
+        self.0.wait().expect("reap child")
+    }
+
+    fn kill(&mut self) {
+        if self.is_alive() {
+            // SAFETY: kill(2) takes plain integers; the PID is our own unreaped child, so it
+            // cannot have been reused by another process.
+            unsafe { libc::kill(self.0.id() as libc::pid_t, libc::SIGKILL) };
+        }
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        self.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// How to start a `netsecrets receive`: bind address and port (127.0.0.1, ephemeral, unless
+/// set) and its flags. [`ServerBuilder::start`] waits until it listens.
+pub struct ServerBuilder {
+    addr: String,
+    port: u16,
+    args: Vec<String>,
+}
+
+impl ServerBuilder {
+    /// Binds `addr` (`--server`) instead of 127.0.0.1.
+    pub fn on(mut self, addr: &str) -> ServerBuilder {
+        addr.clone_into(&mut self.addr);
+        self
+    }
+
+    /// Binds `port` instead of an ephemeral one.
+    pub fn port(mut self, port: u16) -> ServerBuilder {
+        self.port = port;
+        self
+    }
+
+    /// `--password PW`: the password the tests' clients give.
+    pub fn password(self) -> ServerBuilder {
+        self.args(&["--password", PW])
+    }
+
+    /// `-S name=value` for each of `secrets`.
+    pub fn secrets(mut self, secrets: &[&str]) -> ServerBuilder {
+        for s in secrets {
+            self.args.extend(["-S".to_owned(), (*s).to_owned()]);
+        }
+        self
+    }
+
+    /// Any other flags, in order.
+    pub fn args(mut self, args: &[&str]) -> ServerBuilder {
+        self.args.extend(args.iter().map(|a| (*a).to_owned()));
+        self
+    }
+
+    /// Starts the server and waits (20 s at most) for its "listening on ADDR:PORT" line.
+    pub fn start(self) -> Server {
+        let port = self.port.to_string();
+        let mut proc = Proc::spawn(
+            Command::new(BIN)
+                .args(["receive", "--server", &self.addr, "--port", &port])
+                .args(&self.args)
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::piped()),
+        );
+        let stderr = proc.0.stderr.take().expect("stderr is piped");
         let log = Arc::new(Mutex::new(String::new()));
         let (tx, rx) = std::sync::mpsc::channel();
         let sink = Arc::clone(&log);
@@ -50,15 +128,44 @@ impl Server {
             }
             let _ = tx.send(None);
         });
-        let port = match rx.recv_timeout(Duration::from_secs(20)) {
-            Ok(Some(p)) => p,
+        match rx.recv_timeout(Duration::from_secs(20)) {
+            Ok(Some(port)) => Server { proc, port, log },
             _ => {
-                let _ = child.kill();
-                let _ = child.wait();
+                drop(proc);
                 panic!("server did not start: {}", log.lock().unwrap());
             }
-        };
-        Server { child, port, log }
+        }
+    }
+}
+
+/// A running `netsecrets receive`, killed by PID when dropped.
+pub struct Server {
+    proc: Proc,
+    pub port: u16,
+    log: Arc<Mutex<String>>,
+}
+
+impl Server {
+    pub fn builder() -> ServerBuilder {
+        ServerBuilder {
+            addr: "127.0.0.1".to_owned(),
+            port: 0,
+            args: Vec::new(),
+        }
+    }
+
+    /// Starts a server on 127.0.0.1 with an ephemeral port and the given flags.
+    pub fn start(args: &[&str]) -> Server {
+        Server::builder().args(args).start()
+    }
+
+    /// Starts a server with `--password PW`, the `secrets` (`name=value`) and `args`.
+    pub fn serving(secrets: &[&str], args: &[&str]) -> Server {
+        Server::builder()
+            .password()
+            .secrets(secrets)
+            .args(args)
+            .start()
     }
 
     /// Everything the server wrote to stderr so far.
@@ -79,18 +186,11 @@ impl Server {
     }
 
     pub fn is_alive(&mut self) -> bool {
-        matches!(self.child.try_wait(), Ok(None))
+        self.proc.is_alive()
     }
 
     pub fn pid(&self) -> u32 {
-        self.child.id()
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.proc.pid()
     }
 }
 
@@ -104,29 +204,38 @@ pub fn run(args: &[&str]) -> Output {
         .expect("run netsecrets")
 }
 
-/// Runs the binary and kills it if it has not finished within `limit`.
-pub fn run_limited(args: &[&str], limit: Duration) -> Output {
-    let mut child = Command::new(BIN)
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("run netsecrets");
-    let end = Instant::now() + limit;
-    while matches!(child.try_wait(), Ok(None)) && Instant::now() < end {
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let _ = child.kill();
-    child.wait_with_output().expect("collect output")
-}
-
 /// Runs `netsecrets send` against `port` on 127.0.0.1 with extra flags.
 pub fn send(port: u16, args: &[&str]) -> Output {
     let p = port.to_string();
     let mut all = vec!["send", "--server", "127.0.0.1", "--port", &p];
     all.extend_from_slice(args);
     run(&all)
+}
+
+/// Runs `netsecrets send` against `port` with `--password PW --request_secrets names` and `args`.
+pub fn fetch(port: u16, names: &str, args: &[&str]) -> Output {
+    let mut all = vec!["--password", PW, "--request_secrets", names];
+    all.extend_from_slice(args);
+    send(port, &all)
+}
+
+/// Asserts the exit code (the message shows stderr); returns stderr.
+#[track_caller]
+pub fn assert_exit(o: &Output, code: i32) -> String {
+    let err = stderr(o);
+    assert_eq!(o.status.code(), Some(code), "{err}");
+    err
+}
+
+/// Asserts exit code 0 and exactly `want` on stdout (the message shows stderr).
+#[track_caller]
+pub fn assert_prints(o: &Output, want: &str) {
+    assert_eq!(
+        (o.status.code(), stdout(o).as_str()),
+        (Some(0), want),
+        "{}",
+        stderr(o)
+    );
 }
 
 pub fn stderr(o: &Output) -> String {
@@ -274,14 +383,4 @@ impl Pty {
         }
         String::from_utf8_lossy(&self.seen).into_owned()
     }
-}
-
-/// Waits for a child for at most `limit`, then kills it.
-pub fn wait_limited(child: &mut Child, limit: Duration) -> std::process::ExitStatus {
-    let end = Instant::now() + limit;
-    while matches!(child.try_wait(), Ok(None)) && Instant::now() < end {
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let _ = child.kill();
-    child.wait().unwrap()
 }
