@@ -142,23 +142,18 @@ fn wrong_password_and_not_found() {
 fn fallback_used_when_primary_down_and_preferred_afterwards() {
     // The server listens on 127.0.0.1 only, so 127.0.0.2 on the same port refuses.
     let s = Server::serving(&["a=1", "b=2"], &["--encryption-key", "k"]);
-    let port = s.port.to_string();
-    let o = run(&[
-        "send",
-        "--server",
+    let o = fetch_from(
         "127.0.0.2",
-        "--fallbacks",
-        "127.0.0.3, 127.0.0.1",
-        "--port",
-        &port,
-        "--password",
-        PW,
-        "--request_secrets",
+        s.port,
         "a,b",
-        "--encryption-key",
-        "k",
-        "--verbose",
-    ]);
+        &[
+            "--fallbacks",
+            "127.0.0.3, 127.0.0.1",
+            "--encryption-key",
+            "k",
+            "--verbose",
+        ],
+    );
     assert_prints(&o, "1\n2\n");
     let err = stderr(&o);
     assert_eq!(err.matches("fetching a from 127.0.0.2").count(), 1, "{err}");
@@ -194,23 +189,14 @@ fn retries_until_a_late_server_comes_up() {
 
 #[test]
 fn all_servers_down_gives_one_line_per_failure_and_exit_1() {
-    let port = free_port().to_string();
+    let port = free_port();
     let t = Instant::now();
-    let o = run(&[
-        "send",
-        "--server",
+    let o = fetch_from(
         "127.0.0.1",
-        "--fallbacks",
-        "127.0.0.2",
-        "--port",
-        &port,
-        "--password",
-        PW,
-        "--request_secrets",
+        port,
         "db",
-        "--timeout",
-        "1.5",
-    ]);
+        &["--fallbacks", "127.0.0.2", "--timeout", "1.5"],
+    );
     let err = assert_exit(&o, 1);
     assert!(t.elapsed() < Duration::from_secs(10));
     for server in ["127.0.0.1", "127.0.0.2"] {

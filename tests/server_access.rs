@@ -96,29 +96,13 @@ fn ipv4_mapped_peer_on_dual_stack_listener_matches_ipv4_network() {
             .args(&["-a", net])
             .start()
     };
-    let send_v6 = |server: &str, port: u16, extra: &[&str]| {
-        let port = port.to_string();
-        let mut args = vec![
-            "send",
-            "--server",
-            server,
-            "--port",
-            &port,
-            "--password",
-            PW,
-            "--request_secrets",
-            "db",
-        ];
-        args.extend_from_slice(extra);
-        run(&args)
-    };
     let s = v6("::", "127.0.0.0/8");
     let o = fetch(s.port, "db", &[]);
     assert_prints(&o, "v6\n");
     // ::1 is not in 127.0.0.0/8.
-    let o = send_v6("::1", s.port, &["--timeout", "1"]);
+    let o = fetch_from("::1", s.port, "db", &["--timeout", "1"]);
     assert_eq!(o.status.code(), Some(1));
     let s6 = v6("::1", "::1/128");
-    let o = send_v6("[::1]", s6.port, &[]);
+    let o = fetch_from("[::1]", s6.port, "db", &[]);
     assert_exit(&o, 0);
 }

@@ -212,11 +212,28 @@ pub fn send(port: u16, args: &[&str]) -> Output {
     run(&all)
 }
 
-/// Runs `netsecrets send` against `port` with `--password PW --request_secrets names` and `args`.
+/// Runs `netsecrets send` against `port` on 127.0.0.1 with `--password PW --request_secrets
+/// names` and `args`.
 pub fn fetch(port: u16, names: &str, args: &[&str]) -> Output {
-    let mut all = vec!["--password", PW, "--request_secrets", names];
+    fetch_from("127.0.0.1", port, names, args)
+}
+
+/// [`fetch`] from `--server server` (a name or address, `[v6]` allowed).
+pub fn fetch_from(server: &str, port: u16, names: &str, args: &[&str]) -> Output {
+    let port = port.to_string();
+    let mut all = vec![
+        "send",
+        "--server",
+        server,
+        "--port",
+        &port,
+        "--password",
+        PW,
+        "--request_secrets",
+        names,
+    ];
     all.extend_from_slice(args);
-    send(port, &all)
+    run(&all)
 }
 
 /// Asserts the exit code (the message shows stderr); returns stderr.

@@ -71,49 +71,48 @@ class Tmpfs:
         subprocess.run(["umount", "-l", self.path], capture_output=True)
         os.rmdir(self.path)
 
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+        return False
+
+
+def failed_overwrite(srv, out, name, why, error_pattern, between=lambda: None):
+    """Writes secret `api` to `out`, runs `between()`, then fetches `name` into `out`, which must
+    fail (exit 1) with an error naming `out` and matching `error_pattern`, leave the old file as
+    it was and nothing beside it. Returns the error's last line."""
+    r = send_bin(srv.port, "api", extra=["--file-output", out])
+    check(r.returncode == 0, f"first write: {r.stderr!r}")
+    between()
+    r = send_bin(srv.port, name, extra=["--file-output", out])
+    check(r.returncode == 1, f"{why}: exit {r.returncode}")
+    msg = r.stderr.decode()
+    check(re.search(error_pattern, msg) and out in msg, f"unclear error: {msg!r}")
+    check(open(out, "rb").read() == b"api-VALUE-b77d", "old file changed")
+    left = os.listdir(os.path.dirname(out))
+    check(left == [os.path.basename(out)], f"{why}: temporary file left behind: {left}")
+    return msg.strip().splitlines()[-1][:160]
+
 
 def test_output_dir_read_only():
-    procs = Procs()
-    fs = Tmpfs("1m")
-    try:
+    with Tmpfs("1m") as fs, Procs() as procs:
         srv = Server(procs, ["--timeout", "3"])
-        out = os.path.join(fs.path, "db-password")
-        r = send_bin(srv.port, "api", extra=["--file-output", out])
-        check(r.returncode == 0, f"first write: {r.stderr!r}")
-        subprocess.run(["mount", "-o", "remount,ro", fs.path], check=True)
-        r = send_bin(srv.port, "db-password", extra=["--file-output", out])
-        check(r.returncode == 1, f"read-only dir: exit {r.returncode}")
-        msg = r.stderr.decode()
-        check("read-only" in msg and out in msg, f"unclear error: {msg!r}")
-        check(open(out, "rb").read() == b"api-VALUE-b77d", "old file changed")
-        check(os.listdir(fs.path) == ["db-password"], f"leftovers: {os.listdir(fs.path)}")
-        return msg.strip().splitlines()[-1][:160]
-    finally:
-        procs.stop_all()
-        fs.close()
+        return failed_overwrite(
+            srv, os.path.join(fs.path, "db-password"), "db-password", "read-only dir", "read-only",
+            between=lambda: subprocess.run(["mount", "-o", "remount,ro", fs.path], check=True))
 
 
 def test_output_dir_full():
-    procs = Procs()
-    fs = Tmpfs("64k")
     big = tempfile.NamedTemporaryFile(prefix="netsecrets-hostile-big-", delete=False)
     try:
         big.write(os.urandom(256 * 1024).hex().encode()[:256 * 1024])
         big.close()
-        srv = Server(procs, ["--timeout", "3", "--secret-file", f"big={big.name}"])
-        out = os.path.join(fs.path, "out")
-        r = send_bin(srv.port, "api", extra=["--file-output", out])
-        check(r.returncode == 0, f"first write: {r.stderr!r}")
-        r = send_bin(srv.port, "big", extra=["--file-output", out])
-        check(r.returncode == 1, f"full dir: exit {r.returncode}")
-        msg = r.stderr.decode()
-        check("no space left" in msg.lower() and out in msg, f"unclear error: {msg!r}")
-        check(open(out, "rb").read() == b"api-VALUE-b77d", "old file changed")
-        check(os.listdir(fs.path) == ["out"], f"temporary file left behind: {os.listdir(fs.path)}")
-        return msg.strip().splitlines()[-1][:160]
+        with Tmpfs("64k") as fs, Procs() as procs:
+            srv = Server(procs, ["--timeout", "3", "--secret-file", f"big={big.name}"])
+            return failed_overwrite(srv, os.path.join(fs.path, "out"), "big", "full dir", "(?i)no space left")
     finally:
-        procs.stop_all()
-        fs.close()
         os.unlink(big.name)
 
 
