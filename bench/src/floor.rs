@@ -66,6 +66,8 @@ pub fn run(args: &Args) {
     if extras.contains(&"cork") {
         use std::os::fd::AsRawFd;
         let on: libc::c_int = 1;
+        // SAFETY: `on` lives across the call and the length passed is its size; the listener's
+        // descriptor is open for the call.
         let r = unsafe {
             libc::setsockopt(
                 listener.as_raw_fd(),

@@ -9,7 +9,7 @@
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::time::{Duration, Instant};
 
-use crate::net::{parse_ip4, sockaddr, socket};
+use crate::net::{close, parse_ip4, sockaddr, socket};
 use crate::{die, Args};
 
 enum State {
@@ -85,6 +85,8 @@ pub fn run(args: &Args) {
             open_min = open_min.min(open);
         }
         open_max = open_max.max(open);
+        // SAFETY: `pfds` is a live Vec of pollfd and its exact length is passed; poll writes
+        // only the `revents` fields within it.
         let n = unsafe { libc::poll(pfds.as_mut_ptr(), pfds.len() as libc::nfds_t, 50) };
         if n < 0 {
             continue;
@@ -97,31 +99,37 @@ pub fn run(args: &Args) {
                     if p.revents != 0 {
                         let mut err: libc::c_int = 0;
                         let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+                        // SAFETY: `err` and `len` live across the call and `len` holds the size
+                        // of `err`; `fd` is an open socket of this slot.
                         unsafe {
                             libc::getsockopt(fd, libc::SOL_SOCKET, libc::SO_ERROR, &mut err as *mut _ as *mut libc::c_void, &mut len)
                         };
                         if err == 0 {
                             connects += 1;
                             // Two of the four header bytes, then silence.
+                            // SAFETY: the two-byte array lives across the call and 2 is its
+                            // length; `fd` is this slot's connected socket.
                             unsafe { libc::send(fd, [0u8, 0].as_ptr() as *const libc::c_void, 2, libc::MSG_NOSIGNAL) };
                             *s = State::Open { fd };
                         } else {
                             failed += 1;
-                            unsafe { libc::close(fd) };
+                            close(fd);
                             *s = State::Idle { retry_at: now + reconnect };
                         }
                     } else if now - since > Duration::from_secs(3) {
                         failed += 1;
-                        unsafe { libc::close(fd) };
+                        close(fd);
                         *s = State::Idle { retry_at: now + reconnect };
                     }
                 }
                 State::Open { fd } => {
                     if p.revents != 0 {
+                        // SAFETY: `junk` is a live buffer and its exact length is passed; `fd` is
+                        // this slot's open socket.
                         let r = unsafe { libc::recv(fd, junk.as_mut_ptr() as *mut libc::c_void, junk.len(), 0) };
                         if r <= 0 {
                             closed += 1;
-                            unsafe { libc::close(fd) };
+                            close(fd);
                             *s = State::Idle { retry_at: now + reconnect };
                         }
                     }
@@ -132,9 +140,7 @@ pub fn run(args: &Args) {
     }
     for s in &slots {
         match *s {
-            State::Connecting { fd, .. } | State::Open { fd } => unsafe {
-                libc::close(fd);
-            },
+            State::Connecting { fd, .. } | State::Open { fd } => close(fd),
             State::Idle { .. } => {}
         }
     }
@@ -147,6 +153,8 @@ pub fn run(args: &Args) {
 
 fn start_connect(src: Option<Ipv4Addr>, sa: &libc::sockaddr_in) -> std::io::Result<libc::c_int> {
     let fd = socket(src, true)?;
+    // SAFETY: `sa` is a live sockaddr_in and the length passed is its size; `fd` is the socket
+    // just created.
     let r = unsafe {
         libc::connect(
             fd,
@@ -157,7 +165,7 @@ fn start_connect(src: Option<Ipv4Addr>, sa: &libc::sockaddr_in) -> std::io::Resu
     if r < 0 {
         let e = std::io::Error::last_os_error();
         if e.raw_os_error() != Some(libc::EINPROGRESS) {
-            unsafe { libc::close(fd) };
+            close(fd);
             return Err(e);
         }
     }

@@ -7,6 +7,9 @@
 //! - `hold`  — holds N slow connections open (2 header bytes, then silence), reconnecting when the
 //!   server closes them; prints one RESULT line.
 
+#![deny(clippy::undocumented_unsafe_blocks)]
+#![deny(unsafe_op_in_unsafe_fn)]
+
 mod floor;
 mod hold;
 mod load;

@@ -8,6 +8,8 @@ use std::time::Duration;
 
 /// Raises the soft open-file limit to the hard one (1 000 held connections need it).
 pub fn raise_nofile() {
+    // SAFETY: `r` is a plain-data struct owned by this frame; getrlimit writes into it and
+    // setrlimit only reads it. A failure leaves the limit as it was (the holds then open fewer).
     unsafe {
         let mut r: libc::rlimit = std::mem::zeroed();
         if libc::getrlimit(libc::RLIMIT_NOFILE, &mut r) == 0 && r.rlim_cur < r.rlim_max {
@@ -25,11 +27,19 @@ fn v4(addr: SocketAddr) -> io::Result<SocketAddrV4> {
 }
 
 pub fn sockaddr(a: SocketAddrV4) -> libc::sockaddr_in {
+    // SAFETY: sockaddr_in is plain integers, for which all-zero bytes are a valid value.
     let mut s: libc::sockaddr_in = unsafe { std::mem::zeroed() };
     s.sin_family = libc::AF_INET as libc::sa_family_t;
     s.sin_port = a.port().to_be();
     s.sin_addr.s_addr = u32::from(*a.ip()).to_be();
     s
+}
+
+/// Closes a descriptor this program opened and owns, and no longer uses.
+pub fn close(fd: libc::c_int) {
+    // SAFETY: close(2) takes an integer; every caller passes a descriptor it owns and drops
+    // from its bookkeeping at once, so it is never closed twice or used afterwards.
+    unsafe { libc::close(fd) };
 }
 
 fn cvt(r: libc::c_int) -> io::Result<libc::c_int> {
@@ -43,9 +53,12 @@ fn cvt(r: libc::c_int) -> io::Result<libc::c_int> {
 /// A new IPv4 TCP socket, optionally bound to `src` (port 0), optionally non-blocking.
 pub fn socket(src: Option<Ipv4Addr>, nonblock: bool) -> io::Result<libc::c_int> {
     let flags = libc::SOCK_STREAM | libc::SOCK_CLOEXEC | if nonblock { libc::SOCK_NONBLOCK } else { 0 };
+    // SAFETY: socket(2) takes only integers.
     let fd = cvt(unsafe { libc::socket(libc::AF_INET, flags, 0) })?;
     if let Some(ip) = src {
         let sa = sockaddr(SocketAddrV4::new(ip, 0));
+        // SAFETY: `sa` lives across the call and the length passed is its size; `fd` is the
+        // socket just created.
         let r = unsafe {
             libc::bind(
                 fd,
@@ -55,7 +68,7 @@ pub fn socket(src: Option<Ipv4Addr>, nonblock: bool) -> io::Result<libc::c_int> 
         };
         if r < 0 {
             let e = io::Error::last_os_error();
-            unsafe { libc::close(fd) };
+            close(fd);
             return Err(e);
         }
     }
@@ -67,11 +80,14 @@ pub fn socket(src: Option<Ipv4Addr>, nonblock: bool) -> io::Result<libc::c_int> 
 pub fn dial(addr: SocketAddr, timeout: Duration) -> io::Result<TcpStream> {
     let a = v4(addr)?;
     let fd = socket(None, false)?;
-    // Owned from here: closed on every error path.
+    // SAFETY: `fd` is the open socket just created, owned by nobody else; the stream takes
+    // ownership and closes it on every path from here.
     let stream = unsafe { TcpStream::from_raw_fd(fd) };
     stream.set_read_timeout(Some(timeout))?;
     stream.set_write_timeout(Some(timeout))?;
     let sa = sockaddr(a);
+    // SAFETY: `sa` lives across the call and the length passed is its size; `fd` stays open
+    // (owned by `stream`) for the call.
     cvt(unsafe {
         libc::connect(
             fd,

@@ -329,31 +329,11 @@ fn mib(kib: u64) -> String {
     format!("{:.2}", kib as f64 / 1024.0)
 }
 
+/// `nsbench all`: sets up the work directory, runs each step `--only` asks for (all by default)
+/// and prints the Markdown report (also written to `--out`).
 pub fn run(args: &Args) {
     let quick = args.has("quick");
-    let dir = PathBuf::from(args.need("dir"));
-    let work = dir.join("work");
-    let _ = fs::remove_dir_all(&work);
-    fs::create_dir_all(&work).unwrap_or_else(|e| die(&format!("{}: {e}", work.display())));
-    let tmpfs = PathBuf::from(format!("/dev/shm/nsbench-{}", std::process::id()));
-    fs::create_dir_all(&tmpfs).unwrap_or_else(|e| die(&format!("{}: {e}", tmpfs.display())));
-    let _tmpfs_guard = RmDir(tmpfs.clone());
-    fs::write(work.join("password"), format!("{PASSWORD}\n")).unwrap();
-    fs::write(work.join("key"), format!("{KEY}\n")).unwrap();
-    if let Some(p) = args.get("pidfile") {
-        *PIDFILE.lock().unwrap() = Some(PathBuf::from(p));
-    }
-    let ctx = Ctx {
-        netsecrets: PathBuf::from(args.need("netsecrets")),
-        candidates: args.get("candidate").map(|c| c.split(',').map(PathBuf::from).collect()).unwrap_or_default(),
-        floor: PathBuf::from(args.need("floor")),
-        me: std::env::current_exe().unwrap_or_else(|e| die(&e.to_string())),
-        work: work.clone(),
-        tmpfs,
-        secs: args.num("secs", if quick { 1.0 } else { 3.0 }),
-        warmup: args.num("warmup", 0.5),
-        reps: args.num("reps", if quick { 1 } else { 3 }),
-    };
+    let (ctx, _tmpfs_guard) = setup(args, quick);
     let concs: Vec<usize> = args
         .str("conc", "8,64")
         .split(',')
@@ -370,146 +350,28 @@ pub fn run(args: &Args) {
         "Load: {} s measured after {} s warm-up, median of {} repetition(s) run alternately (floor, netsecrets, netsecrets logging to a file); one connection per request, as netsecrets peers do.\n",
         ctx.secs, ctx.warmup, ctx.reps
     );
-
     // 1. Which floor thread model is fastest, per configuration.
-    let variants: Vec<&'static str> = if quick {
-        vec!["single", "pool:2", "pool:2+cork"]
+    let best = if want("floor") || want("compare") || want("ablation") {
+        floor_models(&ctx, &mut md, quick, &concs)
     } else {
-        vec!["single", "pool:2", "pool:4", "tpc", "single+cork", "pool:2+cork", "pool:4+cork"]
+        BTreeMap::new()
     };
-    let mut best: BTreeMap<(bool, usize), &'static str> = BTreeMap::new();
-    if want("floor") || want("compare") || want("ablation") {
-        eprintln!("== floor thread models");
-        let _ = writeln!(md, "### Floor thread models (req/s; the fastest per column is the floor)\n");
-        let mut header = "| floor variant |".to_string();
-        let mut sep = "|---|".to_string();
-        for aes in [false, true] {
-            for &c in &concs {
-                let _ = write!(header, " {} C={c} |", if aes { "AES" } else { "plain" });
-                sep.push_str("---:|");
-            }
-        }
-        let _ = writeln!(md, "{header}\n{sep}");
-        let mut table: BTreeMap<&str, Vec<f64>> = BTreeMap::new();
-        for aes in [false, true] {
-            for &c in &concs {
-                let mut top = ("", -1.0);
-                for &v in &variants {
-                    let r = once(&ctx, &Srv::Floor(v), aes, c, 1);
-                    table.entry(v).or_default().push(r.rps);
-                    if r.err == 0 && r.rps > top.1 {
-                        top = (v, r.rps);
-                    }
-                }
-                best.insert((aes, c), if top.0.is_empty() { "pool:2" } else { top.0 });
-            }
-        }
-        for &v in &variants {
-            let cells: Vec<String> = table[v].iter().map(|x| format!("{x:.0}")).collect();
-            let _ = writeln!(md, "| {v} | {} |", cells.join(" | "));
-        }
-        let _ = writeln!(md);
-    }
-
     // 2. netsecrets against the floor, side by side.
     if want("compare") {
-        eprintln!("== netsecrets vs floor");
-        let _ = writeln!(md, "### Server throughput and latency against the floor\n");
-        let _ = writeln!(md, "| mode | C | server | req/s | ratio to floor | p50 ms | p99 ms | p99 / floor p99 | max ms | errors | peak RSS MiB | threads | server CPU µs/req | server CPU % |");
-        let _ = writeln!(md, "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
-        for aes in [false, true] {
-            for &c in &concs {
-                let mut servers = vec![
-                    Srv::Floor(best[&(aes, c)]),
-                    Srv::Real { log: Log::Null, secrets: 1 },
-                    Srv::Real { log: Log::File, secrets: 1 },
-                ];
-                servers.extend((0..ctx.candidates.len()).map(Srv::Candidate));
-                let rs = alternated(&ctx, &servers, aes, c);
-                let fl = &rs[0];
-                for (s, r) in servers.iter().zip(&rs) {
-                    let _ = writeln!(
-                        md,
-                        "| {} | {c} | {} | {:.0} | {:.2} | {} | {} | {:.2} | {} | {}{} | {} | {} | {:.1} | {:.0} |",
-                        if aes { "AES" } else { "plain" },
-                        s.label(),
-                        r.rps,
-                        r.rps / fl.rps.max(1.0),
-                        ms(r.p50),
-                        ms(r.p99),
-                        r.p99 / fl.p99.max(1.0),
-                        ms(r.max),
-                        r.err,
-                        if r.errs.is_empty() { String::new() } else { format!(" ({})", r.errs) },
-                        mib(r.hwm_kib),
-                        r.threads,
-                        r.cpu_us_per_req,
-                        r.cpu_pct
-                    );
-                }
-            }
-        }
-        let _ = writeln!(md);
+        compare(&ctx, &mut md, &concs, &best);
     }
-
     // 2b. Attribution: the floor rebuilt with one piece of the product's design at a time.
     if want("ablation") {
-        eprintln!("== attribution (plaintext)");
-        let _ = writeln!(md, "### Where the gap to the floor goes (plaintext; floor variants that add one piece of netsecrets' design at a time)\n");
-        let _ = writeln!(md, "| C | server | req/s | ratio to floor | p99 ms | server CPU µs/req | threads |");
-        let _ = writeln!(md, "|---:|---|---:|---:|---:|---:|---:|");
-        for &c in &concs {
-            let floor_v = best.get(&(false, c)).copied().unwrap_or("pool:2");
-            let mut servers = vec![
-                Srv::Floor(floor_v),
-                Srv::Floor("handoff+cork"),
-                Srv::Floor("handoff+cork+timeouts"),
-                Srv::Floor("handoff+cork+timeouts+log"),
-                Srv::Real { log: Log::Null, secrets: 1 },
-            ];
-            servers.extend((0..ctx.candidates.len()).map(Srv::Candidate));
-            let rs = alternated(&ctx, &servers, false, c);
-            for (s, r) in servers.iter().zip(&rs) {
-                let _ = writeln!(
-                    md,
-                    "| {c} | {} | {:.0} | {:.2} | {} | {:.1} | {} |",
-                    s.label(), r.rps, r.rps / rs[0].rps.max(1.0), ms(r.p99), r.cpu_us_per_req, r.threads
-                );
-            }
-        }
-        let _ = writeln!(md, "\n(log lines of the `+log` variant go to /dev/null, like the netsecrets row.)\n");
+        ablation(&ctx, &mut md, &concs, &best);
     }
-
-    // 3. Memory with 1 000 secrets and 64 clients.
-    if want("memory") {
-        eprintln!("== memory: 1000 secrets, 64 clients");
-        let _ = writeln!(md, "### Server memory\n");
-        let _ = writeln!(md, "| load | req/s | errors | peak RSS (VmHWM) MiB | peak threads |");
-        let _ = writeln!(md, "|---|---:|---:|---:|---:|");
-        for aes in [false, true] {
-            let r = once(&ctx, &Srv::Real { log: Log::Null, secrets: 1000 }, aes, 64, 1000);
-            let _ = writeln!(
-                md,
-                "| 1 000 secrets loaded, 64 clients fetching all of them in turn, {} | {:.0} | {} | {} | {} |",
-                if aes { "AES" } else { "plain" },
-                r.rps, r.err, mib(r.hwm_kib), r.threads
-            );
-        }
-        if want("idle") {
-            idle(&ctx, &mut md);
-        }
-        let _ = writeln!(md);
-    } else if want("idle") {
-        let _ = writeln!(md, "### Server memory\n\n| load | | | peak RSS (VmHWM) MiB | peak threads |\n|---|---:|---:|---:|---:|");
-        idle(&ctx, &mut md);
-        let _ = writeln!(md);
+    // 3. Memory with 1 000 secrets and 64 clients, and under 1 000 idle connections.
+    if want("memory") || want("idle") {
+        memory(&ctx, &mut md, want("memory"), want("idle"));
     }
-
     // 4. Slow connections from one address, throughput from another (network namespaces).
     if want("netns") {
         netns(&ctx, &mut md, &args.str("netns-conc", "8"));
     }
-
     // 5. The client, whole process.
     if want("client") {
         client(&ctx, &mut md, client_runs);
@@ -519,6 +381,197 @@ pub fn run(args: &Args) {
     if let Some(out) = args.get("out") {
         let _ = fs::write(out, &md);
     }
+}
+
+/// A fresh work directory (`--dir`/work) with the password and key files, a scratch directory
+/// on tmpfs (removed when the returned guard drops), the `--pidfile`, and the run's settings.
+fn setup(args: &Args, quick: bool) -> (Ctx, RmDir) {
+    let work = PathBuf::from(args.need("dir")).join("work");
+    let _ = fs::remove_dir_all(&work);
+    fs::create_dir_all(&work).unwrap_or_else(|e| die(&format!("{}: {e}", work.display())));
+    let tmpfs = PathBuf::from(format!("/dev/shm/nsbench-{}", std::process::id()));
+    fs::create_dir_all(&tmpfs).unwrap_or_else(|e| die(&format!("{}: {e}", tmpfs.display())));
+    let guard = RmDir(tmpfs.clone());
+    fs::write(work.join("password"), format!("{PASSWORD}\n")).unwrap();
+    fs::write(work.join("key"), format!("{KEY}\n")).unwrap();
+    if let Some(p) = args.get("pidfile") {
+        *PIDFILE.lock().unwrap() = Some(PathBuf::from(p));
+    }
+    let ctx = Ctx {
+        netsecrets: PathBuf::from(args.need("netsecrets")),
+        candidates: args.get("candidate").map(|c| c.split(',').map(PathBuf::from).collect()).unwrap_or_default(),
+        floor: PathBuf::from(args.need("floor")),
+        me: std::env::current_exe().unwrap_or_else(|e| die(&e.to_string())),
+        work,
+        tmpfs,
+        secs: args.num("secs", if quick { 1.0 } else { 3.0 }),
+        warmup: args.num("warmup", 0.5),
+        reps: args.num("reps", if quick { 1 } else { 3 }),
+    };
+    (ctx, guard)
+}
+
+/// A Markdown table's start: the `### title` line, a blank line, the header row and its
+/// separator row.
+fn table_start(md: &mut String, title: &str, header: &str, sep: &str) {
+    let _ = writeln!(md, "### {title}\n");
+    let _ = writeln!(md, "{header}");
+    let _ = writeln!(md, "{sep}");
+}
+
+fn mode_label(aes: bool) -> &'static str {
+    if aes {
+        "AES"
+    } else {
+        "plain"
+    }
+}
+
+/// Step 1: every floor thread model at every concurrency, plaintext and AES; returns the
+/// fastest error-free model per (AES, concurrency) — the floor the later steps compare with.
+fn floor_models(ctx: &Ctx, md: &mut String, quick: bool, concs: &[usize]) -> BTreeMap<(bool, usize), &'static str> {
+    let variants: Vec<&'static str> = if quick {
+        vec!["single", "pool:2", "pool:2+cork"]
+    } else {
+        vec!["single", "pool:2", "pool:4", "tpc", "single+cork", "pool:2+cork", "pool:4+cork"]
+    };
+    eprintln!("== floor thread models");
+    let mut header = "| floor variant |".to_string();
+    let mut sep = "|---|".to_string();
+    for aes in [false, true] {
+        for &c in concs {
+            let _ = write!(header, " {} C={c} |", mode_label(aes));
+            sep.push_str("---:|");
+        }
+    }
+    table_start(md, "Floor thread models (req/s; the fastest per column is the floor)", &header, &sep);
+    let mut best = BTreeMap::new();
+    let mut table: BTreeMap<&str, Vec<f64>> = BTreeMap::new();
+    for aes in [false, true] {
+        for &c in concs {
+            let mut top = ("", -1.0);
+            for &v in &variants {
+                let r = once(ctx, &Srv::Floor(v), aes, c, 1);
+                table.entry(v).or_default().push(r.rps);
+                if r.err == 0 && r.rps > top.1 {
+                    top = (v, r.rps);
+                }
+            }
+            best.insert((aes, c), if top.0.is_empty() { "pool:2" } else { top.0 });
+        }
+    }
+    for &v in &variants {
+        let cells: Vec<String> = table[v].iter().map(|x| format!("{x:.0}")).collect();
+        let _ = writeln!(md, "| {v} | {} |", cells.join(" | "));
+    }
+    let _ = writeln!(md);
+    best
+}
+
+/// Step 2: the best floor, netsecrets logging to /dev/null and to a file (and any candidates),
+/// side by side at every concurrency, plaintext and AES.
+fn compare(ctx: &Ctx, md: &mut String, concs: &[usize], best: &BTreeMap<(bool, usize), &'static str>) {
+    eprintln!("== netsecrets vs floor");
+    table_start(
+        md,
+        "Server throughput and latency against the floor",
+        "| mode | C | server | req/s | ratio to floor | p50 ms | p99 ms | p99 / floor p99 | max ms | errors | peak RSS MiB | threads | server CPU µs/req | server CPU % |",
+        "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    );
+    for aes in [false, true] {
+        for &c in concs {
+            let mut servers = vec![
+                Srv::Floor(best[&(aes, c)]),
+                Srv::Real { log: Log::Null, secrets: 1 },
+                Srv::Real { log: Log::File, secrets: 1 },
+            ];
+            servers.extend((0..ctx.candidates.len()).map(Srv::Candidate));
+            let rs = alternated(ctx, &servers, aes, c);
+            let fl = &rs[0];
+            for (s, r) in servers.iter().zip(&rs) {
+                let _ = writeln!(
+                    md,
+                    "| {} | {c} | {} | {:.0} | {:.2} | {} | {} | {:.2} | {} | {}{} | {} | {} | {:.1} | {:.0} |",
+                    mode_label(aes),
+                    s.label(),
+                    r.rps,
+                    r.rps / fl.rps.max(1.0),
+                    ms(r.p50),
+                    ms(r.p99),
+                    r.p99 / fl.p99.max(1.0),
+                    ms(r.max),
+                    r.err,
+                    if r.errs.is_empty() { String::new() } else { format!(" ({})", r.errs) },
+                    mib(r.hwm_kib),
+                    r.threads,
+                    r.cpu_us_per_req,
+                    r.cpu_pct
+                );
+            }
+        }
+    }
+    let _ = writeln!(md);
+}
+
+/// Step 2b: where the gap to the floor goes — floor variants that add one piece of netsecrets'
+/// design at a time (plaintext), then netsecrets itself.
+fn ablation(ctx: &Ctx, md: &mut String, concs: &[usize], best: &BTreeMap<(bool, usize), &'static str>) {
+    eprintln!("== attribution (plaintext)");
+    table_start(
+        md,
+        "Where the gap to the floor goes (plaintext; floor variants that add one piece of netsecrets' design at a time)",
+        "| C | server | req/s | ratio to floor | p99 ms | server CPU µs/req | threads |",
+        "|---:|---|---:|---:|---:|---:|---:|",
+    );
+    for &c in concs {
+        let floor_v = best.get(&(false, c)).copied().unwrap_or("pool:2");
+        let mut servers = vec![
+            Srv::Floor(floor_v),
+            Srv::Floor("handoff+cork"),
+            Srv::Floor("handoff+cork+timeouts"),
+            Srv::Floor("handoff+cork+timeouts+log"),
+            Srv::Real { log: Log::Null, secrets: 1 },
+        ];
+        servers.extend((0..ctx.candidates.len()).map(Srv::Candidate));
+        let rs = alternated(ctx, &servers, false, c);
+        for (s, r) in servers.iter().zip(&rs) {
+            let _ = writeln!(
+                md,
+                "| {c} | {} | {:.0} | {:.2} | {} | {:.1} | {} |",
+                s.label(), r.rps, r.rps / rs[0].rps.max(1.0), ms(r.p99), r.cpu_us_per_req, r.threads
+            );
+        }
+    }
+    let _ = writeln!(md, "\n(log lines of the `+log` variant go to /dev/null, like the netsecrets row.)\n");
+}
+
+/// Step 3: server memory — 1 000 secrets fetched by 64 clients (`loaded`), and 1 000 idle
+/// connections (`idle_conns`), in one table.
+fn memory(ctx: &Ctx, md: &mut String, loaded: bool, idle_conns: bool) {
+    if loaded {
+        eprintln!("== memory: 1000 secrets, 64 clients");
+        table_start(
+            md,
+            "Server memory",
+            "| load | req/s | errors | peak RSS (VmHWM) MiB | peak threads |",
+            "|---|---:|---:|---:|---:|",
+        );
+        for aes in [false, true] {
+            let r = once(ctx, &Srv::Real { log: Log::Null, secrets: 1000 }, aes, 64, 1000);
+            let _ = writeln!(
+                md,
+                "| 1 000 secrets loaded, 64 clients fetching all of them in turn, {} | {:.0} | {} | {} | {} |",
+                mode_label(aes),
+                r.rps, r.err, mib(r.hwm_kib), r.threads
+            );
+        }
+    } else {
+        table_start(md, "Server memory", "| load | | | peak RSS (VmHWM) MiB | peak threads |", "|---|---:|---:|---:|---:|");
+    }
+    if idle_conns {
+        idle(ctx, md);
+    }
+    let _ = writeln!(md);
 }
 
 struct RmDir(PathBuf);
@@ -710,9 +763,12 @@ fn client(ctx: &Ctx, md: &mut String, n: usize) {
         v.push(("1 secret, AES, to a file on ext4 (fsync reaches the disk)".into(), a, o));
         v
     };
-    let _ = writeln!(md, "### Client: `netsecrets send`, whole process, {n} runs each\n");
-    let _ = writeln!(md, "| case | median ms | p90 ms | min ms | failures |");
-    let _ = writeln!(md, "|---|---:|---:|---:|---:|");
+    table_start(
+        md,
+        &format!("Client: `netsecrets send`, whole process, {n} runs each"),
+        "| case | median ms | p90 ms | min ms | failures |",
+        "|---|---:|---:|---:|---:|",
+    );
     for (label, argv, out) in cases {
         let mut times = Vec::with_capacity(n);
         let mut fails = 0;

@@ -39,6 +39,7 @@ pub fn cpu_secs(pid: u32) -> Option<f64> {
     // rest[0] is field 3 (state); utime is field 14, stime field 15.
     let utime: u64 = f.get(11)?.parse().ok()?;
     let stime: u64 = f.get(12)?.parse().ok()?;
+    // SAFETY: sysconf(3) takes an integer and reads no memory of ours.
     let tck = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
     Some((utime + stime) as f64 / tck)
 }
