@@ -138,8 +138,26 @@ fn in_ns(ns: Option<&str>, prog: &Path) -> Command {
     }
 }
 
+/// Where a server listens (`bind`, `port`, in namespace `ns`) and where the probe that waits
+/// for it connects from (`probe_ns`) and to (`probe_ip`).
+struct At<'a> {
+    bind: &'a str,
+    port: u16,
+    ns: Option<&'a str>,
+    probe_ns: Option<&'a str>,
+    probe_ip: &'a str,
+}
+
+impl At<'static> {
+    /// 127.0.0.1:`port`, in this namespace.
+    fn loopback(port: u16) -> At<'static> {
+        At { bind: "127.0.0.1", port, ns: None, probe_ns: None, probe_ip: "127.0.0.1" }
+    }
+}
+
 /// Starts a server and waits until it accepts connections.
-fn start(ctx: &Ctx, srv: &Srv, aes: bool, bind: &str, port: u16, ns: Option<&str>, probe_ns: Option<&str>, probe_ip: &str) -> Proc {
+fn start(ctx: &Ctx, srv: &Srv, aes: bool, at: &At) -> Proc {
+    let At { bind, port, ns, probe_ns, probe_ip } = *at;
     let mut cmd;
     match srv {
         Srv::Floor(variant) => {
@@ -279,7 +297,7 @@ fn drive(ctx: &Ctx, server: &mut Proc, addr: &str, conc: usize, aes: bool, names
 
 fn once(ctx: &Ctx, srv: &Srv, aes: bool, conc: usize, names: usize) -> Run {
     let port = free_port();
-    let mut s = start(ctx, srv, aes, "127.0.0.1", port, None, None, "127.0.0.1");
+    let mut s = start(ctx, srv, aes, &At::loopback(port));
     let r = drive(ctx, &mut s, &format!("127.0.0.1:{port}"), conc, aes, names, None);
     eprintln!(
         "  {:<32} {} C={conc:<3} {:>9.0} req/s p50 {:>6.0} us p99 {:>6.0} us err {} rss {} KiB thr {}",
@@ -594,7 +612,7 @@ fn idle(ctx: &Ctx, md: &mut String) {
         ),
     ] {
         let port = free_port();
-        let mut s = start(ctx, &Srv::Real { log: Log::Null, secrets: 1000 }, false, "127.0.0.1", port, None, None, "127.0.0.1");
+        let mut s = start(ctx, &Srv::Real { log: Log::Null, secrets: 1000 }, false, &At::loopback(port));
         let pid = s.pid();
         let mut cmd = Command::new(&ctx.me);
         cmd.args(["hold", "--addr", &format!("127.0.0.1:{port}"), "--conns", "1000", "--secs", &hold_secs.to_string()]);
@@ -679,7 +697,8 @@ fn netns(ctx: &Ctx, md: &mut String, concs: &str) {
         let (mut alone, mut with, mut held) = (Vec::new(), Vec::new(), Vec::new());
         for _ in 0..ctx.reps {
             for slow in [false, true] {
-                let mut srv = start(ctx, &Srv::Real { log: Log::Null, secrets: 1 }, false, "0.0.0.0", port, Some(&s), Some(&b), "10.214.2.1");
+                let at = At { bind: "0.0.0.0", port, ns: Some(&s), probe_ns: Some(&b), probe_ip: "10.214.2.1" };
+                let mut srv = start(ctx, &Srv::Real { log: Log::Null, secrets: 1 }, false, &at);
                 let hold = slow.then(|| {
                     let mut cmd = in_ns(Some(&a), &ctx.me);
                     cmd.args(["hold", "--addr", &format!("10.214.1.1:{port}"), "--conns", "1000"])
@@ -728,9 +747,9 @@ fn alternated(ctx: &Ctx, servers: &[Srv], aes: bool, c: usize) -> Vec<Run> {
 fn client(ctx: &Ctx, md: &mut String, n: usize) {
     eprintln!("== client, whole process, {n} runs each");
     let port = free_port();
-    let mut srv_plain = start(ctx, &Srv::Real { log: Log::Null, secrets: 10 }, false, "127.0.0.1", port, None, None, "127.0.0.1");
+    let mut srv_plain = start(ctx, &Srv::Real { log: Log::Null, secrets: 10 }, false, &At::loopback(port));
     let port_aes = free_port();
-    let mut srv_aes = start(ctx, &Srv::Real { log: Log::Null, secrets: 10 }, true, "127.0.0.1", port_aes, None, None, "127.0.0.1");
+    let mut srv_aes = start(ctx, &Srv::Real { log: Log::Null, secrets: 10 }, true, &At::loopback(port_aes));
     let disk = ctx.work.join("out-disk");
     fs::create_dir_all(&disk).unwrap();
     let names10 = (0..10).map(|i| format!("s{i}")).collect::<Vec<_>>().join(",");
