@@ -1,7 +1,8 @@
 """Shared helpers for the hostile-input tests: an independent implementation of the netsecrets
 wire format (4-byte big-endian length + payload; AES-256-GCM with key = SHA-256(key string),
-payload = nonce(12) || ciphertext || tag(16)), server/client process management, and network
-namespaces with veth pairs.
+payload = nonce(12) || ciphertext || tag(16)), server/client process management (servers start
+through tests/pylib/netsecrets_test.py, the one Python server harness), and network namespaces
+with veth pairs.
 
 Every process a test starts is tracked and stopped by PID; every namespace is created with a
 unique name (containing our PID) and deleted on every exit path. Traffic goes only to loopback or
