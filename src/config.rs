@@ -10,13 +10,13 @@ use std::net::{IpAddr, SocketAddr};
 use std::path::Path;
 use std::time::Duration;
 
-use crate::cidr::Cidr;
 use crate::cli::{KeySource, Net, PasswordSource, ReceiveArgs, SendArgs};
-use crate::crypto::{self, Codec, Key, OVERHEAD};
 use crate::error::{Error, Result};
-use crate::frame::MAX_RESPONSE;
-use crate::log;
-use crate::protocol::NOT_FOUND;
+use crate::server::cidr::Cidr;
+use crate::sys::log;
+use crate::wire::crypto::{self, Codec, Key, OVERHEAD};
+use crate::wire::frame::MAX_RESPONSE;
+use crate::wire::protocol::NOT_FOUND;
 
 /// Default per-connection deadline on the server.
 pub const SERVER_TIMEOUT: Duration = Duration::from_secs(5);

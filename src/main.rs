@@ -5,15 +5,19 @@ use std::io::Write;
 use std::path::Path;
 
 use netsecrets::cli::{self, Command, SendArgs};
+use netsecrets::client::{self, initrd};
 use netsecrets::error::{Error, Result, EXIT_OK};
-use netsecrets::{client, config, initrd, log, output, server};
+use netsecrets::sys::{log, output};
+use netsecrets::{config, server};
 
 // The static release binary brings its own do-nothing unwinder (see the module's comment).
 #[cfg(all(panic = "abort", target_env = "musl", target_feature = "crt-static"))]
+#[path = "sys/unwind.rs"]
 mod unwind;
 
 // And its own pthread_setname_np, which does not need musl's printf (see the module's comment).
 #[cfg(all(target_env = "musl", target_feature = "crt-static"))]
+#[path = "sys/thread_name.rs"]
 mod thread_name;
 
 fn main() {

@@ -81,7 +81,7 @@ pub fn valid_name(name: &[u8]) -> bool {
 pub fn name_problem(name: &str) -> String {
     format!(
         "invalid secret name \"{}\": use 1-255 characters of A-Z a-z 0-9 . _ @ + - (not \".\" or \"..\")",
-        crate::log::Printable(name.as_bytes())
+        crate::sys::log::Printable(name.as_bytes())
     )
 }
 

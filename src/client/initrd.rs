@@ -15,7 +15,7 @@ use crate::cli::{AskArgs, CopyArgs, KeygenArgs};
 use crate::client::Client;
 use crate::config;
 use crate::error::{Error, Result};
-use crate::output::{self, Perms};
+use crate::sys::output::{self, Perms};
 
 /// Consecutive empty answers after which the prompt gives up: a closed console reads as an
 /// endless stream of empty lines.

@@ -11,12 +11,12 @@ use std::io::{self, Write as _};
 use std::time::{Duration, Instant};
 
 use crate::config::ClientConfig;
-use crate::crypto::OpenError;
 use crate::error::{Error, Result};
-use crate::frame::{self, FrameError, MAX_RESPONSE};
-use crate::log;
-use crate::net::{self, Deadline};
-use crate::protocol::{self, NOT_FOUND};
+use crate::sys::log;
+use crate::sys::net::{self, Deadline};
+use crate::wire::crypto::OpenError;
+use crate::wire::frame::{self, FrameError, MAX_RESPONSE};
+use crate::wire::protocol::{self, NOT_FOUND};
 
 /// Longest one attempt (connect + request + response) may take, so that one silent server does
 /// not use up the whole deadline and the fallbacks get their turn.
@@ -104,7 +104,7 @@ impl<'a> Client<'a> {
                 return Err(Error::failed(format!(
                     "could not fetch secret {name:?} from {} within {} (see the lines above; raise --timeout if the network is slow to come up)",
                     self.list(),
-                    crate::log::secs(self.cfg.timeout)
+                    crate::sys::log::secs(self.cfg.timeout)
                 )));
             }
             std::thread::sleep(backoff);

@@ -27,15 +27,15 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use crate::cidr::{self, Cidr};
 use crate::config::ServerConfig;
-use crate::crypto::{Codec, PasswordCheck};
 use crate::error::{Error, Result};
-use crate::frame::{self, FrameError, MAX_REQUEST};
-use crate::limits::{Gate, Pending, Permit, Refusal};
-use crate::log::{self, Millis, Printable};
-use crate::net::Deadline;
-use crate::protocol::{self, NOT_FOUND};
+use crate::server::cidr::{self, Cidr};
+use crate::server::limits::{Gate, Pending, Permit, Refusal};
+use crate::sys::log::{self, Millis, Printable};
+use crate::sys::net::Deadline;
+use crate::wire::crypto::{Codec, PasswordCheck};
+use crate::wire::frame::{self, FrameError, MAX_REQUEST};
+use crate::wire::protocol::{self, NOT_FOUND};
 
 /// Stack of each worker thread: the work is a few small buffers on the heap.
 const WORKER_STACK: usize = 128 * 1024;

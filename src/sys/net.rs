@@ -153,7 +153,7 @@ mod tests {
                 Err(e) => break e,
             }
         };
-        assert!(crate::frame::is_timeout(&err), "{err}");
+        assert!(crate::wire::frame::is_timeout(&err), "{err}");
         let took = start.elapsed();
         assert!(
             took < Duration::from_millis(500) + SLACK + Duration::from_millis(150),

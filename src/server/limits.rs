@@ -15,7 +15,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use crate::cidr::canonical;
+use crate::server::cidr::canonical;
 
 /// First lockout after `max_failures` failures; doubles with each further failure.
 const LOCKOUT: Duration = Duration::from_secs(30);

@@ -13,9 +13,9 @@ use std::time::Duration;
 
 use lexopt::prelude::*;
 
-use crate::cidr::{self, Cidr};
 use crate::error::{Error, Result};
-use crate::protocol;
+use crate::server::cidr::{self, Cidr};
+use crate::wire::protocol;
 
 /// Default TCP port (keep in sync with nix/modules/*.nix and README.md).
 pub const DEFAULT_PORT: u16 = 8080;

@@ -12,7 +12,7 @@ use aes_gcm::aead::{AeadInPlace, KeyInit};
 use aes_gcm::{Aes256Gcm, Nonce, Tag};
 use sha2::{Digest, Sha256};
 
-use crate::frame;
+use crate::wire::frame;
 
 pub const NONCE_LEN: usize = 12;
 pub const TAG_LEN: usize = 16;
@@ -128,7 +128,7 @@ impl Codec {
     /// The whole frame for `plaintext`, in one buffer for one write: the length header, then
     /// the payload sealed in place behind it (not sealed, then copied behind a header). Every
     /// payload is capped far below the header's 4 GiB ([`crate::config::MAX_VALUE`],
-    /// [`crate::frame::MAX_REQUEST`]), so the error is a failed nonce.
+    /// [`crate::wire::frame::MAX_REQUEST`]), so the error is a failed nonce.
     pub fn seal_frame(&self, plaintext: &[u8]) -> Result<Vec<u8>, getrandom::Error> {
         let mut out = Vec::with_capacity(frame::HEADER_LEN + self.overhead() + plaintext.len());
         out.extend_from_slice(&[0; frame::HEADER_LEN]);
@@ -206,7 +206,8 @@ mod tests {
             assert_eq!(out.len(), 4 + 6 + codec.overhead());
             assert_eq!(codec.open(out[4..].to_vec()).unwrap(), b"secret");
             let f = codec.seal_frame(b"secret").unwrap();
-            let crate::frame::Decoded::Frame { payload, used } = crate::frame::decode(&f, 100)
+            let crate::wire::frame::Decoded::Frame { payload, used } =
+                crate::wire::frame::decode(&f, 100)
             else {
                 panic!("seal_frame built no whole frame");
             };
