@@ -177,7 +177,7 @@ fn read_problem(server: &str, e: &FrameError) -> String {
             "server {server} reset the connection without answering: the password, the encryption key or --authorized-ips \
              is wrong for this client, or the server is busy"
         ),
-        FrameError::Io(io) if frame::is_timeout(io) => format!("server {server} accepted the connection but sent no response in time"),
+        FrameError::Io(io) if net::is_timeout(io) => format!("server {server} accepted the connection but sent no response in time"),
         FrameError::TooLarge { len, cap } => {
             format!("server {server} announced a {len}-byte response, over the {cap}-byte limit: refused")
         }

@@ -2,9 +2,12 @@
 //! (`ask-password`, `copy-password`). Nothing here listens on a socket.
 //!
 //! - `fetch.rs`  — servers, fallbacks, retries with backoff; all values or an error.
+//! - `send.rs`   — `send`: the output file's owner and group, fetching, writing or printing.
 //! - `initrd.rs` — `ask-password` and `copy-password` for systemd stage 1.
 
 mod fetch;
 pub mod initrd;
+mod send;
 
 pub use fetch::Client;
+pub use send::send;

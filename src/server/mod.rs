@@ -11,4 +11,4 @@ pub mod cidr;
 pub mod limits;
 mod receive;
 
-pub use receive::Server;
+pub use receive::{receive, Server};

@@ -27,12 +27,13 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use crate::config::ServerConfig;
+use crate::cli::ReceiveArgs;
+use crate::config::{self, ServerConfig};
 use crate::error::{Error, Result};
 use crate::server::cidr::{self, Cidr};
 use crate::server::limits::{Gate, Pending, Permit, Refusal};
 use crate::sys::log::{self, Millis, Printable};
-use crate::sys::net::Deadline;
+use crate::sys::net::{self, Deadline};
 use crate::wire::crypto::{Codec, PasswordCheck};
 use crate::wire::frame::{self, FrameError, MAX_REQUEST};
 use crate::wire::protocol::{self, NOT_FOUND};
@@ -137,6 +138,13 @@ struct Job {
     peer: SocketAddr,
     accepted: Instant,
     permit: Permit,
+}
+
+/// `netsecrets receive`: checks the configuration, binds, says where, and serves forever.
+pub fn receive(args: ReceiveArgs) -> Result<()> {
+    let server = Server::bind(config::server(args)?)?;
+    log::line(&format!("listening on {}", server.local_addr()?));
+    server.run()
 }
 
 /// A bound server, ready to run.
@@ -322,7 +330,7 @@ fn work(shared: &Arc<Shared>, may_retire: bool) {
         shared.idle.fetch_sub(1, Ordering::SeqCst);
         let (stream, peer) = match accepted {
             Ok(pair) => pair,
-            Err(e) if frame::is_timeout(&e) => {
+            Err(e) if net::is_timeout(&e) => {
                 // Idle for a whole --timeout: leave, unless this worker is one kept alive.
                 let retire = may_retire
                     && shared

@@ -84,6 +84,15 @@ impl Write for Deadline<'_> {
     }
 }
 
+/// True for the error kinds a socket timeout produces (`SO_RCVTIMEO`/`SO_SNDTIMEO` expiring
+/// gives `WouldBlock`; a passed [`Deadline`] gives `TimedOut`).
+pub fn is_timeout(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+    )
+}
+
 /// Resolves `host` (an IP literal, `[v6]`, or a name) with `port`.
 pub fn resolve(host: &str, port: u16) -> io::Result<Vec<SocketAddr>> {
     let bare = host
@@ -153,7 +162,7 @@ mod tests {
                 Err(e) => break e,
             }
         };
-        assert!(crate::wire::frame::is_timeout(&err), "{err}");
+        assert!(is_timeout(&err), "{err}");
         let took = start.elapsed();
         assert!(
             took < Duration::from_millis(500) + SLACK + Duration::from_millis(150),
