@@ -7,16 +7,16 @@
 //! - `config.rs`   — reads the files flags name, derives keys, checks, warns.
 //! - `error.rs`    — the error type and its exit codes.
 //! - `wire/`       — what travels: `frame.rs` (the 4-byte length frame), `protocol.rs` (the
-//!                   request/response texts; secret-name rules), `crypto.rs` (AES-256-GCM).
+//!   request/response texts; secret-name rules), `crypto.rs` (AES-256-GCM).
 //! - `server/`     — `receive`: `receive.rs` (accept loop and worker pool), `limits.rs`
-//!                   (admission caps, failure lockout), `cidr.rs` (allowed networks).
+//!   (admission caps, failure lockout), `cidr.rs` (allowed networks).
 //! - `client/`     — `send`: `fetch.rs` (servers, fallbacks, retries with backoff); `initrd.rs`
-//!                   (`ask-password`, `copy-password` for systemd stage 1).
+//!   (`ask-password`, `copy-password` for systemd stage 1).
 //! - `sys/`        — the operating system: `net.rs` (deadlines on sockets, timeouts),
-//!                   `output.rs` (atomic secret files with owner, group and mode), `log.rs`
-//!                   (single-write log lines), and, compiled into the binary only,
-//!                   `thread_name.rs` (musl thread names without `printf`) and `unwind.rs` (the
-//!                   static binary's do-nothing unwinder).
+//!   `output.rs` (atomic secret files with owner, group and mode), `log.rs`
+//!   (single-write log lines), and, compiled into the binary only,
+//!   `thread_name.rs` (musl thread names without `printf`) and `unwind.rs` (the
+//!   static binary's do-nothing unwinder).
 
 pub mod cli;
 pub mod client;

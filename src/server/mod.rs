@@ -4,7 +4,7 @@
 //!
 //! - `receive.rs` — accept loop, bounded worker pool, one request per connection.
 //! - `limits.rs`  — admission: connection caps per server and per address, failure lockout,
-//!                  eviction of incomplete connections.
+//!   eviction of incomplete connections.
 //! - `cidr.rs`    — allowed networks, IPv4/IPv6 and IPv4-mapped peers.
 
 pub mod cidr;

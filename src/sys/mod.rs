@@ -3,7 +3,7 @@
 //! Nothing here knows about secrets' meaning, the protocol or the command line.
 //!
 //! - `net.rs`         — whole-exchange deadlines on sockets; connecting within a deadline;
-//!                      what counts as a timeout.
+//!   what counts as a timeout.
 //! - `output.rs`      — atomic secret files with owner, group and mode.
 //! - `console.rs`     — the password prompt on a terminal, echo off (systemd stage 1).
 //! - `keygen.rs`      — `keygen`: a new random key, on stdout or in a new file.
