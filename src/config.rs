@@ -10,7 +10,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::path::Path;
 use std::time::Duration;
 
-use crate::cli::{KeySource, Net, PasswordSource, ReceiveArgs, SendArgs};
+use crate::cli::{FetchArgs, KeySource, Net, PasswordSource, ReceiveArgs};
 use crate::error::{Error, Result};
 use crate::server::cidr::Cidr;
 use crate::sys::log;
@@ -173,7 +173,7 @@ pub fn server(args: ReceiveArgs) -> Result<ServerConfig> {
 }
 
 /// The connection half of a client configuration (used by `send` and `ask-password --verify-secret`).
-pub fn client(args: &SendArgs, password: Vec<u8>) -> Result<ClientConfig> {
+pub fn client(args: &FetchArgs, password: Vec<u8>) -> Result<ClientConfig> {
     let servers: Vec<String> = args
         .net
         .server

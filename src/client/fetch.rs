@@ -16,7 +16,7 @@ use crate::sys::log;
 use crate::sys::net::{self, Deadline};
 use crate::wire::crypto::OpenError;
 use crate::wire::frame::{self, FrameError, MAX_RESPONSE};
-use crate::wire::protocol::{self, NOT_FOUND};
+use crate::wire::protocol::{self, SecretName, NOT_FOUND};
 
 /// Longest one attempt (connect + request + response) may take, so that one silent server does
 /// not use up the whole deadline and the fallbacks get their turn.
@@ -44,7 +44,7 @@ impl<'a> Client<'a> {
     }
 
     /// Fetches every name, in order, within one deadline; all or nothing.
-    pub fn fetch_all(&mut self, names: &[String]) -> Result<Vec<Vec<u8>>> {
+    pub fn fetch_all(&mut self, names: &[SecretName]) -> Result<Vec<Vec<u8>>> {
         let deadline = Instant::now() + self.cfg.timeout;
         let mut values = Vec::with_capacity(names.len());
         for name in names {
@@ -54,7 +54,7 @@ impl<'a> Client<'a> {
     }
 
     /// Fetches one secret, retrying the server list with backoff until `deadline`.
-    pub fn fetch(&mut self, name: &str, deadline: Instant) -> Result<Vec<u8>> {
+    pub fn fetch(&mut self, name: &SecretName, deadline: Instant) -> Result<Vec<u8>> {
         let n = self.cfg.servers.len();
         let mut backoff = FIRST_BACKOFF;
         let mut round = 0u32;
@@ -133,7 +133,7 @@ impl<'a> Client<'a> {
     fn attempt(
         &self,
         host: &str,
-        name: &str,
+        name: &SecretName,
         deadline: Instant,
     ) -> std::result::Result<Vec<u8>, Miss> {
         let at = deadline.min(Instant::now() + ATTEMPT);
@@ -141,7 +141,7 @@ impl<'a> Client<'a> {
         let stream = net::connect(host, self.cfg.port, at)
             .map_err(|e| Miss::Retry(connect_problem(&server, &e)))?;
         let mut io = Deadline::new(&stream, at);
-        let request = protocol::build_request(&self.cfg.password, name);
+        let request = protocol::build_request(&self.cfg.password, name.as_str());
         let sealed =
             self.cfg.codec.seal_frame(&request).map_err(|e| {
                 Miss::Retry(format!("no random nonce available for the request: {e}"))

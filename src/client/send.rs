@@ -20,9 +20,9 @@ const GROUP: &str = "/etc/group";
 
 pub fn send(args: SendArgs) -> Result<()> {
     let perms = perms(&args)?;
-    let password = config::password(args.net.password.as_ref(), true)?;
-    let cfg = config::client(&args, password)?;
-    let values = Client::new(&cfg).fetch_all(&args.names)?;
+    let password = config::password(args.fetch.net.password.as_ref(), true)?;
+    let cfg = config::client(&args.fetch, password)?;
+    let values = Client::new(&cfg).fetch_all(&args.fetch.names)?;
     match &args.file_output {
         Some(path) => {
             output::save(path, &values.join(&b'\n'), perms)?;
@@ -61,7 +61,7 @@ fn perms(args: &SendArgs) -> Result<Perms> {
                 Path::new(GROUP),
             )?;
             Ok(Perms {
-                mode: args.mode,
+                mode: args.mode.0,
                 uid,
                 gid,
             })
@@ -69,6 +69,6 @@ fn perms(args: &SendArgs) -> Result<Perms> {
         None if args.owner.is_some() || args.group.is_some() => {
             Err(Error::usage("--owner/--group need --file-output"))
         }
-        None => Ok(Perms::mode(args.mode)),
+        None => Ok(Perms::mode(args.mode.0)),
     }
 }
