@@ -18,6 +18,11 @@
 //!   `thread_name.rs` (musl thread names without `printf`) and `unwind.rs` (the
 //!   static binary's do-nothing unwinder).
 
+// Unsafe code is held to a rule the compiler checks: every unsafe operation sits in its own
+// `unsafe` block (also inside an `unsafe fn`), and every block says why it is sound.
+#![deny(unsafe_op_in_unsafe_fn)]
+#![deny(clippy::undocumented_unsafe_blocks)]
+
 pub mod cli;
 pub mod client;
 pub mod config;

@@ -1,6 +1,11 @@
 //! The `netsecrets` binary: parse the command line, run the subcommand, map errors to exit codes.
 //! Everything else lives in the library (`lib.rs` lists the modules).
 
+// Unsafe code is held to a rule the compiler checks: every unsafe operation sits in its own
+// `unsafe` block (also inside an `unsafe fn`), and every block says why it is sound.
+#![deny(unsafe_op_in_unsafe_fn)]
+#![deny(clippy::undocumented_unsafe_blocks)]
+
 use std::io::Write;
 
 use netsecrets::cli::{self, Command};

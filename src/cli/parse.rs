@@ -262,8 +262,12 @@ pub(super) fn value<T: FromStr<Err = Expected>>(
 
 /// `s` parsed as `T`, with the error [`value`] gives.
 pub(super) fn parse_as<T: FromStr<Err = Expected>>(s: &str, label: &str) -> Result<T> {
-    s.parse()
-        .map_err(|Expected(what)| Error::usage(format!("invalid {label} {s:?}: expected {what}")))
+    s.parse().map_err(|e| invalid(s, label, e))
+}
+
+/// The one error for a value that does not parse (not generic: one copy in the binary).
+fn invalid(s: &str, label: &str, Expected(what): Expected) -> Error {
+    Error::usage(format!("invalid {label} {s:?}: expected {what}"))
 }
 
 fn count(p: &mut lexopt::Parser, flag: &str) -> Result<usize> {

@@ -108,7 +108,11 @@ pub fn list(v: &str) -> Vec<String> {
 
 /// A space- or comma-separated list of secret names, each checked.
 pub fn names(v: &str) -> Result<Vec<SecretName>, InvalidName> {
-    list(v).iter().map(|n| n.parse()).collect()
+    let mut out = Vec::new();
+    for n in list(v) {
+        out.push(n.parse()?);
+    }
+    Ok(out)
 }
 
 #[cfg(test)]

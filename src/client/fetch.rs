@@ -14,7 +14,7 @@ use crate::config::ClientConfig;
 use crate::error::{Error, Result};
 use crate::sys::log;
 use crate::sys::net::{self, Deadline};
-use crate::wire::crypto::OpenError;
+use crate::wire::crypto::{OpenError, SealError};
 use crate::wire::frame::{self, FrameError, MAX_RESPONSE};
 use crate::wire::protocol::{self, SecretName, NOT_FOUND};
 
@@ -142,10 +142,14 @@ impl<'a> Client<'a> {
             .map_err(|e| Miss::Retry(connect_problem(&server, &e)))?;
         let mut io = Deadline::new(&stream, at);
         let request = protocol::build_request(&self.cfg.password, name.as_str());
-        let sealed =
-            self.cfg.codec.seal_frame(&request).map_err(|e| {
-                Miss::Retry(format!("no random nonce available for the request: {e}"))
-            })?;
+        let sealed = self.cfg.codec.seal_frame(&request).map_err(|e| {
+            Miss::Retry(match e {
+                SealError::NoRandom(e) => {
+                    format!("no random nonce available for the request: {e}")
+                }
+                SealError::TooLong => format!("cannot seal the request: {e}"),
+            })
+        })?;
         io.write_all(&sealed).map_err(|e| {
             Miss::Retry(format!("server {server}: sending the request failed: {e}"))
         })?;

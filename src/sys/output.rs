@@ -190,10 +190,10 @@ pub fn write_new(path: &Path, data: &[u8], perms: Perms) -> io::Result<()> {
 /// [`DIR_MODE`], replaces `path` atomically ([`write_atomic`]), and turns a failure into the
 /// error that names the path and what to check. The old file, if any, is left as it was.
 pub fn save(path: &Path, data: &[u8], perms: Perms) -> Result<()> {
-    if let Some(dir) = path.parent() {
-        ensure_dir(dir).map_err(|e| write_error(path, e))?;
-    }
-    write_atomic(path, data, perms).map_err(|e| write_error(path, e))
+    path.parent()
+        .map_or(Ok(()), ensure_dir)
+        .and_then(|()| write_atomic(path, data, perms))
+        .map_err(|e| write_error(path, e))
 }
 
 /// The error for a failed write, naming the path and what to check.
