@@ -1,6 +1,6 @@
 //! Second step after parsing: read the files the flags name, derive the key, check everything,
-//! and print the warnings that the configuration deserves. The result is what `server.rs` and
-//! `client.rs` run on.
+//! and print the warnings that the configuration deserves. The result is what `server/` and
+//! `client/` run on.
 //!
 //! A configuration that cannot work is an error here, before any socket exists: a missing
 //! password, an unreadable file, a duplicate or oversized secret.
@@ -56,7 +56,8 @@ pub fn read_file(path: &Path, what: &str) -> Result<Vec<u8>> {
         .map_err(|e| Error::config(format!("cannot read {what} {}", path.display())).with_io(e))
 }
 
-/// Resolves the password; `role` names the flags in the message.
+/// Resolves the password; with `warn`, a password given on the command line draws a warning
+/// (it is visible in the process list).
 pub fn password(src: Option<&PasswordSource>, warn: bool) -> Result<Vec<u8>> {
     let pw = match src {
         None => {

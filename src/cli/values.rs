@@ -1,6 +1,6 @@
 //! The value types of flags and environment variables, each parsed by its `FromStr` and nothing
 //! else: ports, durations, file modes, counts, lists. Secret names are
-//! [`SecretName`](crate::wire::protocol::SecretName), whose rule lives with the protocol.
+//! [`SecretName`], whose rule lives with the protocol.
 //!
 //! A value that does not parse says what was [`Expected`]; the parser adds the flag and the
 //! value (`invalid --mode "999": expected octal like 0400 or 0440`). Pure functions, no I/O.

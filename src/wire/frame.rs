@@ -3,7 +3,7 @@
 //! This module is the frame format and nothing else: [`decode`] is a pure function over bytes
 //! (tested with hostile input and fuzzed), [`read_frame`] reads one frame from
 //! any `Read`, and [`encode`] or [`finish`] build one to write. A length over the caller's cap is rejected before a single payload byte is
-//! allocated or read. Timeouts are the stream's business (see `net.rs`), not this module's.
+//! allocated or read. Timeouts are the stream's business (see `sys/net.rs`), not this module's.
 
 use std::io::{self, Read};
 
