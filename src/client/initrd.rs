@@ -15,7 +15,7 @@ use crate::sys::output::{self, Perms};
 pub fn ask_password(args: AskArgs) -> Result<()> {
     let tries = args.tries.max(1);
     let mut verify = match &args.verify {
-        Some(send) => Some((send.names.clone(), config::client(send, Vec::new())?)),
+        Some(fetch) => Some((fetch.names.clone(), config::client(fetch, Vec::new())?)),
         None => None,
     };
     for attempt in 1..=tries {
