@@ -158,9 +158,7 @@ fn parse_ask(p: &mut lexopt::Parser, env: Env) -> Result<Command> {
             "--output" => output = p.value()?.into(),
             "--prompt" => prompt = string(p, "--prompt")?,
             "--verify-secret" => {
-                let name = string(p, "--verify-secret")?;
-                let name = name
-                    .parse::<SecretName>()
+                let name = SecretName::try_from(string(p, "--verify-secret")?)
                     .map_err(|e| Error::usage(format!("--verify-secret: {e}")))?;
                 verify = Some(name);
             }
@@ -295,8 +293,6 @@ fn name_eq(arg: OsString, what: &str) -> Result<(SecretName, Vec<u8>)> {
     let (name, value) = bytes.split_at(eq);
     // A name that is not UTF-8 is shown as "" in the error: it is not a name either way.
     let name = String::from_utf8(name.to_vec()).unwrap_or_default();
-    let name = name
-        .parse::<SecretName>()
-        .map_err(|e| Error::usage(format!("{what}: {e}")))?;
+    let name = SecretName::try_from(name).map_err(|e| Error::usage(format!("{what}: {e}")))?;
     Ok((name, value.get(1..).unwrap_or_default().to_vec()))
 }

@@ -41,8 +41,13 @@ impl FromStr for Seconds {
         let bad = Expected("seconds from 0.01 to 86400, e.g. 30 or 0.5");
         let t = s.trim();
         let (whole, frac) = t.split_once('.').unwrap_or((t, ""));
-        let digits = |d: &str| d.bytes().all(|b| b.is_ascii_digit());
-        if whole.is_empty() || whole.len() > 5 || frac.len() > 3 || !digits(whole) || !digits(frac)
+        if whole.is_empty()
+            || whole.len() > 5
+            || frac.len() > 3
+            || !whole
+                .bytes()
+                .chain(frac.bytes())
+                .all(|b| b.is_ascii_digit())
         {
             return Err(bad);
         }
@@ -110,7 +115,7 @@ pub fn list(v: &str) -> Vec<String> {
 pub fn names(v: &str) -> Result<Vec<SecretName>, InvalidName> {
     let mut out = Vec::new();
     for n in list(v) {
-        out.push(n.parse()?);
+        out.push(SecretName::try_from(n)?);
     }
     Ok(out)
 }

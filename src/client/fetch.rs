@@ -147,7 +147,7 @@ impl<'a> Client<'a> {
                 SealError::NoRandom(e) => {
                     format!("no random nonce available for the request: {e}")
                 }
-                SealError::TooLong => format!("cannot seal the request: {e}"),
+                SealError::TooLong => "cannot seal the request: it is too long".to_owned(),
             })
         })?;
         io.write_all(&sealed).map_err(|e| {

@@ -461,7 +461,9 @@ fn handle(shared: &Shared, mut job: Job) {
         Outcome::SealFailed(SealError::NoRandom(_)) => {
             write!(text, " outcome=no random nonce available")
         }
-        Outcome::SealFailed(e) => write!(text, " outcome=cannot seal the answer ({e})"),
+        Outcome::SealFailed(SealError::TooLong) => {
+            write!(text, " outcome=cannot seal the answer (too long)")
+        }
     };
     let _ = write!(text, " took={}", Millis(job.accepted.elapsed()));
     log::end_line(text);

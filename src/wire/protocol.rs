@@ -93,15 +93,23 @@ impl SecretName {
     }
 }
 
+impl TryFrom<String> for SecretName {
+    type Error = InvalidName;
+
+    fn try_from(s: String) -> Result<SecretName, InvalidName> {
+        if valid_name(s.as_bytes()) {
+            Ok(SecretName(s))
+        } else {
+            Err(InvalidName(s))
+        }
+    }
+}
+
 impl std::str::FromStr for SecretName {
     type Err = InvalidName;
 
     fn from_str(s: &str) -> Result<SecretName, InvalidName> {
-        if valid_name(s.as_bytes()) {
-            Ok(SecretName(s.to_owned()))
-        } else {
-            Err(InvalidName(s.to_owned()))
-        }
+        SecretName::try_from(s.to_owned())
     }
 }
 
