@@ -263,6 +263,15 @@ fn receive_flags() {
     assert!(r.net.key == KeySource::File("/k".into()));
 }
 
+/// The error for a `send` with a server and a name, plus `extra`.
+fn send_err(extra: &[&str]) -> String {
+    err(&[
+        &["send", "--server", "h", "--request_secrets", "a"][..],
+        extra,
+    ]
+    .concat())
+}
+
 #[test]
 fn usage_errors_name_the_flag() {
     assert!(err(&["send", "--bogus"]).contains("--bogus"));
@@ -270,36 +279,9 @@ fn usage_errors_name_the_flag() {
     assert!(err(&["send", "--request_secrets", "a"]).contains("--server"));
     assert!(err(&["send", "--server", "h", "--request_secrets", "../x"])
         .contains("invalid secret name"));
-    assert!(err(&[
-        "send",
-        "--server",
-        "h",
-        "--request_secrets",
-        "a",
-        "--port",
-        "70000"
-    ])
-    .contains("invalid port"));
-    assert!(err(&[
-        "send",
-        "--server",
-        "h",
-        "--request_secrets",
-        "a",
-        "--mode",
-        "999"
-    ])
-    .contains("--mode"));
-    assert!(err(&[
-        "send",
-        "--server",
-        "h",
-        "--request_secrets",
-        "a",
-        "--timeout",
-        "0"
-    ])
-    .contains("--timeout"));
+    assert!(send_err(&["--port", "70000"]).contains("invalid port"));
+    assert!(send_err(&["--mode", "999"]).contains("--mode"));
+    assert!(send_err(&["--timeout", "0"]).contains("--timeout"));
     assert!(err(&["send", "--server"]).contains("--server"));
     assert!(err(&["receive", "-S", "novalue"]).contains("-S"));
     assert!(err(&["receive", "-S", "a/b=1"]).contains("invalid secret name"));
@@ -349,4 +331,55 @@ fn ask_password_verify_ignores_password_env() {
     let v = a.verify.unwrap();
     assert_eq!(v.names, ["db"]);
     assert!(v.net.password.is_none());
+}
+
+#[test]
+fn value_errors_read_word_for_word_as_they_always_have() {
+    assert_eq!(
+        send_err(&["--port", "70000"]),
+        "invalid port \"70000\": expected a number 0-65535"
+    );
+    assert_eq!(
+        send_err(&["--mode", "999"]),
+        "invalid --mode \"999\": expected octal like 0400 or 0440"
+    );
+    assert_eq!(
+        send_err(&["--timeout", "0"]),
+        "invalid --timeout \"0\": expected seconds from 0.01 to 86400, e.g. 30 or 0.5"
+    );
+    assert_eq!(
+        err(&["receive", "--max-per-ip", "0"]),
+        "invalid --max-per-ip \"0\": expected a number from 1 to 65536"
+    );
+    let env_port = run(
+        &["send", "--server", "h", "--request_secrets", "a"],
+        &[("NETSECRETS_PORT", "x")],
+    );
+    assert_eq!(
+        env_port.err().map(|e| e.to_string()).as_deref(),
+        Some("NETSECRETS_PORT: invalid port \"x\": expected a number 0-65535")
+    );
+    let bad_name = "invalid secret name \"a/b\": use 1-255 characters of A-Z a-z 0-9 . _ @ + - (not \".\" or \"..\")";
+    assert_eq!(
+        err(&["receive", "-S", "a/b=1"]),
+        format!("-S NAME=VALUE: {bad_name}")
+    );
+    assert_eq!(
+        send_err(&["--request_secrets", "a/b"]),
+        format!("--request_secrets: {bad_name}")
+    );
+    let env_names = run(
+        &["send", "--server", "h"],
+        &[("NETSECRETS_REQUEST_SECRETS", "a/b")],
+    );
+    assert_eq!(
+        env_names.err().map(|e| e.to_string()),
+        Some(format!(
+            "NETSECRETS_REQUEST_SECRETS: --request_secrets: {bad_name}"
+        ))
+    );
+    assert_eq!(
+        err(&["ask-password", "--verify-secret", "a/b"]),
+        format!("--verify-secret: {bad_name}")
+    );
 }
