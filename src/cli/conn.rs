@@ -117,7 +117,7 @@ impl FetchFlags {
         match arg {
             "--request_secrets" | "--request-secrets" => {
                 let v = string(p, "--request_secrets")?;
-                self.names.get_or_insert_with(Vec::new).extend(names(&v)?);
+                names(&v, self.names.get_or_insert_with(Vec::new))?;
             }
             "--fallbacks" => {
                 let v = string(p, "--fallbacks")?;
@@ -139,11 +139,14 @@ impl FetchFlags {
     pub(super) fn finish(self, env: Env) -> Result<FetchArgs> {
         let names = match self.names {
             Some(n) => n,
-            None => match env_string(env, "NETSECRETS_REQUEST_SECRETS")? {
-                Some(v) => names(&v)
-                    .map_err(|e| Error::usage(format!("NETSECRETS_REQUEST_SECRETS: {e}")))?,
-                None => Vec::new(),
-            },
+            None => {
+                let mut n = Vec::new();
+                if let Some(v) = env_string(env, "NETSECRETS_REQUEST_SECRETS")? {
+                    names(&v, &mut n)
+                        .map_err(|e| Error::usage(format!("NETSECRETS_REQUEST_SECRETS: {e}")))?;
+                }
+                n
+            }
         };
         let fallbacks = match self.fallbacks {
             Some(fb) => fb,
@@ -165,7 +168,7 @@ impl FetchFlags {
     }
 }
 
-/// `--request_secrets` names, each checked.
-fn names(v: &str) -> Result<Vec<SecretName>> {
-    values::names(v).map_err(|e| Error::usage(format!("--request_secrets: {e}")))
+/// Appends `--request_secrets` names to `out`, each checked.
+fn names(v: &str, out: &mut Vec<SecretName>) -> Result<()> {
+    values::names(v, out).map_err(|e| Error::usage(format!("--request_secrets: {e}")))
 }

@@ -111,13 +111,12 @@ pub fn list(v: &str) -> Vec<String> {
         .collect()
 }
 
-/// A space- or comma-separated list of secret names, each checked.
-pub fn names(v: &str) -> Result<Vec<SecretName>, InvalidName> {
-    let mut out = Vec::new();
+/// Appends a space- or comma-separated list of secret names to `out`, each checked.
+pub fn names(v: &str, out: &mut Vec<SecretName>) -> Result<(), InvalidName> {
     for n in list(v) {
         out.push(SecretName::try_from(n)?);
     }
-    Ok(out)
+    Ok(())
 }
 
 #[cfg(test)]
@@ -152,7 +151,9 @@ mod tests {
     #[test]
     fn lists_and_names() {
         assert_eq!(list(" a, b ,,c d "), ["a", "b", "c", "d"]);
-        assert_eq!(names("x,y").unwrap(), ["x", "y"]);
-        assert!(names("x ../y").is_err());
+        let mut out = Vec::new();
+        names("x,y", &mut out).unwrap();
+        assert_eq!(out, ["x", "y"]);
+        assert!(names("x ../y", &mut out).is_err());
     }
 }

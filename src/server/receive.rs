@@ -160,29 +160,35 @@ impl Server {
             ))
             .with_io(e)
         })?;
-        let on_listener = |what: &str, e| {
-            Error::config(format!("cannot {what} on the listener {}", cfg.bind)).with_io(e)
-        };
         // std listens with a backlog of 128; a burst of clients rebooting at once overflows it
         // and their SYNs are retried a second later. Linux lets listen() raise it in place.
-        net::listen(&listener, LISTEN_BACKLOG)
-            .map_err(|e| on_listener("raise the listen backlog", e))?;
-        // Accepted sockets inherit these: a connection starts with its whole deadline set, and
-        // a quick exchange needs no setsockopt (see net::Deadline). On the listener, the receive
-        // timeout also makes an idle accept() return, so idle workers can exit. Without them a
-        // connection would have no deadline at all, so a failure here fails the start.
-        net::set_timeouts(&listener, cfg.timeout)
-            .map_err(|e| on_listener("set the connection deadline (--timeout)", e))?;
-        // Inherited too: a corked socket holds the response until close(), which then sends
-        // it with the FIN in one segment. The client sees the answer and the end together,
-        // so the server is always the side that closes first and keeps the TIME_WAIT; a
-        // client that read the answer and closed before the server's FIN (the server thread
-        // preempted between write and close) would keep it instead, and a client host making
-        // many connections to one server (a load test, a NAT in front of a fleet) then
-        // spends ever longer looking for a free port in connect(). One segment fewer, too.
-        let on: libc::c_int = 1;
-        net::set_option(&listener, libc::IPPROTO_TCP, libc::TCP_CORK, &on)
-            .map_err(|e| on_listener("set TCP_CORK", e))?;
+        let prepared = net::listen(&listener, LISTEN_BACKLOG)
+            .map_err(|e| ("raise the listen backlog", e))
+            // Accepted sockets inherit these: a connection starts with its whole deadline set,
+            // and a quick exchange needs no setsockopt (see net::Deadline). On the listener, the
+            // receive timeout also makes an idle accept() return, so idle workers can exit.
+            // Without them a connection would have no deadline at all: a failure fails the start.
+            .and_then(|()| {
+                net::set_timeouts(&listener, cfg.timeout)
+                    .map_err(|e| ("set the connection deadline (--timeout)", e))
+            })
+            // Inherited too: a corked socket holds the response until close(), which then sends
+            // it with the FIN in one segment. The client sees the answer and the end together,
+            // so the server is always the side that closes first and keeps the TIME_WAIT; a
+            // client that read the answer and closed before the server's FIN (the server thread
+            // preempted between write and close) would keep it instead, and a client host making
+            // many connections to one server (a load test, a NAT in front of a fleet) then
+            // spends ever longer looking for a free port in connect(). One segment fewer, too.
+            .and_then(|()| {
+                let on: libc::c_int = 1;
+                net::set_option(&listener, libc::IPPROTO_TCP, libc::TCP_CORK, &on)
+                    .map_err(|e| ("set TCP_CORK", e))
+            });
+        if let Err((what, e)) = prepared {
+            return Err(
+                Error::config(format!("cannot {what} on the listener {}", cfg.bind)).with_io(e),
+            );
+        }
         let shared = Arc::new(Shared {
             listener,
             authorized: cfg.authorized,
