@@ -1,6 +1,6 @@
 //! Second step after parsing: read the files the flags name, derive the key, check everything,
-//! and print the warnings that the configuration deserves. The result is what `server.rs` and
-//! `client.rs` run on.
+//! and print the warnings that the configuration deserves. The result is what `server/` and
+//! `client/` run on.
 //!
 //! A configuration that cannot work is an error here, before any socket exists: a missing
 //! password, an unreadable file, a duplicate or oversized secret.
@@ -10,13 +10,13 @@ use std::net::{IpAddr, SocketAddr};
 use std::path::Path;
 use std::time::Duration;
 
-use crate::cidr::Cidr;
-use crate::cli::{KeySource, Net, PasswordSource, ReceiveArgs, SendArgs};
-use crate::crypto::{self, Codec, Key, OVERHEAD};
+use crate::cli::{FetchArgs, KeySource, Net, PasswordSource, ReceiveArgs};
 use crate::error::{Error, Result};
-use crate::frame::MAX_RESPONSE;
-use crate::log;
-use crate::protocol::NOT_FOUND;
+use crate::server::cidr::Cidr;
+use crate::sys::log;
+use crate::wire::crypto::{self, Codec, Key, OVERHEAD};
+use crate::wire::frame::MAX_RESPONSE;
+use crate::wire::protocol::NOT_FOUND;
 
 /// Default per-connection deadline on the server.
 pub const SERVER_TIMEOUT: Duration = Duration::from_secs(5);
@@ -56,7 +56,8 @@ pub fn read_file(path: &Path, what: &str) -> Result<Vec<u8>> {
         .map_err(|e| Error::config(format!("cannot read {what} {}", path.display())).with_io(e))
 }
 
-/// Resolves the password; `role` names the flags in the message.
+/// Resolves the password; with `warn`, a password given on the command line draws a warning
+/// (it is visible in the process list).
 pub fn password(src: Option<&PasswordSource>, warn: bool) -> Result<Vec<u8>> {
     let pw = match src {
         None => {
@@ -173,7 +174,7 @@ pub fn server(args: ReceiveArgs) -> Result<ServerConfig> {
 }
 
 /// The connection half of a client configuration (used by `send` and `ask-password --verify-secret`).
-pub fn client(args: &SendArgs, password: Vec<u8>) -> Result<ClientConfig> {
+pub fn client(args: &FetchArgs, password: Vec<u8>) -> Result<ClientConfig> {
     let servers: Vec<String> = args
         .net
         .server

@@ -31,7 +31,8 @@ pub struct Error {
     kind: Kind,
     /// The sentence shown to the operator: what failed and what to check.
     msg: String,
-    /// The I/O error underneath, shown after the sentence.
+    /// The I/O error underneath, shown after the sentence by `Display` (and therefore not
+    /// offered again as `source()`).
     source: Option<io::Error>,
 }
 
@@ -86,16 +87,26 @@ impl fmt::Display for Error {
     }
 }
 
-impl std::error::Error for Error {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        self.source
-            .as_ref()
-            .map(|e| e as &(dyn std::error::Error + 'static))
-    }
-}
+/// `source()` stays `None`: [`Display`](fmt::Display) already ends with the cause, so a caller
+/// that prints the chain (as `anyhow` and friends do) shows it once, not twice.
+impl std::error::Error for Error {}
 
 impl From<lexopt::Error> for Error {
     fn from(err: lexopt::Error) -> Error {
         Error::usage(err.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::error::Error as _;
+
+    #[test]
+    fn the_cause_is_printed_once() {
+        let e = Error::failed("cannot write /x").with_io(io::Error::other("disk on fire"));
+        assert_eq!(e.to_string(), "cannot write /x: disk on fire");
+        assert!(e.source().is_none());
+        assert_eq!(e.exit_code(), EXIT_FAILED);
     }
 }

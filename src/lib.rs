@@ -1,34 +1,41 @@
 //! netsecrets: network secrets distribution for NixOS, in one static binary.
 //!
-//! Layout (one file per concern):
-//! - `main.rs`     — dispatch and exit codes (the binary; this library is everything else).
-//! - `unwind.rs`   — the binary's do-nothing unwinder for the static release build (size).
-//! - `cli.rs`      — flags and environment into plain values (lexopt); help texts.
-//! - `config.rs`   — reads the files flags name, derives keys, checks, warns.
-//! - `error.rs`    — the error type and its exit codes.
-//! - `frame.rs`    — the 4-byte length frame: pure decoder, capped reader/writer.
-//! - `protocol.rs` — the request/response texts inside a frame; secret-name rules.
-//! - `crypto.rs`   — AES-256-GCM sealing with SHA-256-derived keys.
-//! - `cidr.rs`     — allowed networks, IPv4/IPv6 and IPv4-mapped peers.
-//! - `limits.rs`   — admission: connection caps per server and per address, failure lockout.
-//! - `net.rs`      — whole-exchange deadlines on sockets; connecting within a deadline.
-//! - `server.rs`   — `receive`: accept loop and bounded worker pool.
-//! - `client.rs`   — `send`: servers, fallbacks, retries with backoff.
-//! - `output.rs`   — atomic secret files with owner, group and mode.
-//! - `initrd.rs`   — `ask-password`, `copy-password`, `keygen` for systemd stage 1.
-//! - `log.rs`      — single-write log lines on stderr.
+//! Layout: one folder per side, one file per concern (each folder's `mod.rs` says more).
+//! Imports go one way: from the commands (`server/`, `client/`, `sys/keygen.rs`) through
+//! `config.rs` and `cli/` down to `wire/`, `sys/` and `server/cidr.rs` (the value type of
+//! `--authorized-ips`), which import nothing above them but `error.rs`.
+//! - `main.rs`   — dispatch and exit codes (the binary; this library is everything else).
+//! - `error.rs`  — the error type and its exit codes.
+//! - `config.rs` — reads the files flags name, derives keys, checks, warns.
+//! - `cli/`      — flags and environment into plain values (lexopt):
+//!   - `mod.rs` (the parsed commands), `parse.rs` (the subcommands' flags), `conn.rs` (the
+//!     shared connection flags and the environment), `values.rs` (`Port`, `Seconds`, `Mode`,
+//!     `Count` as `FromStr`), `help.rs` (the `--help` texts).
+//! - `wire/`     — what travels, the same code on both sides:
+//!   - `frame.rs` (the 4-byte length frame), `protocol.rs` (the request/response texts; the
+//!     secret-name rule and `SecretName`), `crypto.rs` (AES-256-GCM, the password check).
+//! - `server/`   — `receive`:
+//!   - `receive.rs` (accept loop and worker pool), `limits.rs` (admission caps, failure
+//!     lockout, eviction), `cidr.rs` (allowed networks).
+//! - `client/`   — `send` and the stage-1 helpers that fetch:
+//!   - `fetch.rs` (servers, fallbacks, retries with backoff), `send.rs` (owner and group look-ups,
+//!     writing or printing), `initrd.rs` (`ask-password`, `copy-password`).
+//! - `sys/`      — what the program asks of the operating system:
+//!   - `net.rs` (deadlines on sockets, socket options, timeouts), `output.rs` (atomic secret
+//!     files with owner, group and mode), `console.rs` (the password prompt, echo off),
+//!     `keygen.rs` (`keygen`), `log.rs` (single-write log lines), and, compiled into the
+//!     static binary only (by `main.rs`), `thread_name.rs` (thread names without musl's
+//!     `printf`) and `unwind.rs` (the do-nothing unwinder).
 
-pub mod cidr;
+// Unsafe code is held to a rule the compiler checks: every unsafe operation sits in its own
+// `unsafe` block (also inside an `unsafe fn`), and every block says why it is sound.
+#![deny(unsafe_op_in_unsafe_fn)]
+#![deny(clippy::undocumented_unsafe_blocks)]
+
 pub mod cli;
 pub mod client;
 pub mod config;
-pub mod crypto;
 pub mod error;
-pub mod frame;
-pub mod initrd;
-pub mod limits;
-pub mod log;
-pub mod net;
-pub mod output;
-pub mod protocol;
 pub mod server;
+pub mod sys;
+pub mod wire;

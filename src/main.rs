@@ -1,19 +1,27 @@
 //! The `netsecrets` binary: parse the command line, run the subcommand, map errors to exit codes.
 //! Everything else lives in the library (`lib.rs` lists the modules).
 
-use std::io::Write;
-use std::path::Path;
+// Unsafe code is held to a rule the compiler checks: every unsafe operation sits in its own
+// `unsafe` block (also inside an `unsafe fn`), and every block says why it is sound.
+#![deny(unsafe_op_in_unsafe_fn)]
+#![deny(clippy::undocumented_unsafe_blocks)]
 
-use netsecrets::cli::{self, Command, SendArgs};
-use netsecrets::error::{Error, Result, EXIT_OK};
-use netsecrets::{client, config, initrd, log, output, server};
+use std::io::Write;
+
+use netsecrets::cli::{self, Command};
+use netsecrets::client::{self, initrd};
+use netsecrets::error::{Result, EXIT_OK};
+use netsecrets::server;
+use netsecrets::sys::{keygen, log};
 
 // The static release binary brings its own do-nothing unwinder (see the module's comment).
 #[cfg(all(panic = "abort", target_env = "musl", target_feature = "crt-static"))]
+#[path = "sys/unwind.rs"]
 mod unwind;
 
 // And its own pthread_setname_np, which does not need musl's printf (see the module's comment).
 #[cfg(all(target_env = "musl", target_feature = "crt-static"))]
+#[path = "sys/thread_name.rs"]
 mod thread_name;
 
 fn main() {
@@ -38,68 +46,10 @@ fn run(cmd: Command) -> Result<()> {
             println!("netsecrets {}", env!("CARGO_PKG_VERSION"));
             Ok(())
         }
-        Command::Receive(args) => {
-            let server = server::Server::bind(config::server(args)?)?;
-            log::line(&format!("listening on {}", server.local_addr()?));
-            server.run()
-        }
-        Command::Send(args) => send(args),
+        Command::Receive(args) => server::receive(args),
+        Command::Send(args) => client::send(args),
         Command::AskPassword(args) => initrd::ask_password(args),
         Command::CopyPassword(args) => initrd::copy_password(args),
-        Command::Keygen(args) => initrd::keygen(args),
-    }
-}
-
-fn send(args: SendArgs) -> Result<()> {
-    let perms = match &args.file_output {
-        Some(_) => {
-            let (uid, gid) = output::resolve_ids(
-                args.owner.as_deref(),
-                args.group.as_deref(),
-                Path::new("/etc/passwd"),
-                Path::new("/etc/group"),
-            )?;
-            output::Perms {
-                mode: args.mode,
-                uid,
-                gid,
-            }
-        }
-        None if args.owner.is_some() || args.group.is_some() => {
-            return Err(Error::usage("--owner/--group need --file-output"));
-        }
-        None => output::Perms::mode(args.mode),
-    };
-    let password = config::password(args.net.password.as_ref(), true)?;
-    let cfg = config::client(&args, password)?;
-    let values = client::Client::new(&cfg).fetch_all(&args.names)?;
-    match &args.file_output {
-        Some(path) => {
-            let joined = values.join(&b'\n');
-            if let Some(dir) = path.parent() {
-                output::ensure_dir(dir).map_err(|e| output::write_error(path, e))?;
-            }
-            output::write_atomic(path, &joined, perms).map_err(|e| output::write_error(path, e))?;
-            if cfg.verbose {
-                log::line(&format!(
-                    "wrote {} secret(s) to {}",
-                    values.len(),
-                    path.display()
-                ));
-            }
-            Ok(())
-        }
-        None => {
-            let mut out = Vec::new();
-            for v in &values {
-                out.extend_from_slice(v);
-                out.push(b'\n');
-            }
-            let mut stdout = std::io::stdout().lock();
-            stdout
-                .write_all(&out)
-                .and_then(|_| stdout.flush())
-                .map_err(|e| Error::failed("cannot write to stdout").with_io(e))
-        }
+        Command::Keygen(args) => keygen::keygen(args.output.as_deref()),
     }
 }

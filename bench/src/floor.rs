@@ -27,8 +27,8 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use netsecrets::crypto::{Codec, Key};
-use netsecrets::frame;
+use netsecrets::wire::crypto::{Codec, Key};
+use netsecrets::wire::frame;
 
 use crate::{die, value_for, Args};
 

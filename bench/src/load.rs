@@ -12,9 +12,9 @@ use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use netsecrets::crypto::{Codec, Key};
-use netsecrets::frame;
-use netsecrets::protocol;
+use netsecrets::wire::crypto::{Codec, Key};
+use netsecrets::wire::frame;
+use netsecrets::wire::protocol;
 
 use crate::net::{dial, read_frame_into};
 use crate::{die, value_for, Args};

@@ -5,7 +5,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use netsecrets::crypto::{Codec, Key, OpenError, OVERHEAD};
+use netsecrets::wire::crypto::{Codec, Key, OpenError, OVERHEAD};
 
 fuzz_target!(|data: &[u8]| {
     let key = Key::from_str_key("fuzz-key");

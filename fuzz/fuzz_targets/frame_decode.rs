@@ -6,7 +6,7 @@
 use std::io::{self, Read};
 
 use libfuzzer_sys::fuzz_target;
-use netsecrets::frame::{self, Decoded, FrameError, HEADER_LEN, MAX_REQUEST, MAX_RESPONSE};
+use netsecrets::wire::frame::{self, Decoded, FrameError, HEADER_LEN, MAX_REQUEST, MAX_RESPONSE};
 
 /// Hands out at most `step` bytes per read, like a peer sending tiny TCP segments.
 struct Dribble<'a> {

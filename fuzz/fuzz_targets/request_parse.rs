@@ -4,7 +4,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use netsecrets::protocol::{self, MAX_NAME};
+use netsecrets::wire::protocol::{self, MAX_NAME};
 
 fuzz_target!(|data: &[u8]| {
     let Ok(req) = protocol::parse_request(data) else {

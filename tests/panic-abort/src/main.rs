@@ -10,7 +10,7 @@ use std::io::{Read, Write};
     target_feature = "crt-static",
     not(fixture_real_unwinder)
 ))]
-#[path = "../../../src/unwind.rs"]
+#[path = "../../../src/sys/unwind.rs"]
 mod unwind;
 
 fn main() {

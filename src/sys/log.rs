@@ -23,7 +23,7 @@ pub fn start_line(capacity: usize) -> String {
     text
 }
 
-/// Adds the newline to a line begun with [`start_line`] and writes it, as [`line`] does.
+/// Adds the newline to a line begun with [`start_line`] and writes it, as [`line()`] does.
 pub fn end_line(mut text: String) {
     text.push('\n');
     let mut rest = text.as_bytes();

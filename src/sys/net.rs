@@ -9,7 +9,8 @@
 //! the listener, so a quick exchange needs no re-arming at all).
 
 use std::io::{self, Read, Write};
-use std::net::{IpAddr, SocketAddr, TcpStream, ToSocketAddrs};
+use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
+use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant};
 
 /// How far past its deadline an operation may end rather than paying for a re-arm.
@@ -84,6 +85,66 @@ impl Write for Deadline<'_> {
     }
 }
 
+/// Sets a socket option to a plain C value (an `int`, a `timeval`).
+pub fn set_option<T: Copy>(
+    sock: &impl AsRawFd,
+    level: libc::c_int,
+    name: libc::c_int,
+    value: &T,
+) -> io::Result<()> {
+    // Options are a few bytes: the size always fits a socklen_t.
+    let len = std::mem::size_of::<T>() as libc::socklen_t;
+    // SAFETY: the descriptor belongs to `sock`, which is borrowed (so open) for the call, and
+    // `value` points to a live `T` of `len` bytes that the kernel only reads.
+    let r = unsafe {
+        libc::setsockopt(
+            sock.as_raw_fd(),
+            level,
+            name,
+            (value as *const T).cast(),
+            len,
+        )
+    };
+    if r == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+/// Sets a listening socket's backlog (Linux lets `listen` change it in place).
+pub fn listen(listener: &TcpListener, backlog: libc::c_int) -> io::Result<()> {
+    // SAFETY: the descriptor belongs to `listener`, which is borrowed (so open) for the call.
+    let r = unsafe { libc::listen(listener.as_raw_fd(), backlog) };
+    if r == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+/// Sets `SO_RCVTIMEO` and `SO_SNDTIMEO` to `timeout` (at most 86 400 s, which `--timeout`
+/// guarantees). On a listener, accepted sockets inherit both; std offers this only on streams.
+pub fn set_timeouts(sock: &impl AsRawFd, timeout: Duration) -> io::Result<()> {
+    // The field types differ between libc targets (and musl's are deprecated aliases);
+    // --timeout is at most 86 400 s, so the casts cannot truncate.
+    let tv = libc::timeval {
+        tv_sec: timeout.as_secs() as _,
+        tv_usec: timeout.subsec_micros() as _,
+    };
+    set_option(sock, libc::SOL_SOCKET, libc::SO_RCVTIMEO, &tv)?;
+    set_option(sock, libc::SOL_SOCKET, libc::SO_SNDTIMEO, &tv)
+}
+
+/// True for the error kinds a socket timeout produces (`SO_RCVTIMEO`/`SO_SNDTIMEO` expiring
+/// gives `WouldBlock`; a passed [`Deadline`] gives `TimedOut`).
+pub fn is_timeout(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+    )
+}
+
 /// Resolves `host` (an IP literal, `[v6]`, or a name) with `port`.
 pub fn resolve(host: &str, port: u16) -> io::Result<Vec<SocketAddr>> {
     let bare = host
@@ -153,7 +214,7 @@ mod tests {
                 Err(e) => break e,
             }
         };
-        assert!(crate::frame::is_timeout(&err), "{err}");
+        assert!(is_timeout(&err), "{err}");
         let took = start.elapsed();
         assert!(
             took < Duration::from_millis(500) + SLACK + Duration::from_millis(150),
@@ -161,6 +222,22 @@ mod tests {
         );
         drop(s);
         dribbler.join().unwrap();
+    }
+
+    #[test]
+    fn accepted_sockets_inherit_the_listeners_timeouts() {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        set_timeouts(&l, Duration::from_millis(1500)).unwrap();
+        listen(&l, 16).unwrap();
+        let _c = TcpStream::connect(l.local_addr().unwrap()).unwrap();
+        let (s, _) = l.accept().unwrap();
+        assert_eq!(s.read_timeout().unwrap(), Some(Duration::from_millis(1500)));
+        assert_eq!(
+            s.write_timeout().unwrap(),
+            Some(Duration::from_millis(1500))
+        );
+        // A failed option is an error, not silence: SO_RCVTIMEO wants a timeval, not an int.
+        assert!(set_option(&l, libc::SOL_SOCKET, libc::SO_RCVTIMEO, &0u8).is_err());
     }
 
     #[test]

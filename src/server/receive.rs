@@ -21,21 +21,21 @@ use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::io::Write as _;
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use crate::cidr::{self, Cidr};
-use crate::config::ServerConfig;
-use crate::crypto::{Codec, PasswordCheck};
+use crate::cli::ReceiveArgs;
+use crate::config::{self, ServerConfig};
 use crate::error::{Error, Result};
-use crate::frame::{self, FrameError, MAX_REQUEST};
-use crate::limits::{Gate, Pending, Permit, Refusal};
-use crate::log::{self, Millis, Printable};
-use crate::net::Deadline;
-use crate::protocol::{self, NOT_FOUND};
+use crate::server::cidr::{self, Cidr};
+use crate::server::limits::{Gate, Pending, Permit, Refusal};
+use crate::sys::log::{self, Millis, Printable};
+use crate::sys::net::{self, Deadline};
+use crate::wire::crypto::{Codec, PasswordCheck, SealError};
+use crate::wire::frame::{self, FrameError, MAX_REQUEST};
+use crate::wire::protocol::{self, NOT_FOUND};
 
 /// Stack of each worker thread: the work is a few small buffers on the heap.
 const WORKER_STACK: usize = 128 * 1024;
@@ -90,7 +90,7 @@ enum Outcome {
     Malformed(&'static str),
     Frame(FrameError),
     WriteFailed(std::io::Error),
-    NoRandom,
+    SealFailed(SealError),
 }
 
 impl Outcome {
@@ -129,14 +129,21 @@ impl Drop for Registration {
 
 /// A connection accepted and admitted.
 struct Job {
-    /// Declared before `stream`, so it is dropped first: a connection is deregistered before
-    /// its descriptor closes (the invariant `Pending::evict_oldest` relies on).
     registration: Registration,
-    stream: TcpStream,
+    /// Shared with [`Pending`] while registered, so an eviction always shuts down an open
+    /// descriptor; the descriptor closes when the last owner drops it.
+    stream: Arc<TcpStream>,
     /// The peer, with an IPv4-mapped address shown as the IPv4 address it is.
     peer: SocketAddr,
     accepted: Instant,
     permit: Permit,
+}
+
+/// `netsecrets receive`: checks the configuration, binds, says where, and serves forever.
+pub fn receive(args: ReceiveArgs) -> Result<()> {
+    let server = Server::bind(config::server(args)?)?;
+    log::line(&format!("listening on {}", server.local_addr()?));
+    server.run()
 }
 
 /// A bound server, ready to run.
@@ -153,31 +160,18 @@ impl Server {
             ))
             .with_io(e)
         })?;
-        let fd = listener.as_raw_fd();
-        // The field types differ between libc targets (and musl's are deprecated aliases);
-        // --timeout is at most 86 400 s, so the casts cannot truncate.
-        let timeout = libc::timeval {
-            tv_sec: cfg.timeout.as_secs() as _,
-            tv_usec: cfg.timeout.subsec_micros() as _,
-        };
-        // SAFETY: the descriptor is the listener's own, open for the listener's lifetime, and
-        // `timeout` is a valid timeval for the duration of the calls.
-        unsafe {
-            // std listens with a backlog of 128; a burst of clients rebooting at once overflows
-            // it and their SYNs are retried a second later. Linux lets listen() raise it in place.
-            libc::listen(fd, LISTEN_BACKLOG);
+        // std listens with a backlog of 128; a burst of clients rebooting at once overflows it
+        // and their SYNs are retried a second later. Linux lets listen() raise it in place.
+        let prepared = net::listen(&listener, LISTEN_BACKLOG)
+            .map_err(|e| ("raise the listen backlog", e))
             // Accepted sockets inherit these: a connection starts with its whole deadline set,
-            // and a quick exchange needs no setsockopt (see net::Deadline). On the listener,
-            // the receive timeout also makes an idle accept() return, so idle workers can exit.
-            for opt in [libc::SO_RCVTIMEO, libc::SO_SNDTIMEO] {
-                libc::setsockopt(
-                    fd,
-                    libc::SOL_SOCKET,
-                    opt,
-                    (&timeout as *const libc::timeval).cast(),
-                    std::mem::size_of::<libc::timeval>() as libc::socklen_t,
-                );
-            }
+            // and a quick exchange needs no setsockopt (see net::Deadline). On the listener, the
+            // receive timeout also makes an idle accept() return, so idle workers can exit.
+            // Without them a connection would have no deadline at all: a failure fails the start.
+            .and_then(|()| {
+                net::set_timeouts(&listener, cfg.timeout)
+                    .map_err(|e| ("set the connection deadline (--timeout)", e))
+            })
             // Inherited too: a corked socket holds the response until close(), which then sends
             // it with the FIN in one segment. The client sees the answer and the end together,
             // so the server is always the side that closes first and keeps the TIME_WAIT; a
@@ -185,13 +179,14 @@ impl Server {
             // preempted between write and close) would keep it instead, and a client host making
             // many connections to one server (a load test, a NAT in front of a fleet) then
             // spends ever longer looking for a free port in connect(). One segment fewer, too.
-            let on: libc::c_int = 1;
-            libc::setsockopt(
-                fd,
-                libc::IPPROTO_TCP,
-                libc::TCP_CORK,
-                (&on as *const libc::c_int).cast(),
-                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            .and_then(|()| {
+                let on: libc::c_int = 1;
+                net::set_option(&listener, libc::IPPROTO_TCP, libc::TCP_CORK, &on)
+                    .map_err(|e| ("set TCP_CORK", e))
+            });
+        if let Err((what, e)) = prepared {
+            return Err(
+                Error::config(format!("cannot {what} on the listener {}", cfg.bind)).with_io(e),
             );
         }
         let shared = Arc::new(Shared {
@@ -322,7 +317,7 @@ fn work(shared: &Arc<Shared>, may_retire: bool) {
         shared.idle.fetch_sub(1, Ordering::SeqCst);
         let (stream, peer) = match accepted {
             Ok(pair) => pair,
-            Err(e) if frame::is_timeout(&e) => {
+            Err(e) if net::is_timeout(&e) => {
                 // Idle for a whole --timeout: leave, unless this worker is one kept alive.
                 let retire = may_retire
                     && shared
@@ -378,7 +373,8 @@ fn admit(shared: &Shared, stream: TcpStream, peer: SocketAddr) -> Option<Job> {
     match admitted {
         Ok(permit) => {
             let pending = Arc::clone(&shared.pending);
-            let id = pending.register(stream.as_raw_fd());
+            let stream = Arc::new(stream);
+            let id = pending.register(Arc::clone(&stream));
             Some(Job {
                 registration: Registration {
                     id,
@@ -441,8 +437,8 @@ impl RateLimit {
 fn handle(shared: &Shared, mut job: Job) {
     let outcome = serve(shared, &mut job);
     // Close at once, before the bookkeeping and the log line: the socket is corked (see
-    // `Server::bind`), so this is what sends the answer, with the FIN. Deregistered first: the
-    // descriptor must not be closed while registered.
+    // `Server::bind`), so this is what sends the answer, with the FIN. Deregistered first, so
+    // that this is the stream's last owner and the close happens here and now.
     job.registration.finish();
     drop(job.stream);
     let ip = cidr::canonical(job.peer.ip());
@@ -468,7 +464,12 @@ fn handle(shared: &Shared, mut job: Job) {
         Outcome::Frame(FrameError::Closed) => write!(text, " outcome=closed without a request"),
         Outcome::Frame(e) => write!(text, " outcome=bad frame ({e})"),
         Outcome::WriteFailed(e) => write!(text, " outcome=write failed ({e})"),
-        Outcome::NoRandom => write!(text, " outcome=no random nonce available"),
+        Outcome::SealFailed(SealError::NoRandom(_)) => {
+            write!(text, " outcome=no random nonce available")
+        }
+        Outcome::SealFailed(SealError::TooLong) => {
+            write!(text, " outcome=cannot seal the answer (too long)")
+        }
     };
     let _ = write!(text, " took={}", Millis(job.accepted.elapsed()));
     log::end_line(text);
@@ -505,8 +506,9 @@ fn serve(shared: &Shared, job: &mut Job) -> Outcome {
         Some(v) => (v.as_slice(), true),
         None => (NOT_FOUND, false),
     };
-    let Ok(answer) = shared.codec.seal_frame(value) else {
-        return Outcome::NoRandom;
+    let answer = match shared.codec.seal_frame(value) {
+        Ok(a) => a,
+        Err(e) => return Outcome::SealFailed(e),
     };
     if let Err(e) = io.write_all(&answer) {
         return Outcome::WriteFailed(e);

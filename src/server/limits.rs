@@ -9,13 +9,12 @@
 //! costs memory proportional to the bound, not to the attack.
 
 use std::collections::HashMap;
-use std::net::IpAddr;
-use std::os::fd::RawFd;
+use std::net::{IpAddr, Shutdown, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use crate::cidr::canonical;
+use crate::server::cidr::canonical;
 
 /// First lockout after `max_failures` failures; doubles with each further failure.
 const LOCKOUT: Duration = Duration::from_secs(30);
@@ -232,26 +231,27 @@ impl Gate {
 
 /// Admitted connections whose request has not fully arrived yet, oldest first.
 ///
-/// Invariant that makes [`Pending::evict_oldest`] sound: a descriptor is registered only while
-/// the `TcpStream` that owns it is alive — the owner deregisters (under this lock) before the
-/// stream is dropped — so a registered descriptor is never a closed or reused number.
+/// Each entry shares ownership of its stream (an `Arc`), so the descriptor an eviction shuts
+/// down is open by construction: it cannot be closed, or its number reused, while registered,
+/// whatever order the worker drops things in. The worker deregisters before it closes (see
+/// `server/receive.rs`), so that its close is the last reference and sends the answer at once.
 #[derive(Default)]
 pub struct Pending {
-    /// id (grows with accept order) -> descriptor. A scan finds the oldest; it runs only when
-    /// the server is full, over at most twice `--max-connections` entries.
-    map: Mutex<HashMap<u64, RawFd>>,
+    /// id (grows with accept order) -> stream. A scan finds the oldest; it runs only when the
+    /// server is full, over at most twice `--max-connections` entries.
+    map: Mutex<HashMap<u64, Arc<TcpStream>>>,
     next: AtomicU64,
 }
 
 impl Pending {
-    fn lock(&self) -> MutexGuard<'_, HashMap<u64, RawFd>> {
+    fn lock(&self) -> MutexGuard<'_, HashMap<u64, Arc<TcpStream>>> {
         self.map.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Registers a connection; ids grow with accept order.
-    pub fn register(&self, fd: RawFd) -> u64 {
+    pub fn register(&self, stream: Arc<TcpStream>) -> u64 {
         let id = self.next.fetch_add(1, Ordering::Relaxed);
-        self.lock().insert(id, fd);
+        self.lock().insert(id, stream);
         id
     }
 
@@ -268,13 +268,16 @@ impl Pending {
 
     /// Like [`Pending::evict_oldest`], but never the connection `keep`.
     pub fn evict_oldest_except(&self, keep: u64) -> bool {
-        let mut map = self.lock();
-        let oldest = map.keys().filter(|&&id| id != keep).min().copied();
-        match oldest.and_then(|id| map.remove(&id)) {
-            Some(fd) => {
-                // SAFETY: `fd` is open (see the invariant above) and we hold the lock that its
-                // owner must take before closing it; shutdown() neither closes nor frees it.
-                unsafe { libc::shutdown(fd, libc::SHUT_RDWR) };
+        let evicted = {
+            let mut map = self.lock();
+            let oldest = map.keys().filter(|&&id| id != keep).min().copied();
+            oldest.and_then(|id| map.remove(&id))
+        };
+        match evicted {
+            Some(stream) => {
+                // Shutting down (not closing) makes the worker's read return at once; its
+                // worker closes the descriptor. A peer already gone makes this fail: no matter.
+                let _ = stream.shutdown(Shutdown::Both);
                 true
             }
             None => false,
@@ -337,21 +340,20 @@ mod tests {
     #[test]
     fn pending_evicts_oldest_incomplete_connection() {
         use std::io::Read;
-        use std::os::fd::AsRawFd;
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = l.local_addr().unwrap();
         let _c1 = std::net::TcpStream::connect(addr).unwrap();
         let _c2 = std::net::TcpStream::connect(addr).unwrap();
-        let (mut s1, _) = l.accept().unwrap();
-        let (s2, _) = l.accept().unwrap();
+        let s1 = Arc::new(l.accept().unwrap().0);
+        let s2 = Arc::new(l.accept().unwrap().0);
         let p = Pending::default();
-        let id1 = p.register(s1.as_raw_fd());
-        let id2 = p.register(s2.as_raw_fd());
+        let id1 = p.register(Arc::clone(&s1));
+        let id2 = p.register(Arc::clone(&s2));
         assert!(id1 < id2);
         assert!(p.evict_oldest());
         // The evicted side reads EOF at once instead of waiting for its deadline.
         let mut b = [0u8; 1];
-        assert_eq!(s1.read(&mut b).unwrap(), 0);
+        assert_eq!((&*s1).read(&mut b).unwrap(), 0);
         p.done(id2);
         assert!(p.is_empty());
         assert!(!p.evict_oldest());

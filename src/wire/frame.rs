@@ -3,9 +3,11 @@
 //! This module is the frame format and nothing else: [`decode`] is a pure function over bytes
 //! (tested with hostile input and fuzzed), [`read_frame`] reads one frame from
 //! any `Read`, and [`encode`] or [`finish`] build one to write. A length over the caller's cap is rejected before a single payload byte is
-//! allocated or read. Timeouts are the stream's business (see `net.rs`), not this module's.
+//! allocated or read. Timeouts are the stream's business (see `sys/net.rs`), not this module's.
 
 use std::io::{self, Read};
+
+use crate::sys::net::is_timeout;
 
 /// Largest request payload the server accepts. A request is a password, a space and a name of at
 /// most 255 bytes, plus 28 bytes of AES-GCM overhead: 64 KiB is far more than any honest client
@@ -45,14 +47,6 @@ impl std::fmt::Display for FrameError {
             FrameError::Io(e) => write!(f, "{e}"),
         }
     }
-}
-
-/// True for the error kinds a socket timeout produces.
-pub fn is_timeout(e: &io::Error) -> bool {
-    matches!(
-        e.kind(),
-        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-    )
 }
 
 /// Result of looking at a buffer that may hold a frame.

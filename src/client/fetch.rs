@@ -11,12 +11,12 @@ use std::io::{self, Write as _};
 use std::time::{Duration, Instant};
 
 use crate::config::ClientConfig;
-use crate::crypto::OpenError;
 use crate::error::{Error, Result};
-use crate::frame::{self, FrameError, MAX_RESPONSE};
-use crate::log;
-use crate::net::{self, Deadline};
-use crate::protocol::{self, NOT_FOUND};
+use crate::sys::log;
+use crate::sys::net::{self, Deadline};
+use crate::wire::crypto::{OpenError, SealError};
+use crate::wire::frame::{self, FrameError, MAX_RESPONSE};
+use crate::wire::protocol::{self, SecretName, NOT_FOUND};
 
 /// Longest one attempt (connect + request + response) may take, so that one silent server does
 /// not use up the whole deadline and the fallbacks get their turn.
@@ -44,7 +44,7 @@ impl<'a> Client<'a> {
     }
 
     /// Fetches every name, in order, within one deadline; all or nothing.
-    pub fn fetch_all(&mut self, names: &[String]) -> Result<Vec<Vec<u8>>> {
+    pub fn fetch_all(&mut self, names: &[SecretName]) -> Result<Vec<Vec<u8>>> {
         let deadline = Instant::now() + self.cfg.timeout;
         let mut values = Vec::with_capacity(names.len());
         for name in names {
@@ -54,7 +54,7 @@ impl<'a> Client<'a> {
     }
 
     /// Fetches one secret, retrying the server list with backoff until `deadline`.
-    pub fn fetch(&mut self, name: &str, deadline: Instant) -> Result<Vec<u8>> {
+    pub fn fetch(&mut self, name: &SecretName, deadline: Instant) -> Result<Vec<u8>> {
         let n = self.cfg.servers.len();
         let mut backoff = FIRST_BACKOFF;
         let mut round = 0u32;
@@ -104,7 +104,7 @@ impl<'a> Client<'a> {
                 return Err(Error::failed(format!(
                     "could not fetch secret {name:?} from {} within {} (see the lines above; raise --timeout if the network is slow to come up)",
                     self.list(),
-                    crate::log::secs(self.cfg.timeout)
+                    crate::sys::log::secs(self.cfg.timeout)
                 )));
             }
             std::thread::sleep(backoff);
@@ -133,7 +133,7 @@ impl<'a> Client<'a> {
     fn attempt(
         &self,
         host: &str,
-        name: &str,
+        name: &SecretName,
         deadline: Instant,
     ) -> std::result::Result<Vec<u8>, Miss> {
         let at = deadline.min(Instant::now() + ATTEMPT);
@@ -141,11 +141,15 @@ impl<'a> Client<'a> {
         let stream = net::connect(host, self.cfg.port, at)
             .map_err(|e| Miss::Retry(connect_problem(&server, &e)))?;
         let mut io = Deadline::new(&stream, at);
-        let request = protocol::build_request(&self.cfg.password, name);
-        let sealed =
-            self.cfg.codec.seal_frame(&request).map_err(|e| {
-                Miss::Retry(format!("no random nonce available for the request: {e}"))
-            })?;
+        let request = protocol::build_request(&self.cfg.password, name.as_str());
+        let sealed = self.cfg.codec.seal_frame(&request).map_err(|e| {
+            Miss::Retry(match e {
+                SealError::NoRandom(e) => {
+                    format!("no random nonce available for the request: {e}")
+                }
+                SealError::TooLong => "cannot seal the request: it is too long".to_owned(),
+            })
+        })?;
         io.write_all(&sealed).map_err(|e| {
             Miss::Retry(format!("server {server}: sending the request failed: {e}"))
         })?;
@@ -177,7 +181,7 @@ fn read_problem(server: &str, e: &FrameError) -> String {
             "server {server} reset the connection without answering: the password, the encryption key or --authorized-ips \
              is wrong for this client, or the server is busy"
         ),
-        FrameError::Io(io) if frame::is_timeout(io) => format!("server {server} accepted the connection but sent no response in time"),
+        FrameError::Io(io) if net::is_timeout(io) => format!("server {server} accepted the connection but sent no response in time"),
         FrameError::TooLarge { len, cap } => {
             format!("server {server} announced a {len}-byte response, over the {cap}-byte limit: refused")
         }

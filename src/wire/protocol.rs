@@ -77,12 +77,72 @@ pub fn valid_name(name: &[u8]) -> bool {
             .all(|&b| b.is_ascii_alphanumeric() || b"._@+-".contains(&b))
 }
 
-/// The one-line reason a name is invalid, for error messages.
-pub fn name_problem(name: &str) -> String {
-    format!(
-        "invalid secret name \"{}\": use 1-255 characters of A-Z a-z 0-9 . _ @ + - (not \".\" or \"..\")",
-        crate::log::Printable(name.as_bytes())
-    )
+/// A secret name that passed [`valid_name`]: parsing (`"db".parse::<SecretName>()`) is the only
+/// way to make one, so code that holds one never checks again. Shown (`{}`, `{:?}`) as the
+/// string it is.
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct SecretName(String);
+
+impl SecretName {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    pub fn into_bytes(self) -> Vec<u8> {
+        self.0.into_bytes()
+    }
+}
+
+impl TryFrom<String> for SecretName {
+    type Error = InvalidName;
+
+    fn try_from(s: String) -> Result<SecretName, InvalidName> {
+        if valid_name(s.as_bytes()) {
+            Ok(SecretName(s))
+        } else {
+            Err(InvalidName(s))
+        }
+    }
+}
+
+impl std::str::FromStr for SecretName {
+    type Err = InvalidName;
+
+    fn from_str(s: &str) -> Result<SecretName, InvalidName> {
+        SecretName::try_from(s.to_owned())
+    }
+}
+
+impl std::fmt::Display for SecretName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::fmt::Debug for SecretName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Debug::fmt(&self.0, f)
+    }
+}
+
+impl PartialEq<&str> for SecretName {
+    fn eq(&self, other: &&str) -> bool {
+        self.0 == *other
+    }
+}
+
+/// A name that is not a [`SecretName`]; displays the one-line reason, for error messages.
+#[derive(Debug)]
+pub struct InvalidName(String);
+
+impl std::fmt::Display for InvalidName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "invalid secret name \"{}\": use 1-255 characters of A-Z a-z 0-9 . _ @ + - (not \".\" or \"..\")",
+            crate::sys::log::Printable(self.0.as_bytes())
+        )
+    }
 }
 
 #[cfg(test)]
@@ -138,6 +198,19 @@ mod tests {
         assert!(valid_name(b"..."));
         assert!(!valid_name(b"a b"));
         assert!(!valid_name("é".as_bytes()));
+    }
+
+    #[test]
+    fn secret_name_type_follows_the_rule() {
+        assert_eq!("db".parse::<SecretName>().unwrap(), "db");
+        assert_eq!(
+            format!("{:?}", "db".parse::<SecretName>().unwrap()),
+            "\"db\""
+        );
+        for bad in ["", ".", "..", "a/b", "a b", "é"] {
+            let e = bad.parse::<SecretName>().unwrap_err().to_string();
+            assert!(e.starts_with("invalid secret name"), "{e}");
+        }
     }
 
     #[test]

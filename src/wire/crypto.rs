@@ -12,7 +12,7 @@ use aes_gcm::aead::{AeadInPlace, KeyInit};
 use aes_gcm::{Aes256Gcm, Nonce, Tag};
 use sha2::{Digest, Sha256};
 
-use crate::frame;
+use crate::wire::frame;
 
 pub const NONCE_LEN: usize = 12;
 pub const TAG_LEN: usize = 16;
@@ -26,6 +26,25 @@ pub enum OpenError {
     TooShort,
     /// The tag did not verify: wrong key, tampered or not encrypted at all.
     BadTag,
+}
+
+/// Why a payload could not be sealed.
+#[derive(Debug)]
+pub enum SealError {
+    /// The OS random source gave no nonce; there is no fallback nonce.
+    NoRandom(getrandom::Error),
+    /// The payload is too long for AES-GCM (64 GiB) or for a frame header (4 GiB). Every
+    /// payload this program seals is capped far below both, so this is a bug, not an input.
+    TooLong,
+}
+
+impl std::fmt::Display for SealError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SealError::NoRandom(e) => write!(f, "{e}"),
+            SealError::TooLong => f.write_str("payload too long to seal"),
+        }
+    }
 }
 
 /// An AES-256-GCM key. No `Debug`, no `Clone`: it is built once and shared by reference.
@@ -57,7 +76,7 @@ impl Key {
     }
 
     /// Encrypts `plaintext` under a fresh random nonce.
-    pub fn seal(&self, plaintext: &[u8]) -> Result<Vec<u8>, getrandom::Error> {
+    pub fn seal(&self, plaintext: &[u8]) -> Result<Vec<u8>, SealError> {
         let mut out = Vec::with_capacity(OVERHEAD + plaintext.len());
         self.seal_into(&mut out, plaintext)?;
         Ok(out)
@@ -65,9 +84,9 @@ impl Key {
 
     /// Appends `plaintext`, encrypted under a fresh random nonce, to `out` (which may already
     /// hold a frame header). On error, `out` may hold a partial payload.
-    pub fn seal_into(&self, out: &mut Vec<u8>, plaintext: &[u8]) -> Result<(), getrandom::Error> {
+    pub fn seal_into(&self, out: &mut Vec<u8>, plaintext: &[u8]) -> Result<(), SealError> {
         let mut nonce = [0u8; NONCE_LEN];
-        getrandom::getrandom(&mut nonce)?;
+        getrandom::getrandom(&mut nonce).map_err(SealError::NoRandom)?;
         out.reserve(OVERHEAD + plaintext.len());
         out.extend_from_slice(&nonce);
         let start = out.len();
@@ -77,7 +96,7 @@ impl Key {
         let tag = self
             .cipher
             .encrypt_in_place_detached(Nonce::from_slice(&nonce), b"", body)
-            .map_err(|_| getrandom::Error::UNSUPPORTED)?;
+            .map_err(|_| SealError::TooLong)?;
         out.extend_from_slice(&tag);
         Ok(())
     }
@@ -107,7 +126,7 @@ pub enum Codec {
 
 impl Codec {
     /// Prepares a payload for sending.
-    pub fn seal(&self, plaintext: &[u8]) -> Result<Vec<u8>, getrandom::Error> {
+    pub fn seal(&self, plaintext: &[u8]) -> Result<Vec<u8>, SealError> {
         match self {
             Codec::Plain => Ok(plaintext.to_vec()),
             Codec::Aes(key) => key.seal(plaintext),
@@ -115,7 +134,7 @@ impl Codec {
     }
 
     /// Appends the payload for `plaintext` to `out` (which may already hold a frame header).
-    pub fn seal_into(&self, out: &mut Vec<u8>, plaintext: &[u8]) -> Result<(), getrandom::Error> {
+    pub fn seal_into(&self, out: &mut Vec<u8>, plaintext: &[u8]) -> Result<(), SealError> {
         match self {
             Codec::Plain => {
                 out.extend_from_slice(plaintext);
@@ -128,12 +147,12 @@ impl Codec {
     /// The whole frame for `plaintext`, in one buffer for one write: the length header, then
     /// the payload sealed in place behind it (not sealed, then copied behind a header). Every
     /// payload is capped far below the header's 4 GiB ([`crate::config::MAX_VALUE`],
-    /// [`crate::frame::MAX_REQUEST`]), so the error is a failed nonce.
-    pub fn seal_frame(&self, plaintext: &[u8]) -> Result<Vec<u8>, getrandom::Error> {
+    /// [`crate::wire::frame::MAX_REQUEST`]), so the error to expect is a failed nonce.
+    pub fn seal_frame(&self, plaintext: &[u8]) -> Result<Vec<u8>, SealError> {
         let mut out = Vec::with_capacity(frame::HEADER_LEN + self.overhead() + plaintext.len());
         out.extend_from_slice(&[0; frame::HEADER_LEN]);
         self.seal_into(&mut out, plaintext)?;
-        frame::finish(&mut out).map_err(|_| getrandom::Error::UNSUPPORTED)?;
+        frame::finish(&mut out).map_err(|_| SealError::TooLong)?;
         Ok(out)
     }
 
@@ -206,7 +225,8 @@ mod tests {
             assert_eq!(out.len(), 4 + 6 + codec.overhead());
             assert_eq!(codec.open(out[4..].to_vec()).unwrap(), b"secret");
             let f = codec.seal_frame(b"secret").unwrap();
-            let crate::frame::Decoded::Frame { payload, used } = crate::frame::decode(&f, 100)
+            let crate::wire::frame::Decoded::Frame { payload, used } =
+                crate::wire::frame::decode(&f, 100)
             else {
                 panic!("seal_frame built no whole frame");
             };

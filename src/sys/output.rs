@@ -186,6 +186,16 @@ pub fn write_new(path: &Path, data: &[u8], perms: Perms) -> io::Result<()> {
     sync_dir(&dir)
 }
 
+/// Writes a secret file the one way every command does: creates a missing directory with
+/// [`DIR_MODE`], replaces `path` atomically ([`write_atomic`]), and turns a failure into the
+/// error that names the path and what to check. The old file, if any, is left as it was.
+pub fn save(path: &Path, data: &[u8], perms: Perms) -> Result<()> {
+    path.parent()
+        .map_or(Ok(()), ensure_dir)
+        .and_then(|()| write_atomic(path, data, perms))
+        .map_err(|e| write_error(path, e))
+}
+
 /// The error for a failed write, naming the path and what to check.
 pub fn write_error(path: &Path, err: io::Error) -> Error {
     let hint = match err.kind() {

@@ -21,13 +21,18 @@ use std::ffi::{c_char, c_int};
 /// `name` must point to a NUL-terminated string (std passes a `CStr`).
 #[no_mangle]
 unsafe extern "C" fn pthread_setname_np(thread: libc::pthread_t, name: *const c_char) -> c_int {
-    if thread != libc::pthread_self() {
+    // SAFETY: pthread_self has no preconditions.
+    if thread != unsafe { libc::pthread_self() } {
         return libc::ENOTSUP;
     }
-    if libc::strnlen(name, 16) > 15 {
+    // SAFETY: the caller passes a NUL-terminated string (this function's contract), and
+    // strnlen reads at most 16 bytes of it, stopping at the NUL.
+    if unsafe { libc::strnlen(name, 16) } > 15 {
         return libc::ERANGE;
     }
-    if libc::prctl(libc::PR_SET_NAME, name as libc::c_ulong, 0, 0, 0) != 0 {
+    // SAFETY: `name` is NUL-terminated within 16 bytes (checked above), which is what
+    // PR_SET_NAME reads; it names the calling thread only.
+    if unsafe { libc::prctl(libc::PR_SET_NAME, name as libc::c_ulong, 0, 0, 0) } != 0 {
         return std::io::Error::last_os_error()
             .raw_os_error()
             .unwrap_or(libc::EINVAL);

@@ -1,0 +1,105 @@
+//! The `--help` texts, one per subcommand: what `netsecrets <command> --help` prints. Defaults
+//! shown here must match the parser's (`parse.rs`, `conn.rs`) and the NixOS modules'.
+
+pub const MAIN_HELP: &str = "\
+netsecrets - network secrets distribution for NixOS
+
+Usage: netsecrets <command> [flags]
+
+Commands:
+  receive        run the server: serve secrets from memory to allowed networks
+  send           run the client: fetch secrets and write them to stdout or a file
+  ask-password   prompt for the server password on the console (initrd)
+  copy-password  copy the prompted password for the post-initrd service
+  keygen         print a new random encryption key
+
+Run `netsecrets <command> --help` for its flags. `netsecrets --version` prints the version.
+Exit codes: 0 success, 1 a secret could not be fetched or written, 2 bad usage or configuration.
+";
+
+pub const RECEIVE_HELP: &str = "\
+Usage: netsecrets receive [flags]
+
+Serve secrets from memory over TCP.
+
+  --server IP                 bind address, IPv4 or IPv6 (env NETSECRETS_SERVER) [0.0.0.0]
+  --port PORT                 TCP port (env NETSECRETS_PORT) [8080]
+  --password PW               shared password (env NETSECRETS_PASSWORD); visible in ps, prefer:
+  --password-file PATH        read the password from a file, one trailing newline stripped
+                              (env NETSECRETS_PASSWORD_FILE)
+  -S NAME=VALUE               a secret to serve; repeatable
+  --secret-file NAME=PATH     a secret whose value is the file's exact bytes; repeatable
+  -a, --authorized-ips CIDR,...  allowed client networks (IPv4/IPv6 CIDRs or addresses);
+                              repeatable; default: any address
+  --encryption-key STR        AES-256-GCM key = SHA-256(STR)
+  --encryption-key-file PATH  AES-256-GCM key = SHA-256(file minus one trailing newline);
+                              beats --encryption-key
+  --insecure                  plaintext even if a key is given
+  --timeout SECS              per-connection deadline [5]
+  --max-connections N         connections served at once (= worker threads) [256]
+  --max-per-ip N              connections at once from one address [64]
+  --max-failures N            failed logins from one address before it is locked out for 30 s,
+                              doubling on each further failure; 0 disables [5]
+  --verbose                   more detail on stderr (never values, passwords or keys)
+  -h, --help
+";
+
+pub const SEND_HELP: &str = "\
+Usage: netsecrets send [flags]
+
+Fetch secrets; write them to stdout (one per line) or atomically to a file.
+
+  --server IP|HOST            the server (env NETSECRETS_SERVER)
+  --port PORT                 TCP port (env NETSECRETS_PORT) [8080]
+  --password PW               shared password (env NETSECRETS_PASSWORD); visible in ps, prefer:
+  --password-file PATH        one trailing newline stripped (env NETSECRETS_PASSWORD_FILE)
+  --request_secrets NAMES     names, space- or comma-separated; also --request-secrets
+                              (env NETSECRETS_REQUEST_SECRETS)
+  --file-output PATH          write here (atomically) instead of stdout; values joined by newlines
+  --owner USER|UID            owner of the output file [the caller]
+  --group GROUP|GID           group of the output file [the caller's]
+  --mode OCTAL                mode of the output file [0400]
+  --fallbacks IP,...          more servers, same port, tried in order (env NETSECRETS_FALLBACKS)
+  --encryption-key STR        AES-256-GCM key = SHA-256(STR)
+  --encryption-key-file PATH  key = SHA-256(file minus one trailing newline); beats --encryption-key
+  --insecure                  plaintext even if a key is given
+  --timeout SECS              total deadline, retries with backoff included [30]
+  --verbose                   progress on stderr (never values, passwords or keys)
+  -h, --help
+
+Nothing is written unless every secret arrived; an existing file is left intact on failure.
+";
+
+pub const ASK_HELP: &str = "\
+Usage: netsecrets ask-password [flags]
+
+Ask for the server password on a terminal (no echo) and store it for `send --password-file`.
+
+  --tty PATH                  terminal to ask on [/dev/console]
+  --output PATH               where to write the password (atomically, mode 0400)
+                              [/run/netsecrets-password]
+  --prompt TEXT               [netsecrets password: ]
+  --verify-secret NAME        check the password by fetching NAME (value discarded); asks again
+                              when the server does not answer. Takes send's connection flags:
+                              --server --port --fallbacks --encryption-key[-file] --insecure --timeout
+  --tries N                   attempts with --verify-secret before giving up [3]
+  -h, --help
+";
+
+pub const COPY_HELP: &str = "\
+Usage: netsecrets copy-password [--from PATH] [--to PATH]
+
+Copy the prompted password for the service after the initrd: atomic, mode 0400, the directory
+is created with mode 0751 when missing.
+
+  --from PATH                 [/run/netsecrets-password]
+  --to PATH                   [/run/secrets/netsecrets-password]
+  -h, --help
+";
+
+pub const KEYGEN_HELP: &str = "\
+Usage: netsecrets keygen [--output PATH]
+
+Print a new key: 32 random bytes as 64 hex characters and a newline, usable as
+--encryption-key-file. With --output, write it atomically with mode 0400 (never overwrites).
+";

@@ -1,0 +1,128 @@
+//! Command-line and environment parsing into plain values; nothing here opens a file or a socket.
+//!
+//! `netsecrets <subcommand> [flags]`. The first positional picks the subcommand and the same
+//! `lexopt` parser is handed on. Environment variables fill in what the flags leave out (a flag
+//! always beats the environment); the environment is passed in as a function so that tests feed
+//! literal argument vectors and never touch the real one. Reading files, deriving keys and binding
+//! sockets happen afterwards, in `config.rs`.
+//!
+//! - `mod.rs`    — what parsing produces: [`Command`] and each subcommand's arguments.
+//! - `parse.rs`  — [`parse`]: the subcommand, then its own flags.
+//! - `conn.rs`   — the connection flags the networked subcommands share, and the environment.
+//! - `values.rs` — value types (`Port`, `Seconds`, `Mode`, `Count`, lists) with `FromStr`.
+//! - `help.rs`   — the `--help` texts.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::server::cidr::Cidr;
+use crate::wire::protocol::SecretName;
+
+mod conn;
+pub mod help;
+mod parse;
+#[cfg(test)]
+mod tests;
+pub mod values;
+
+pub use parse::parse;
+pub use values::Mode;
+
+/// Default TCP port (keep in sync with nix/modules/*.nix and README.md).
+pub const DEFAULT_PORT: u16 = 8080;
+/// Where the console prompt writes the password (keep in sync with nix/modules/client.nix, initrd/units).
+pub const DEFAULT_PASSWORD_PATH: &str = "/run/netsecrets-password";
+/// Where the post-initrd copy goes (keep in sync with nix/modules/client.nix, initrd/units).
+pub const DEFAULT_PASSWORD_COPY: &str = "/run/secrets/netsecrets-password";
+
+/// Where a password comes from; remembered so that a literal one on the command line draws a
+/// warning (it is visible in the process list).
+#[derive(Clone, PartialEq, Eq)]
+pub enum PasswordSource {
+    Flag(Vec<u8>),
+    Env(Vec<u8>),
+    File(PathBuf),
+}
+
+/// Where the AES key comes from, after `--insecure` and the file-beats-string rule were applied.
+#[derive(Clone, PartialEq, Eq)]
+pub enum KeySource {
+    /// No key and no `--insecure`: plaintext, with a warning.
+    None,
+    /// `--insecure`: plaintext on purpose (a key given too is ignored, with a note).
+    Insecure {
+        key_given: bool,
+    },
+    Str(Vec<u8>),
+    File(PathBuf),
+}
+
+/// Flags shared by every subcommand that talks to the network.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Net {
+    pub server: Option<String>,
+    pub port: u16,
+    pub password: Option<PasswordSource>,
+    pub key: KeySource,
+    pub verbose: bool,
+    pub timeout: Option<Duration>,
+}
+
+pub struct ReceiveArgs {
+    pub net: Net,
+    /// `-S NAME=VALUE`, in order.
+    pub secrets: Vec<(SecretName, Vec<u8>)>,
+    /// `--secret-file NAME=PATH`, in order.
+    pub secret_files: Vec<(SecretName, PathBuf)>,
+    pub authorized: Vec<Cidr>,
+    pub max_connections: usize,
+    pub max_per_ip: usize,
+    /// Failed authentications from one address before it is locked out (0: never).
+    pub max_failures: u32,
+}
+
+/// What to fetch and from where: `send`'s connection half, which `ask-password --verify-secret`
+/// shares.
+#[derive(Clone, PartialEq, Eq)]
+pub struct FetchArgs {
+    pub net: Net,
+    pub names: Vec<SecretName>,
+    pub fallbacks: Vec<String>,
+}
+
+#[derive(Clone, PartialEq, Eq)]
+pub struct SendArgs {
+    pub fetch: FetchArgs,
+    pub file_output: Option<PathBuf>,
+    pub owner: Option<String>,
+    pub group: Option<String>,
+    pub mode: Mode,
+}
+
+pub struct AskArgs {
+    pub tty: PathBuf,
+    pub output: PathBuf,
+    pub prompt: String,
+    /// With `--verify-secret NAME`: the connection used to check the typed password.
+    pub verify: Option<FetchArgs>,
+    pub tries: u32,
+}
+
+pub struct CopyArgs {
+    pub from: PathBuf,
+    pub to: PathBuf,
+}
+
+pub struct KeygenArgs {
+    pub output: Option<PathBuf>,
+}
+
+pub enum Command {
+    Receive(ReceiveArgs),
+    Send(SendArgs),
+    AskPassword(AskArgs),
+    CopyPassword(CopyArgs),
+    Keygen(KeygenArgs),
+    Help(&'static str),
+    Version,
+}

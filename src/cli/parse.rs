@@ -1,0 +1,298 @@
+//! [`parse`]: the first positional picks the subcommand, whose parser takes the rest. Each
+//! subcommand's flags are collected into locals and its arguments built once, at the end; the
+//! shared connection flags are `conn.rs`'s, the value types `values.rs`'s.
+
+use std::ffi::OsString;
+use std::os::unix::ffi::OsStringExt;
+use std::path::PathBuf;
+use std::str::FromStr;
+
+use lexopt::prelude::*;
+
+use super::conn::{FetchFlags, NetFlags};
+use super::help::{ASK_HELP, COPY_HELP, KEYGEN_HELP, MAIN_HELP, RECEIVE_HELP, SEND_HELP};
+use super::values::{Count, Expected, Mode};
+use super::{
+    AskArgs, Command, CopyArgs, KeygenArgs, ReceiveArgs, SendArgs, DEFAULT_PASSWORD_COPY,
+    DEFAULT_PASSWORD_PATH,
+};
+use crate::error::{Error, Result};
+use crate::server::cidr;
+use crate::wire::protocol::SecretName;
+
+/// The environment: a lookup standing in for the process's, so tests never touch the real one.
+pub(super) type Env<'a> = &'a dyn Fn(&str) -> Option<OsString>;
+
+/// Parses `args` (program name first) with `env` standing in for the process environment.
+pub fn parse<I>(args: I, env: Env) -> Result<Command>
+where
+    I: IntoIterator,
+    I::Item: Into<OsString>,
+{
+    let mut p = lexopt::Parser::from_iter(args);
+    match p.next()? {
+        Some(Value(cmd)) => match cmd.to_str() {
+            Some("receive") => parse_receive(&mut p, env),
+            Some("send") => parse_send(&mut p, env),
+            Some("ask-password") => parse_ask(&mut p, env),
+            Some("copy-password") => parse_copy(&mut p),
+            Some("keygen") => parse_keygen(&mut p),
+            Some("help") => Ok(Command::Help(MAIN_HELP)),
+            _ => Err(Error::usage(format!(
+                "unknown command {:?}: use receive, send, ask-password, copy-password or keygen",
+                cmd.to_string_lossy()
+            ))),
+        },
+        Some(Short('h') | Long("help")) => Ok(Command::Help(MAIN_HELP)),
+        Some(Short('V') | Long("version")) => Ok(Command::Version),
+        Some(arg) => Err(arg.unexpected().into()),
+        None => Err(Error::usage(
+            "missing command: use receive or send (see --help)",
+        )),
+    }
+}
+
+fn parse_receive(p: &mut lexopt::Parser, env: Env) -> Result<Command> {
+    let mut net = NetFlags::default();
+    let mut secrets = Vec::new();
+    let mut secret_files = Vec::new();
+    let mut authorized = Vec::new();
+    let mut max_connections = 256;
+    let mut max_per_ip = 64;
+    let mut max_failures = 5;
+    while let Some(arg) = p.next()? {
+        let arg = flag(arg)?;
+        if net.take(&arg, p)? {
+            continue;
+        }
+        match arg.as_str() {
+            "-S" | "--secret" => {
+                secrets.push(name_eq(p.value()?, "-S NAME=VALUE")?);
+            }
+            "--secret-file" => {
+                let (name, path) = name_eq(p.value()?, "--secret-file NAME=PATH")?;
+                secret_files.push((name, PathBuf::from(OsString::from_vec(path))));
+            }
+            "-a" | "--authorized-ips" | "--authorized_ips" => {
+                let list = string(p, "--authorized-ips")?;
+                authorized.extend(
+                    cidr::parse_list(&list)
+                        .map_err(|e| Error::usage(format!("--authorized-ips: {e}")))?,
+                );
+            }
+            "--max-connections" => max_connections = count(p, "--max-connections")?,
+            "--max-per-ip" => max_per_ip = count(p, "--max-per-ip")?,
+            "--max-failures" => {
+                let v = string(p, "--max-failures")?;
+                max_failures = if v.trim() == "0" {
+                    0
+                } else {
+                    // At most 65 536: the cast cannot truncate.
+                    parse_as::<Count>(&v, "--max-failures")?.0 as u32
+                };
+            }
+            "-h" | "--help" => return Ok(Command::Help(RECEIVE_HELP)),
+            _ => return Err(unknown(&arg)),
+        }
+    }
+    Ok(Command::Receive(ReceiveArgs {
+        net: net.finish(env)?,
+        secrets,
+        secret_files,
+        authorized,
+        max_connections,
+        max_per_ip,
+        max_failures,
+    }))
+}
+
+fn parse_send(p: &mut lexopt::Parser, env: Env) -> Result<Command> {
+    let mut f = FetchFlags::default();
+    let mut file_output = None;
+    let mut owner = None;
+    let mut group = None;
+    let mut mode = Mode(0o400);
+    while let Some(arg) = p.next()? {
+        let arg = flag(arg)?;
+        if f.take(&arg, p)? {
+            continue;
+        }
+        match arg.as_str() {
+            "--file-output" | "--file_output" => file_output = Some(PathBuf::from(p.value()?)),
+            "--owner" => owner = Some(string(p, "--owner")?),
+            "--group" => group = Some(string(p, "--group")?),
+            "--mode" => mode = value(p, "--mode", "--mode")?,
+            "-h" | "--help" => return Ok(Command::Help(SEND_HELP)),
+            _ => return Err(unknown(&arg)),
+        }
+    }
+    let fetch = f.finish(env)?;
+    if fetch.names.is_empty() {
+        return Err(Error::usage(
+            "no secrets requested: give --request_secrets NAMES (or NETSECRETS_REQUEST_SECRETS)",
+        ));
+    }
+    Ok(Command::Send(SendArgs {
+        fetch,
+        file_output,
+        owner,
+        group,
+        mode,
+    }))
+}
+
+fn parse_ask(p: &mut lexopt::Parser, env: Env) -> Result<Command> {
+    let mut f = FetchFlags::default();
+    let mut tty = PathBuf::from("/dev/console");
+    let mut output = PathBuf::from(DEFAULT_PASSWORD_PATH);
+    let mut prompt = String::from("netsecrets password: ");
+    let mut verify = None;
+    let mut tries = 3;
+    while let Some(arg) = p.next()? {
+        let arg = flag(arg)?;
+        if f.take(&arg, p)? {
+            continue;
+        }
+        match arg.as_str() {
+            "--tty" => tty = p.value()?.into(),
+            "--output" => output = p.value()?.into(),
+            "--prompt" => prompt = string(p, "--prompt")?,
+            "--verify-secret" => {
+                let name = SecretName::try_from(string(p, "--verify-secret")?)
+                    .map_err(|e| Error::usage(format!("--verify-secret: {e}")))?;
+                verify = Some(name);
+            }
+            // At most 1 000: the cast cannot truncate.
+            "--tries" => tries = count(p, "--tries")?.min(1000) as u32,
+            "-h" | "--help" => return Ok(Command::Help(ASK_HELP)),
+            _ => return Err(unknown(&arg)),
+        }
+    }
+    if f.net.has_password() {
+        return Err(Error::usage(
+            "ask-password takes no --password/--password-file: it asks for it",
+        ));
+    }
+    let verify = match verify {
+        None => None,
+        Some(name) => {
+            f.only(name);
+            // The password comes from the prompt, never from the environment.
+            let no_pw_env = |k: &str| {
+                if k.starts_with("NETSECRETS_PASSWORD") {
+                    None
+                } else {
+                    env(k)
+                }
+            };
+            Some(f.finish(&no_pw_env)?)
+        }
+    };
+    Ok(Command::AskPassword(AskArgs {
+        tty,
+        output,
+        prompt,
+        verify,
+        tries,
+    }))
+}
+
+fn parse_copy(p: &mut lexopt::Parser) -> Result<Command> {
+    let mut from = PathBuf::from(DEFAULT_PASSWORD_PATH);
+    let mut to = PathBuf::from(DEFAULT_PASSWORD_COPY);
+    while let Some(arg) = p.next()? {
+        let arg = flag(arg)?;
+        match arg.as_str() {
+            "--from" => from = p.value()?.into(),
+            "--to" => to = p.value()?.into(),
+            "-h" | "--help" => return Ok(Command::Help(COPY_HELP)),
+            _ => return Err(unknown(&arg)),
+        }
+    }
+    Ok(Command::CopyPassword(CopyArgs { from, to }))
+}
+
+fn parse_keygen(p: &mut lexopt::Parser) -> Result<Command> {
+    let mut output = None;
+    while let Some(arg) = p.next()? {
+        let arg = flag(arg)?;
+        match arg.as_str() {
+            "--output" => output = Some(p.value()?.into()),
+            "-h" | "--help" => return Ok(Command::Help(KEYGEN_HELP)),
+            _ => return Err(unknown(&arg)),
+        }
+    }
+    Ok(Command::Keygen(KeygenArgs { output }))
+}
+
+/// A flag as an owned string (`--name` or `-c`), so that the parser can be used again while it
+/// is being matched; a positional argument becomes an error right away.
+fn flag(arg: lexopt::Arg<'_>) -> Result<String> {
+    match arg {
+        Long(l) => Ok(format!("--{l}")),
+        Short(c) => Ok(format!("-{c}")),
+        Value(v) => Err(Error::usage(format!(
+            "unexpected argument {:?} (see --help)",
+            v.to_string_lossy()
+        ))),
+    }
+}
+
+fn unknown(flag: &str) -> Error {
+    Error::usage(format!("unknown flag {flag} (see --help)"))
+}
+
+/// The flag's value, which must be UTF-8.
+pub(super) fn string(p: &mut lexopt::Parser, flag: &str) -> Result<String> {
+    p.value()?
+        .into_string()
+        .map_err(|_| Error::usage(format!("{flag}: the value is not valid UTF-8")))
+}
+
+/// The flag's value parsed as `T`; `label` names it in the error: `invalid LABEL "v": expected ...`.
+pub(super) fn value<T: FromStr<Err = Expected>>(
+    p: &mut lexopt::Parser,
+    flag: &str,
+    label: &str,
+) -> Result<T> {
+    parse_as(&string(p, flag)?, label)
+}
+
+/// `s` parsed as `T`, with the error [`value`] gives.
+pub(super) fn parse_as<T: FromStr<Err = Expected>>(s: &str, label: &str) -> Result<T> {
+    s.parse().map_err(|e| invalid(s, label, e))
+}
+
+/// The one error for a value that does not parse (not generic: one copy in the binary).
+fn invalid(s: &str, label: &str, Expected(what): Expected) -> Error {
+    Error::usage(format!("invalid {label} {s:?}: expected {what}"))
+}
+
+fn count(p: &mut lexopt::Parser, flag: &str) -> Result<usize> {
+    Ok(value::<Count>(p, flag, flag)?.0)
+}
+
+/// A variable's value, `None` when unset or empty.
+pub(super) fn env_string(env: Env, key: &str) -> Result<Option<String>> {
+    match env(key) {
+        None => Ok(None),
+        Some(v) if v.is_empty() => Ok(None),
+        Some(v) => v
+            .into_string()
+            .map(Some)
+            .map_err(|_| Error::usage(format!("{key}: the value is not valid UTF-8"))),
+    }
+}
+
+/// Splits `NAME=VALUE` at the first `=` and checks the name; `what` names the flag.
+fn name_eq(arg: OsString, what: &str) -> Result<(SecretName, Vec<u8>)> {
+    let bytes = arg.into_vec();
+    let Some(eq) = bytes.iter().position(|&b| b == b'=') else {
+        return Err(Error::usage(format!("{what}: missing '=' in the value")));
+    };
+    let (name, value) = bytes.split_at(eq);
+    // A name that is not UTF-8 is shown as "" in the error: it is not a name either way.
+    let name = String::from_utf8(name.to_vec()).unwrap_or_default();
+    let name = SecretName::try_from(name).map_err(|e| Error::usage(format!("{what}: {e}")))?;
+    Ok((name, value.get(1..).unwrap_or_default().to_vec()))
+}

@@ -1,0 +1,74 @@
+//! `netsecrets send`: the glue between the parsed flags and the [`Client`]: resolve the output
+//! file's owner and group (in `/etc/passwd` and `/etc/group`, no NSS), read the password, fetch
+//! every secret, then write them all to the file or to stdout. Nothing is written unless every
+//! secret arrived. How secrets are fetched is `fetch.rs`'s business, how a file is written
+//! `sys/output.rs`'s.
+
+use std::io::Write;
+use std::path::Path;
+
+use crate::cli::SendArgs;
+use crate::client::Client;
+use crate::config;
+use crate::error::{Error, Result};
+use crate::sys::log;
+use crate::sys::output::{self, Perms};
+
+/// Where `--owner` and `--group` names are looked up.
+const PASSWD: &str = "/etc/passwd";
+const GROUP: &str = "/etc/group";
+
+pub fn send(args: SendArgs) -> Result<()> {
+    let perms = perms(&args)?;
+    let password = config::password(args.fetch.net.password.as_ref(), true)?;
+    let cfg = config::client(&args.fetch, password)?;
+    let values = Client::new(&cfg).fetch_all(&args.fetch.names)?;
+    match &args.file_output {
+        Some(path) => {
+            output::save(path, &values.join(&b'\n'), perms)?;
+            if cfg.verbose {
+                log::line(&format!(
+                    "wrote {} secret(s) to {}",
+                    values.len(),
+                    path.display()
+                ));
+            }
+            Ok(())
+        }
+        None => {
+            let mut out = Vec::new();
+            for v in &values {
+                out.extend_from_slice(v);
+                out.push(b'\n');
+            }
+            let mut stdout = std::io::stdout().lock();
+            stdout
+                .write_all(&out)
+                .and_then(|_| stdout.flush())
+                .map_err(|e| Error::failed("cannot write to stdout").with_io(e))
+        }
+    }
+}
+
+/// The output file's mode, owner and group; checked before anything is fetched.
+fn perms(args: &SendArgs) -> Result<Perms> {
+    match &args.file_output {
+        Some(_) => {
+            let (uid, gid) = output::resolve_ids(
+                args.owner.as_deref(),
+                args.group.as_deref(),
+                Path::new(PASSWD),
+                Path::new(GROUP),
+            )?;
+            Ok(Perms {
+                mode: args.mode.0,
+                uid,
+                gid,
+            })
+        }
+        None if args.owner.is_some() || args.group.is_some() => {
+            Err(Error::usage("--owner/--group need --file-output"))
+        }
+        None => Ok(Perms::mode(args.mode.0)),
+    }
+}

@@ -1,0 +1,14 @@
+//! The server side (`netsecrets receive`): who may connect, how many at once, and serving them.
+//! Nothing here prompts, writes files or fetches secrets; the configuration arrives checked
+//! from `config.rs`.
+//!
+//! - `receive.rs` — accept loop, bounded worker pool, one request per connection.
+//! - `limits.rs`  — admission: connection caps per server and per address, failure lockout,
+//!   eviction of incomplete connections.
+//! - `cidr.rs`    — allowed networks, IPv4/IPv6 and IPv4-mapped peers.
+
+pub mod cidr;
+pub mod limits;
+mod receive;
+
+pub use receive::{receive, Server};

@@ -1,0 +1,33 @@
+//! `netsecrets keygen`: a new random encryption key, 32 bytes from the OS random source as 64
+//! hex characters and a newline, on stdout or in a new file (mode 0400). An existing file is
+//! never replaced: a key that servers and clients already share must not change by accident.
+
+use std::io::{self, Write};
+use std::path::Path;
+
+use crate::error::{Error, Result};
+use crate::sys::output::{self as out, Perms};
+
+/// Prints a new key, or writes it to `output` unless that exists.
+pub fn keygen(output: Option<&Path>) -> Result<()> {
+    let mut raw = [0u8; 32];
+    getrandom::getrandom(&mut raw)
+        .map_err(|e| Error::failed(format!("no random bytes available: {e}")))?;
+    let mut text: String = raw.iter().map(|b| format!("{b:02x}")).collect();
+    text.push('\n');
+    match output {
+        None => io::stdout()
+            .write_all(text.as_bytes())
+            .map_err(|e| Error::failed("cannot write the key to stdout").with_io(e)),
+        Some(path) => out::write_new(path, text.as_bytes(), Perms::mode(0o400)).map_err(|e| {
+            if e.kind() == io::ErrorKind::AlreadyExists {
+                Error::failed(format!(
+                    "{} exists already; keygen never overwrites a key",
+                    path.display()
+                ))
+            } else {
+                out::write_error(path, e)
+            }
+        }),
+    }
+}

@@ -1,0 +1,20 @@
+//! What the program asks of the operating system, kept apart from what it decides: sockets with
+//! deadlines, atomic files, log lines, and the two symbols the static binary defines itself.
+//! Nothing here knows about secrets' meaning, the protocol or the command line.
+//!
+//! - `net.rs`         — whole-exchange deadlines on sockets; connecting within a deadline;
+//!   what counts as a timeout.
+//! - `output.rs`      — atomic secret files with owner, group and mode.
+//! - `console.rs`     — the password prompt on a terminal, echo off (systemd stage 1).
+//! - `keygen.rs`      — `keygen`: a new random key, on stdout or in a new file.
+//! - `log.rs`         — single-write log lines on stderr.
+//! - `thread_name.rs` — the static binary's own `pthread_setname_np` (no musl `printf`).
+//! - `unwind.rs`      — the static binary's do-nothing unwinder (size).
+//!
+//! The last two are compiled into the binary only (see `main.rs`), not into this library.
+
+pub mod console;
+pub mod keygen;
+pub mod log;
+pub mod net;
+pub mod output;
