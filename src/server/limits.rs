@@ -1,31 +1,45 @@
 //! Admission control for the server: how many connections at once in all, how many at once from
-//! one address, and a lockout for addresses that keep failing authentication.
+//! one address, how many answer bytes at once, and a lockout for addresses that keep guessing
+//! the password wrong.
 //!
 //! The accept loop asks [`Gate::admit`] before a connection reaches a worker; a [`Permit`] gives
 //! its slot back when dropped. When every slot is taken, [`Pending`] lets the server close the
 //! oldest connection that has not yet delivered a whole request, so that many idle connections
-//! from many addresses cannot keep an honest client (whose request arrives at once) out. Addresses are grouped as the attacker controls them: one IPv4
-//! address, or one IPv6 /64. Every table here is bounded, so an attacker with many addresses
-//! costs memory proportional to the bound, not to the attack.
+//! from many addresses cannot keep an honest client (whose request arrives at once) out.
+//!
+//! Connections are counted per [`Source`]: one IPv4 address, or one IPv6 /64 (what one attacker
+//! controls). Password guesses are counted per [`Account`]: the address itself (IPv4, or the
+//! whole IPv6 address) with a budget of `--max-failures`, and for IPv6 also its /64 with a budget
+//! [`NET64_FACTOR`] times larger. Only a guess counts: a well-formed request with a wrong password
+//! (with a key configured, one that decrypted). [`Gate::may_guess`] is asked before every password
+//! comparison, so connections opened in advance give no extra guesses. Every table here is
+//! bounded, and a full failure table evicts rather than stops tracking, so an attacker with many
+//! addresses costs memory proportional to the bound, not to the attack.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Shutdown, TcpStream};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use crate::server::cidr::canonical;
 
-/// First lockout after `max_failures` failures; doubles with each further failure.
+/// First lockout after the budget is spent; doubles with each further failure.
 const LOCKOUT: Duration = Duration::from_secs(30);
 /// Longest lockout.
 const MAX_LOCKOUT: Duration = Duration::from_secs(15 * 60);
 /// Failures older than this are forgotten.
 const FORGET_AFTER: Duration = Duration::from_secs(10 * 60);
-/// Most addresses whose failures are remembered at once.
-const MAX_TRACKED: usize = 16_384;
+/// Most accounts whose failures are remembered at once; when full, one is evicted.
+pub const MAX_TRACKED: usize = 16_384;
+/// An IPv6 /64 may fail this many times `--max-failures` (over all its addresses) before the
+/// whole /64 is locked out.
+pub const NET64_FACTOR: u32 = 4;
+/// Answer bytes being written at once, over all connections (frames of up to 16 MiB): clients
+/// that do not read cannot make the server hold more. One answer is always allowed.
+pub const MAX_ANSWER_BYTES: usize = 32 * 1024 * 1024;
 
-/// The unit of accounting: an IPv4 address or an IPv6 /64.
+/// The unit of connection accounting: an IPv4 address or an IPv6 /64.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
 pub struct Source(u128, bool);
 
@@ -38,27 +52,127 @@ impl Source {
     }
 }
 
+/// Who pays for a wrong password: the address, and for IPv6 also its /64.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+enum Account {
+    V4(u32),
+    V6(u128),
+    Net64(u64),
+}
+
+impl Account {
+    /// The address's own account and, for IPv6, its /64's.
+    fn of(ip: IpAddr) -> (Account, Option<Account>) {
+        match canonical(ip) {
+            IpAddr::V4(v4) => (Account::V4(u32::from(v4)), None),
+            IpAddr::V6(v6) => {
+                let bits = u128::from(v6);
+                // The top 64 bits of a 128-bit value always fit.
+                let net = u64::try_from(bits >> 64).unwrap_or(u64::MAX);
+                (Account::V6(bits), Some(Account::Net64(net)))
+            }
+        }
+    }
+
+    /// Failures allowed before a lockout.
+    fn budget(self, max_failures: u32) -> u32 {
+        match self {
+            Account::Net64(_) => max_failures.saturating_mul(NET64_FACTOR),
+            _ => max_failures,
+        }
+    }
+}
+
 struct Failures {
     count: u32,
     last: Instant,
     blocked_until: Option<Instant>,
 }
 
+impl Failures {
+    fn blocked(&self, now: Instant) -> Option<Duration> {
+        self.blocked_until.filter(|&u| u > now).map(|u| u - now)
+    }
+}
+
 struct State {
     total: usize,
     per_source: HashMap<Source, usize>,
-    failures: HashMap<Source, Failures>,
+    failures: HashMap<Account, Failures>,
 }
 
-/// Why a connection was turned away before a byte was read.
+impl State {
+    /// The longer lockout of the address and its /64, if any.
+    fn locked_out(&self, ip: IpAddr, now: Instant) -> Option<Duration> {
+        let (addr, net) = Account::of(ip);
+        let of = |a: Account| self.failures.get(&a).and_then(|f| f.blocked(now));
+        match (of(addr), net.and_then(of)) {
+            (Some(a), Some(b)) => Some(a.max(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// Makes room for one more account in a full failure table: forgets expired entries, and if
+    /// none are, evicts the entry seen longest ago that is not locked out (or, when every entry
+    /// is locked out, the one whose lockout ends first). Tracking never stops.
+    fn make_room(&mut self, now: Instant) {
+        if self.failures.len() < MAX_TRACKED {
+            return;
+        }
+        self.failures.retain(|_, f| {
+            now.saturating_duration_since(f.last) < FORGET_AFTER || f.blocked(now).is_some()
+        });
+        if self.failures.len() < MAX_TRACKED {
+            return;
+        }
+        let victim = self
+            .failures
+            .iter()
+            .min_by_key(|(_, f)| match f.blocked_until.filter(|&u| u > now) {
+                None => (false, f.last),
+                Some(until) => (true, until),
+            })
+            .map(|(a, _)| *a);
+        if let Some(a) = victim {
+            self.failures.remove(&a);
+        }
+    }
+
+    /// Charges one failure to `account`, locking it out once its budget is spent.
+    fn charge(&mut self, account: Account, max_failures: u32, now: Instant) {
+        if !self.failures.contains_key(&account) {
+            self.make_room(now);
+        }
+        let f = self.failures.entry(account).or_insert(Failures {
+            count: 0,
+            last: now,
+            blocked_until: None,
+        });
+        if now.saturating_duration_since(f.last) >= FORGET_AFTER {
+            f.count = 0;
+        }
+        f.count = f.count.saturating_add(1);
+        f.last = now;
+        let budget = account.budget(max_failures);
+        if budget > 0 && f.count >= budget {
+            let doublings = (f.count - budget).min(16);
+            let lock = LOCKOUT.saturating_mul(1 << doublings).min(MAX_LOCKOUT);
+            f.blocked_until = Some(now + lock);
+        }
+    }
+}
+
+/// Why a connection was turned away, or its request not evaluated.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Refusal {
     /// `--max-connections` are being served already.
     Busy,
     /// `--max-per-ip` connections from this address are being served already.
     PerSource,
-    /// This address failed authentication too often; locked out for this long.
+    /// This address guessed the password wrong too often; locked out for this long.
     LockedOut(Duration),
+    /// [`MAX_ANSWER_BYTES`] are being written to clients already.
+    AnswerBytes,
 }
 
 impl Refusal {
@@ -69,9 +183,13 @@ impl Refusal {
                 "refused (too many connections from this address: --max-per-ip)".into()
             }
             Refusal::LockedOut(d) => format!(
-                "refused (locked out for {}s after repeated failures)",
+                "refused (locked out for {}s after repeated wrong passwords)",
                 d.as_secs().max(1)
             ),
+            Refusal::AnswerBytes => {
+                "refused (server busy: too many answer bytes in flight to clients not reading)"
+                    .into()
+            }
         }
     }
 }
@@ -81,8 +199,11 @@ pub struct Gate {
     max_total: usize,
     max_per_source: usize,
     max_failures: u32,
-    /// True while `failures` may hold an entry (set under the lock by `failed`).
+    /// True while `failures` may hold an entry (set under the lock by `failed`): while false,
+    /// [`Gate::may_guess`] and [`Gate::succeeded`] take no lock.
     any_failures: AtomicBool,
+    /// Answer bytes reserved by [`Gate::reserve_answer`] and not yet given back.
+    answer_bytes: AtomicUsize,
 }
 
 /// One admitted connection; dropping it frees the slot.
@@ -93,7 +214,7 @@ pub struct Permit {
 }
 
 impl Permit {
-    /// Gives the per-address slot back early (the request has arrived); the total slot stays
+    /// Gives the per-address slot back early (the answer is written); the total slot stays
     /// taken until the connection is closed.
     pub fn release_source(&mut self) {
         if let Some(source) = self.source.take() {
@@ -122,6 +243,20 @@ impl Drop for Permit {
     }
 }
 
+/// Answer bytes reserved with [`Gate::reserve_answer`]; given back when dropped.
+pub struct AnswerBytes<'a> {
+    gate: &'a Gate,
+    bytes: usize,
+}
+
+impl Drop for AnswerBytes<'_> {
+    fn drop(&mut self) {
+        self.gate
+            .answer_bytes
+            .fetch_sub(self.bytes, Ordering::AcqRel);
+    }
+}
+
 impl Gate {
     pub fn new(max_total: usize, max_per_source: usize, max_failures: u32) -> Arc<Gate> {
         Arc::new(Gate {
@@ -134,6 +269,7 @@ impl Gate {
             max_per_source,
             max_failures,
             any_failures: AtomicBool::new(false),
+            answer_bytes: AtomicUsize::new(0),
         })
     }
 
@@ -154,10 +290,8 @@ impl Gate {
     ) -> Result<Permit, Refusal> {
         let source = Source::of(ip);
         let mut st = self.lock();
-        if let Some(until) = st.failures.get(&source).and_then(|f| f.blocked_until) {
-            if until > now {
-                return Err(Refusal::LockedOut(until - now));
-            }
+        if let Some(d) = st.locked_out(ip, now) {
+            return Err(Refusal::LockedOut(d));
         }
         if st.per_source.get(&source).copied().unwrap_or(0) >= self.max_per_source {
             return Err(Refusal::PerSource);
@@ -178,54 +312,63 @@ impl Gate {
         })
     }
 
-    /// Records a failed authentication (wrong password, undecryptable or malformed request).
-    pub fn failed(&self, ip: IpAddr, now: Instant) {
-        let source = Source::of(ip);
-        let max = self.max_failures;
-        let mut st = self.lock();
-        if st.failures.len() >= MAX_TRACKED && !st.failures.contains_key(&source) {
-            st.failures.retain(|_, f| {
-                now.saturating_duration_since(f.last) < FORGET_AFTER
-                    || f.blocked_until.is_some_and(|u| u > now)
-            });
-            if st.failures.len() >= MAX_TRACKED {
-                return;
-            }
+    /// Asked right before a password comparison: whether `ip` (or its /64) is locked out now.
+    /// Costs no lock while nobody has failed lately.
+    pub fn may_guess(&self, ip: IpAddr, now: Instant) -> Result<(), Refusal> {
+        if !self.any_failures.load(Ordering::Acquire) {
+            return Ok(());
         }
-        let f = st.failures.entry(source).or_insert(Failures {
-            count: 0,
-            last: now,
-            blocked_until: None,
-        });
-        if now.saturating_duration_since(f.last) >= FORGET_AFTER {
-            f.count = 0;
-        }
-        f.count = f.count.saturating_add(1);
-        self.any_failures.store(true, Ordering::Relaxed);
-        f.last = now;
-        if max > 0 && f.count >= max {
-            let doublings = (f.count - max).min(16);
-            let lock = LOCKOUT.saturating_mul(1 << doublings).min(MAX_LOCKOUT);
-            f.blocked_until = Some(now + lock);
+        match self.lock().locked_out(ip, now) {
+            Some(d) => Err(Refusal::LockedOut(d)),
+            None => Ok(()),
         }
     }
 
-    /// Records a successful authentication: the address's failures are forgotten.
+    /// Records a wrong password from `ip` (the only thing that counts toward a lockout): charged
+    /// to the address and, for IPv6, to its /64.
+    pub fn failed(&self, ip: IpAddr, now: Instant) {
+        let (addr, net) = Account::of(ip);
+        let mut st = self.lock();
+        st.charge(addr, self.max_failures, now);
+        if let Some(net) = net {
+            st.charge(net, self.max_failures, now);
+        }
+        self.any_failures.store(true, Ordering::Release);
+    }
+
+    /// Records a successful authentication: the address's own failures are forgotten (its
+    /// /64's are not: one honest host must not reset its neighbours' budget).
     pub fn succeeded(&self, ip: IpAddr) {
         // The common case, nobody has failed lately, costs no lock.
-        if !self.any_failures.load(Ordering::Relaxed) {
+        if !self.any_failures.load(Ordering::Acquire) {
             return;
         }
-        let source = Source::of(ip);
+        let (addr, _) = Account::of(ip);
         let mut st = self.lock();
-        st.failures.remove(&source);
+        st.failures.remove(&addr);
         self.any_failures
-            .store(!st.failures.is_empty(), Ordering::Relaxed);
+            .store(!st.failures.is_empty(), Ordering::Release);
+    }
+
+    /// Reserves `bytes` of answer to write, or refuses when [`MAX_ANSWER_BYTES`] are being
+    /// written already (one answer alone is always allowed). No lock: one atomic add.
+    pub fn reserve_answer(&self, bytes: usize) -> Result<AnswerBytes<'_>, Refusal> {
+        let before = self.answer_bytes.fetch_add(bytes, Ordering::AcqRel);
+        let reserved = AnswerBytes { gate: self, bytes };
+        if before != 0 && before.saturating_add(bytes) > MAX_ANSWER_BYTES {
+            return Err(Refusal::AnswerBytes); // `reserved` gives the bytes back
+        }
+        Ok(reserved)
     }
 
     /// Connections being served now (for tests and diagnostics).
     pub fn active(&self) -> usize {
         self.lock().total
+    }
+
+    /// Accounts in the failure table (for tests).
+    pub fn tracked(&self) -> usize {
+        self.lock().failures.len()
     }
 }
 
@@ -431,5 +574,97 @@ mod tests {
             g.failed(ip("10.0.0.9"), now);
         }
         assert!(g.admit(ip("10.0.0.9"), now, false).is_ok());
+    }
+
+    fn locked(g: &Gate, a: &str, now: Instant) -> bool {
+        matches!(g.may_guess(ip(a), now), Err(Refusal::LockedOut(_)))
+    }
+
+    #[test]
+    fn ipv6_locks_per_address_then_per_64() {
+        let g = Gate::new(10, 10, 2);
+        let now = Instant::now();
+        g.failed(ip("2001:db8::1"), now);
+        g.failed(ip("2001:db8::1"), now);
+        assert!(locked(&g, "2001:db8::1", now));
+        // The neighbour has its own budget, until the /64's (4 x 2) is spent.
+        assert!(!locked(&g, "2001:db8::2", now));
+        for a in ["2001:db8::2", "2001:db8::3", "2001:db8::4"] {
+            assert!(!locked(&g, a, now));
+            g.failed(ip(a), now);
+            assert!(!locked(&g, "2001:db8::5", now));
+            g.failed(ip(a), now);
+        }
+        assert!(locked(&g, "2001:db8::5", now));
+        assert!(g.admit(ip("2001:db8::5"), now, false).is_err());
+        assert!(!locked(&g, "2001:db8:0:1::5", now));
+        // A success forgets the address's failures, not its /64's.
+        g.succeeded(ip("2001:db8::1"));
+        assert!(locked(&g, "2001:db8::1", now));
+    }
+
+    #[test]
+    fn full_failure_table_keeps_tracking() {
+        let g = Gate::new(10, 10, 5);
+        let now = Instant::now();
+        for i in 0..MAX_TRACKED as u32 {
+            g.failed(IpAddr::V4((0x0a00_0000 + i).into()), now);
+        }
+        assert_eq!(g.tracked(), MAX_TRACKED);
+        let fresh = ip("192.0.2.1");
+        let later = now + Duration::from_secs(1);
+        for _ in 0..4 {
+            g.failed(fresh, later);
+        }
+        assert!(g.may_guess(fresh, later).is_ok());
+        g.failed(fresh, later);
+        assert!(locked(&g, "192.0.2.1", later));
+        assert_eq!(g.tracked(), MAX_TRACKED);
+    }
+
+    #[test]
+    fn full_table_evicts_the_oldest_not_locked_out() {
+        let g = Gate::new(10, 10, 2);
+        let t0 = Instant::now();
+        // The oldest entry is locked out; it must survive the eviction.
+        g.failed(ip("192.0.2.1"), t0);
+        g.failed(ip("192.0.2.1"), t0);
+        let t1 = t0 + Duration::from_secs(1);
+        for i in 0..(MAX_TRACKED - 1) as u32 {
+            g.failed(IpAddr::V4((0x0a00_0000 + i).into()), t1);
+        }
+        let t2 = t1 + Duration::from_secs(1);
+        g.failed(ip("192.0.2.2"), t2);
+        assert!(locked(&g, "192.0.2.1", t2));
+        assert_eq!(g.tracked(), MAX_TRACKED);
+    }
+
+    #[test]
+    fn lockout_is_checked_before_each_guess() {
+        let g = Gate::new(10, 10, 2);
+        let now = Instant::now();
+        let a = ip("10.0.0.9");
+        // Admitted before any failure, as a connection opened in advance is.
+        let _p = g.admit(a, now, false).unwrap();
+        assert!(g.may_guess(a, now).is_ok());
+        g.failed(a, now);
+        g.failed(a, now);
+        assert_eq!(g.may_guess(a, now), Err(Refusal::LockedOut(LOCKOUT)));
+        assert!(g.may_guess(ip("10.0.0.8"), now).is_ok());
+    }
+
+    #[test]
+    fn answer_bytes_are_capped_but_one_answer_always_fits() {
+        let g = Gate::new(10, 10, 2);
+        let big = g.reserve_answer(MAX_ANSWER_BYTES + 1).unwrap();
+        assert!(g.reserve_answer(1).is_err());
+        drop(big);
+        let a = g.reserve_answer(MAX_ANSWER_BYTES / 2).unwrap();
+        let b = g.reserve_answer(MAX_ANSWER_BYTES / 2).unwrap();
+        assert_eq!(g.reserve_answer(1).err(), Some(Refusal::AnswerBytes));
+        drop(a);
+        assert!(g.reserve_answer(1).is_ok());
+        drop(b);
+        assert_eq!(g.answer_bytes.load(Ordering::Relaxed), 0);
     }
 }

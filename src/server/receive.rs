@@ -33,7 +33,7 @@ use crate::server::cidr::{self, Cidr};
 use crate::server::limits::{Gate, Pending, Permit, Refusal};
 use crate::sys::log::{self, Millis, Printable};
 use crate::sys::net::{self, Deadline};
-use crate::wire::crypto::{Codec, PasswordCheck, SealError};
+use crate::wire::crypto::{Codec, PasswordCheck, SealError, OVERHEAD};
 use crate::wire::frame::{self, FrameError, MAX_REQUEST};
 use crate::wire::protocol::{self, NOT_FOUND};
 
@@ -54,8 +54,10 @@ const FIRST_BURST: usize = 4;
 const MAX_BURST: usize = 64;
 /// Queue of connections the kernel completes before `accept` (capped by net.core.somaxconn).
 const LISTEN_BACKLOG: i32 = 1024;
-/// Refusal lines logged per second at most; the rest are counted in one summary line.
-const REFUSAL_LINES_PER_SEC: u32 = 10;
+/// Lines of one [`Kind`] logged per second at most; the rest are counted in one summary line.
+const LINES_PER_SEC: u32 = 10;
+/// Ticks of the monitor between two writes of the summaries of dropped lines (about 1 s).
+const SUMMARY_TICKS: u32 = 200;
 
 /// What the workers share; read-only after start apart from the counters and tables.
 struct Shared {
@@ -78,7 +80,8 @@ struct Shared {
     max_workers: usize,
     /// Workers kept alive while idle (see [`KEEP_WORKERS_MIN`]), at most `max_workers`.
     keep_workers: usize,
-    refusals: Mutex<RateLimit>,
+    /// Lines for refused and unauthenticated connections, rate-limited per [`Kind`].
+    limited_log: Mutex<RateLimit>,
 }
 
 /// How one connection ended.
@@ -86,6 +89,9 @@ enum Outcome {
     Served(Vec<u8>),
     NotFound(Vec<u8>),
     WrongPassword,
+    /// Refused after the request arrived: locked out (re-checked before the password
+    /// comparison) or the answer-bytes cap.
+    Refused(Refusal),
     Undecryptable,
     Malformed(&'static str),
     Frame(FrameError),
@@ -94,12 +100,21 @@ enum Outcome {
 }
 
 impl Outcome {
-    /// Counts against the address's failure budget (brute-force lockout).
-    fn is_auth_failure(&self) -> bool {
-        matches!(
-            self,
-            Outcome::WrongPassword | Outcome::Undecryptable | Outcome::Malformed(_)
-        ) || matches!(self, Outcome::Frame(FrameError::TooLarge { .. }))
+    /// The rate-limited kind of its log line; `None` for outcomes after the password matched,
+    /// which are always logged.
+    fn kind(&self) -> Option<Kind> {
+        Some(match self {
+            Outcome::Served(_)
+            | Outcome::NotFound(_)
+            | Outcome::WriteFailed(_)
+            | Outcome::SealFailed(_) => return None,
+            Outcome::WrongPassword => Kind::WrongPassword,
+            Outcome::Refused(_) => Kind::Refused,
+            Outcome::Undecryptable => Kind::Undecryptable,
+            Outcome::Malformed(_) => Kind::Malformed,
+            Outcome::Frame(FrameError::Closed) => Kind::Closed,
+            Outcome::Frame(_) => Kind::BadFrame,
+        })
     }
 }
 
@@ -206,7 +221,7 @@ impl Server {
             keep_workers: cpus()
                 .clamp(KEEP_WORKERS_MIN, KEEP_WORKERS_MAX)
                 .min(cfg.max_connections),
-            refusals: Mutex::new(RateLimit::default()),
+            limited_log: Mutex::new(RateLimit::default()),
         });
         Ok(Server { shared })
     }
@@ -242,8 +257,14 @@ impl Server {
 fn monitor(shared: &Arc<Shared>) {
     let mut last = shared.taken.load(Ordering::SeqCst);
     let mut burst = FIRST_BURST;
+    let mut ticks = 0u32;
     loop {
         thread::sleep(TICK);
+        ticks += 1;
+        if ticks >= SUMMARY_TICKS {
+            ticks = 0;
+            limited(shared).summarize(Instant::now());
+        }
         let taken = shared.taken.load(Ordering::SeqCst);
         let stalled = taken == last && shared.idle.load(Ordering::SeqCst) == 0;
         last = taken;
@@ -279,18 +300,25 @@ fn grow(shared: &Arc<Shared>) -> bool {
         .spawn(move || work(&me, true));
     if let Err(e) = spawned {
         shared.workers.fetch_sub(1, Ordering::SeqCst);
-        refusal_line(shared, &format!("cannot start a worker thread: {e}"));
+        limited_line(
+            shared,
+            Kind::Trouble,
+            &format!("cannot start a worker thread: {e}"),
+        );
         return false;
     }
     true
 }
 
-fn refusal_line(shared: &Shared, text: &str) {
-    shared
-        .refusals
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .line(text);
+fn limited(shared: &Shared) -> std::sync::MutexGuard<'_, RateLimit> {
+    shared.limited_log.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Logs a line of a rate-limited kind.
+fn limited_line(shared: &Shared, kind: Kind, msg: &str) {
+    let mut text = log::start_line(msg.len());
+    text.push_str(msg);
+    limited(shared).line(kind, text);
 }
 
 /// CPUs this process may run on, from its affinity mask; 1 if that cannot be read. (std's
@@ -333,7 +361,7 @@ fn work(shared: &Arc<Shared>, may_retire: bool) {
             }
             Err(e) => {
                 // Out of file descriptors or a connection reset before accept: keep serving.
-                refusal_line(shared, &format!("accept failed: {e}"));
+                limited_line(shared, Kind::Trouble, &format!("accept failed: {e}"));
                 thread::sleep(Duration::from_millis(10));
                 continue;
             }
@@ -358,8 +386,9 @@ fn admit(shared: &Shared, stream: TcpStream, peer: SocketAddr) -> Option<Job> {
     let ip = cidr::canonical(peer.ip());
     let peer = SocketAddr::new(ip, peer.port());
     if !cidr::allowed(&shared.authorized, ip) {
-        refusal_line(
+        limited_line(
             shared,
+            Kind::Denied,
             &format!("peer={peer} outcome=denied (not in --authorized-ips)"),
         );
         return None;
@@ -388,8 +417,9 @@ fn admit(shared: &Shared, stream: TcpStream, peer: SocketAddr) -> Option<Job> {
             })
         }
         Err(refusal) => {
-            refusal_line(
+            limited_line(
                 shared,
+                Kind::Refused,
                 &format!("peer={peer} outcome={}", refusal.describe()),
             );
             None
@@ -397,39 +427,87 @@ fn admit(shared: &Shared, stream: TcpStream, peer: SocketAddr) -> Option<Job> {
     }
 }
 
-/// Logs at most [`REFUSAL_LINES_PER_SEC`] lines a second, then one line counting the rest, so
-/// that a flood of refused connections cannot turn into a flood of log writes.
+/// What a rate-limited log line is about; each kind has its own budget, so that a flood of one
+/// (empty connections, say) cannot crowd out another (wrong passwords: brute-force evidence).
+#[derive(Clone, Copy)]
+enum Kind {
+    Denied,
+    Refused,
+    Closed,
+    BadFrame,
+    Undecryptable,
+    Malformed,
+    WrongPassword,
+    Trouble,
+}
+
+impl Kind {
+    const ALL: usize = 8;
+
+    fn name(i: usize) -> &'static str {
+        match i {
+            0 => "denied",
+            1 => "refused",
+            2 => "closed without a request",
+            3 => "bad frame",
+            4 => "undecryptable",
+            5 => "malformed request",
+            6 => "wrong-password",
+            _ => "server trouble",
+        }
+    }
+}
+
+/// Logs at most [`LINES_PER_SEC`] lines of each [`Kind`] a second, and counts the rest; the
+/// monitor writes one line per kind with the count about once a second, so that a flood cannot
+/// turn into a flood of log writes and the count still reaches the log.
 #[derive(Default)]
 struct RateLimit {
+    kinds: [KindBudget; Kind::ALL],
+}
+
+#[derive(Default, Clone, Copy)]
+struct KindBudget {
     second: Option<Instant>,
     lines: u32,
     dropped: u64,
 }
 
 impl RateLimit {
-    fn line(&mut self, text: &str) {
+    /// `text` is begun with [`log::start_line`].
+    fn line(&mut self, kind: Kind, text: String) {
         let now = Instant::now();
-        if self
-            .second
-            .is_none_or(|s| now.duration_since(s) >= Duration::from_secs(1))
-        {
-            if self.dropped > 0 {
-                log::line(&format!(
-                    "{} more refused connections not logged",
-                    self.dropped
-                ));
-            }
-            *self = RateLimit {
-                second: Some(now),
-                lines: 0,
-                dropped: 0,
-            };
+        let i = kind as usize;
+        self.summarize(now);
+        let Some(k) = self.kinds.get_mut(i) else {
+            return;
+        };
+        if k.second.is_none() {
+            k.second = Some(now);
         }
-        if self.lines < REFUSAL_LINES_PER_SEC {
-            self.lines += 1;
-            log::line(text);
+        if k.lines < LINES_PER_SEC {
+            k.lines += 1;
+            log::end_line(text);
         } else {
-            self.dropped += 1;
+            k.dropped += 1;
+        }
+    }
+
+    /// Ends the second of every kind whose second is over: writes its count of dropped lines.
+    fn summarize(&mut self, now: Instant) {
+        for (i, k) in self.kinds.iter_mut().enumerate() {
+            if k.second
+                .is_some_and(|s| now.duration_since(s) >= Duration::from_secs(1))
+            {
+                if k.dropped > 0 {
+                    log::line(&format!(
+                        "{} more '{}' lines not logged (at most {LINES_PER_SEC} a second)",
+                        k.dropped,
+                        Kind::name(i)
+                    ));
+                }
+                *k = KindBudget::default();
+            }
         }
     }
 }
@@ -441,11 +519,8 @@ fn handle(shared: &Shared, mut job: Job) {
     // that this is the stream's last owner and the close happens here and now.
     job.registration.finish();
     drop(job.stream);
-    let ip = cidr::canonical(job.peer.ip());
-    if outcome.is_auth_failure() {
-        shared.gate.failed(ip, Instant::now());
-    } else if matches!(outcome, Outcome::Served(_) | Outcome::NotFound(_)) {
-        shared.gate.succeeded(ip);
+    if matches!(outcome, Outcome::Served(_) | Outcome::NotFound(_)) {
+        shared.gate.succeeded(job.peer.ip());
     }
     // One line, built in one buffer: this runs once per connection.
     let mut text = log::start_line(112);
@@ -454,6 +529,7 @@ fn handle(shared: &Shared, mut job: Job) {
         Outcome::Served(name) => write!(text, " name={} outcome=served", Printable(name)),
         Outcome::NotFound(name) => write!(text, " name={} outcome=not-found", Printable(name)),
         Outcome::WrongPassword => write!(text, " outcome=wrong-password"),
+        Outcome::Refused(r) => write!(text, " outcome={}", r.describe()),
         Outcome::Undecryptable => {
             write!(
                 text,
@@ -472,7 +548,10 @@ fn handle(shared: &Shared, mut job: Job) {
         }
     };
     let _ = write!(text, " took={}", Millis(job.accepted.elapsed()));
-    log::end_line(text);
+    match outcome.kind() {
+        None => log::end_line(text),
+        Some(kind) => limited(shared).line(kind, text),
+    }
 }
 
 fn serve(shared: &Shared, job: &mut Job) -> Outcome {
@@ -486,11 +565,10 @@ fn serve(shared: &Shared, job: &mut Job) -> Outcome {
             Err(e) => return Outcome::Frame(e),
         }
     };
-    // The request is complete: this connection is no longer a candidate for eviction, and no
-    // longer counts against its address: a client that reconnects as soon as it has its answer
-    // must not find its previous connection still holding the slot.
+    // The request is complete: this connection is no longer a candidate for eviction. It still
+    // counts against its address until its answer is written (a client that does not read
+    // holds its slot).
     job.registration.finish();
-    job.permit.release_source();
     let Ok(plain) = shared.codec.open(payload) else {
         return Outcome::Undecryptable;
     };
@@ -498,13 +576,29 @@ fn serve(shared: &Shared, job: &mut Job) -> Outcome {
         Ok(r) => r,
         Err(e) => return Outcome::Malformed(e.as_str()),
     };
+    // Re-checked here, not only at accept: connections opened in advance give no extra guesses.
+    let ip = job.peer.ip();
+    if let Err(r) = shared.gate.may_guess(ip, Instant::now()) {
+        return Outcome::Refused(r);
+    }
     if !shared.password.matches(req.password) {
+        // Counted before the connection closes, so the next guess already sees it.
+        shared.gate.failed(ip, Instant::now());
         return Outcome::WrongPassword;
     }
     let name = req.name.to_vec();
     let (value, found) = match shared.secrets.get(req.name) {
         Some(v) => (v.as_slice(), true),
         None => (NOT_FOUND, false),
+    };
+    // Reserved before the answer is allocated: clients that do not read hold at most
+    // MAX_ANSWER_BYTES of answers (and their --max-per-ip slots) until their deadline.
+    let _reserved = match shared
+        .gate
+        .reserve_answer(frame::HEADER_LEN + OVERHEAD + value.len())
+    {
+        Ok(r) => r,
+        Err(r) => return Outcome::Refused(r),
     };
     let answer = match shared.codec.seal_frame(value) {
         Ok(a) => a,
@@ -513,6 +607,9 @@ fn serve(shared: &Shared, job: &mut Job) -> Outcome {
     if let Err(e) = io.write_all(&answer) {
         return Outcome::WriteFailed(e);
     }
+    // Written (the socket is corked: it leaves with the close): a client that reconnects as soon
+    // as it has its answer must not find this connection still holding the address's slot.
+    job.permit.release_source();
     if shared.verbose {
         log::line(&format!(
             "peer={} sent {} bytes",
