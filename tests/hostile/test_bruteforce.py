@@ -124,7 +124,7 @@ def test_lockout_per_ipv6_address_and_64_real_peers():
         check(ns_fetch(c1, "10.213.1.1", srv.port, source="10.213.1.3") is None, "IPv4 address not locked")
         check(ns_fetch(c1, "10.213.1.1", srv.port, source="10.213.1.2") == WANT, "neighbour IPv4 locked")
         check(ns_fetch(c2, "10.213.2.1", srv.port, source="10.213.2.2") == WANT, "c2 v4 locked")
-        return "IPv6 locked per /64, IPv4 per address, others served"
+        return "IPv6 locked per address, then per /64 after 20; IPv4 per address; others served"
     finally:
         procs.stop_all()
         net.close()
