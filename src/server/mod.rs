@@ -3,8 +3,9 @@
 //! from `config.rs`.
 //!
 //! - `receive.rs` — accept loop, bounded worker pool, one request per connection.
-//! - `limits.rs`  — admission: connection caps per server and per address, failure lockout,
-//!   eviction of incomplete connections.
+//! - `limits.rs`  — admission: connection caps per server and per address, answer bytes in
+//!   flight, wrong-password lockout (per address and IPv6 /64), eviction of incomplete
+//!   connections.
 //! - `cidr.rs`    — allowed networks, IPv4/IPv6 and IPv4-mapped peers.
 
 pub mod cidr;

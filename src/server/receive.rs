@@ -12,10 +12,13 @@
 //!
 //! Order of checks per connection: `--authorized-ips` and the admission [`Gate`] right after
 //! `accept`, before a byte is read; then one frame under a deadline for the whole exchange;
-//! then decryption, request parsing, a constant-time password check, the lookup. Any failure
-//! closes the connection without a response. Every connection ends in exactly one log line with
-//! the peer, the name (only once the password matched), the outcome and the duration, never a
-//! value, password or key.
+//! then decryption, request parsing, the lockout again (connections opened in advance give no
+//! extra guesses), a constant-time password check (a wrong password, the only thing that counts
+//! toward a lockout, is counted before the connection closes), the lookup, and room for the
+//! answer among the answer bytes in flight. Any failure closes the connection without a
+//! response. Every connection ends in one log line with the peer, the name (only once the
+//! password matched), the outcome and the duration, never a value, password or key; lines for
+//! refused and unauthenticated connections are rate-limited per [`Kind`], with counts.
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
@@ -442,18 +445,29 @@ enum Kind {
 }
 
 impl Kind {
-    const ALL: usize = 8;
+    /// Every kind, in declaration order (so `kind as usize` indexes this).
+    const ALL: [Kind; 8] = [
+        Kind::Denied,
+        Kind::Refused,
+        Kind::Closed,
+        Kind::BadFrame,
+        Kind::Undecryptable,
+        Kind::Malformed,
+        Kind::WrongPassword,
+        Kind::Trouble,
+    ];
 
-    fn name(i: usize) -> &'static str {
-        match i {
-            0 => "denied",
-            1 => "refused",
-            2 => "closed without a request",
-            3 => "bad frame",
-            4 => "undecryptable",
-            5 => "malformed request",
-            6 => "wrong-password",
-            _ => "server trouble",
+    /// As the summary line names it.
+    fn name(self) -> &'static str {
+        match self {
+            Kind::Denied => "denied",
+            Kind::Refused => "refused",
+            Kind::Closed => "closed without a request",
+            Kind::BadFrame => "bad frame",
+            Kind::Undecryptable => "undecryptable",
+            Kind::Malformed => "malformed request",
+            Kind::WrongPassword => "wrong-password",
+            Kind::Trouble => "server trouble",
         }
     }
 }
@@ -463,7 +477,7 @@ impl Kind {
 /// turn into a flood of log writes and the count still reaches the log.
 #[derive(Default)]
 struct RateLimit {
-    kinds: [KindBudget; Kind::ALL],
+    kinds: [KindBudget; Kind::ALL.len()],
 }
 
 #[derive(Default, Clone, Copy)]
@@ -477,10 +491,9 @@ impl RateLimit {
     /// `text` is begun with [`log::start_line`].
     fn line(&mut self, kind: Kind, text: String) {
         let now = Instant::now();
-        let i = kind as usize;
         self.summarize(now);
-        let Some(k) = self.kinds.get_mut(i) else {
-            return;
+        let Some(k) = self.kinds.get_mut(kind as usize) else {
+            return; // cannot happen: `kinds` has a budget for every kind
         };
         if k.second.is_none() {
             k.second = Some(now);
@@ -495,7 +508,7 @@ impl RateLimit {
 
     /// Ends the second of every kind whose second is over: writes its count of dropped lines.
     fn summarize(&mut self, now: Instant) {
-        for (i, k) in self.kinds.iter_mut().enumerate() {
+        for (kind, k) in Kind::ALL.iter().zip(self.kinds.iter_mut()) {
             if k.second
                 .is_some_and(|s| now.duration_since(s) >= Duration::from_secs(1))
             {
@@ -503,7 +516,7 @@ impl RateLimit {
                     log::line(&format!(
                         "{} more '{}' lines not logged (at most {LINES_PER_SEC} a second)",
                         k.dropped,
-                        Kind::name(i)
+                        kind.name()
                     ));
                 }
                 *k = KindBudget::default();
