@@ -30,8 +30,11 @@ const LOCKOUT: Duration = Duration::from_secs(30);
 const MAX_LOCKOUT: Duration = Duration::from_secs(15 * 60);
 /// Failures older than this are forgotten.
 const FORGET_AFTER: Duration = Duration::from_secs(10 * 60);
-/// Most accounts whose failures are remembered at once; when full, one is evicted.
+/// Most accounts whose failures are remembered at once; when full, [`EVICT_BATCH`] are evicted.
 pub const MAX_TRACKED: usize = 16_384;
+/// Entries evicted at once from a full failure table: a stream of failures from fresh addresses
+/// then costs one scan of the table per this many, not one per failure (under the gate's lock).
+const EVICT_BATCH: usize = MAX_TRACKED / 16;
 /// An IPv6 /64 may fail this many times `--max-failures` (over all its addresses) before the
 /// whole /64 is locked out.
 pub const NET64_FACTOR: u32 = 4;
@@ -113,8 +116,9 @@ impl State {
     }
 
     /// Makes room for one more account in a full failure table: forgets expired entries, and if
-    /// none are, evicts the entry seen longest ago that is not locked out (or, when every entry
-    /// is locked out, the one whose lockout ends first). Tracking never stops.
+    /// none are, evicts the [`EVICT_BATCH`] entries seen longest ago that are not locked out
+    /// (entries locked out go last, those whose lockout ends first before the others). Tracking
+    /// never stops.
     fn make_room(&mut self, now: Instant) {
         if self.failures.len() < MAX_TRACKED {
             return;
@@ -125,16 +129,22 @@ impl State {
         if self.failures.len() < MAX_TRACKED {
             return;
         }
-        let victim = self
+        let mut by_age: Vec<((bool, Instant), Account)> = self
             .failures
             .iter()
-            .min_by_key(|(_, f)| match f.blocked_until.filter(|&u| u > now) {
-                None => (false, f.last),
-                Some(until) => (true, until),
+            .map(|(a, f)| match f.blocked_until.filter(|&u| u > now) {
+                None => ((false, f.last), *a),
+                Some(until) => ((true, until), *a),
             })
-            .map(|(a, _)| *a);
-        if let Some(a) = victim {
-            self.failures.remove(&a);
+            .collect();
+        let n = EVICT_BATCH.min(by_age.len());
+        if n == 0 {
+            return;
+        }
+        // n - 1 < by_age.len(): in bounds.
+        by_age.select_nth_unstable_by_key(n - 1, |&(order, _)| order);
+        for (_, a) in by_age.iter().take(n) {
+            self.failures.remove(a);
         }
     }
 
@@ -619,7 +629,7 @@ mod tests {
         assert!(g.may_guess(fresh, later).is_ok());
         g.failed(fresh, later);
         assert!(locked(&g, "192.0.2.1", later));
-        assert_eq!(g.tracked(), MAX_TRACKED);
+        assert_eq!(g.tracked(), MAX_TRACKED - EVICT_BATCH + 1);
     }
 
     #[test]
@@ -636,7 +646,7 @@ mod tests {
         let t2 = t1 + Duration::from_secs(1);
         g.failed(ip("192.0.2.2"), t2);
         assert!(locked(&g, "192.0.2.1", t2));
-        assert_eq!(g.tracked(), MAX_TRACKED);
+        assert_eq!(g.tracked(), MAX_TRACKED - EVICT_BATCH + 1);
     }
 
     #[test]
