@@ -30,11 +30,13 @@ const LOCKOUT: Duration = Duration::from_secs(30);
 const MAX_LOCKOUT: Duration = Duration::from_secs(15 * 60);
 /// Failures older than this are forgotten.
 const FORGET_AFTER: Duration = Duration::from_secs(10 * 60);
-/// Most accounts whose failures are remembered at once; when full, [`EVICT_BATCH`] are evicted.
+/// Most accounts whose failures are remembered at once; when full, the oldest are evicted.
 pub const MAX_TRACKED: usize = 16_384;
-/// Entries evicted at once from a full failure table: a stream of failures from fresh addresses
-/// then costs one scan of the table per this many, not one per failure (under the gate's lock).
-const EVICT_BATCH: usize = MAX_TRACKED / 16;
+/// A full failure table evicts the oldest entry and every other entry seen within this span
+/// after it: each eviction moves the oldest time forward by at least the span, so a stream of
+/// failures from fresh addresses costs one scan of the table (under the gate's lock) per span
+/// of time, about, not one per failure.
+const EVICT_SPAN: Duration = Duration::from_millis(FORGET_AFTER.as_millis() as u64 / 16);
 /// An IPv6 /64 may fail this many times `--max-failures` (over all its addresses) before the
 /// whole /64 is locked out.
 pub const NET64_FACTOR: u32 = 4;
@@ -116,9 +118,9 @@ impl State {
     }
 
     /// Makes room for one more account in a full failure table: forgets expired entries, and if
-    /// none are, evicts the [`EVICT_BATCH`] entries seen longest ago that are not locked out
-    /// (entries locked out go last, those whose lockout ends first before the others). Tracking
-    /// never stops.
+    /// none are, evicts the entries not locked out that were seen within [`EVICT_SPAN`] of the
+    /// one seen longest ago (when every entry is locked out: those whose lockout ends within the
+    /// span of the first to end). Tracking never stops.
     fn make_room(&mut self, now: Instant) {
         if self.failures.len() < MAX_TRACKED {
             return;
@@ -129,23 +131,19 @@ impl State {
         if self.failures.len() < MAX_TRACKED {
             return;
         }
-        let mut by_age: Vec<((bool, Instant), Account)> = self
-            .failures
-            .iter()
-            .map(|(a, f)| match f.blocked_until.filter(|&u| u > now) {
-                None => ((false, f.last), *a),
-                Some(until) => ((true, until), *a),
-            })
-            .collect();
-        let n = EVICT_BATCH.min(by_age.len());
-        if n == 0 {
+        // Not locked out before locked out; then by the time seen last, or the lockout's end.
+        let order = |f: &Failures| match f.blocked_until.filter(|&u| u > now) {
+            None => (false, f.last),
+            Some(until) => (true, until),
+        };
+        let Some((locked, oldest)) = self.failures.values().map(order).min() else {
             return;
-        }
-        // n - 1 < by_age.len(): in bounds.
-        by_age.select_nth_unstable_by_key(n - 1, |&(order, _)| order);
-        for (_, a) in by_age.iter().take(n) {
-            self.failures.remove(a);
-        }
+        };
+        let cutoff = oldest + EVICT_SPAN;
+        self.failures.retain(|_, f| {
+            let (l, t) = order(f);
+            l != locked || t > cutoff
+        });
     }
 
     /// Charges one failure to `account`, locking it out once its budget is spent.
@@ -629,24 +627,34 @@ mod tests {
         assert!(g.may_guess(fresh, later).is_ok());
         g.failed(fresh, later);
         assert!(locked(&g, "192.0.2.1", later));
-        assert_eq!(g.tracked(), MAX_TRACKED - EVICT_BATCH + 1);
+        // The fill happened within one EVICT_SPAN: all of it was evicted at once.
+        assert_eq!(g.tracked(), 1);
     }
 
     #[test]
     fn full_table_evicts_the_oldest_not_locked_out() {
         let g = Gate::new(10, 10, 2);
         let t0 = Instant::now();
-        // The oldest entry is locked out; it must survive the eviction.
-        g.failed(ip("192.0.2.1"), t0);
-        g.failed(ip("192.0.2.1"), t0);
+        // The oldest entry is locked out (8 minutes, after 6 failures); it must survive.
+        for _ in 0..6 {
+            g.failed(ip("192.0.2.1"), t0);
+        }
+        // Half the table seen at t1, the other half (less one) a minute later.
         let t1 = t0 + Duration::from_secs(1);
-        for i in 0..(MAX_TRACKED - 1) as u32 {
+        let half = (MAX_TRACKED / 2) as u32;
+        for i in 0..half {
             g.failed(IpAddr::V4((0x0a00_0000 + i).into()), t1);
         }
-        let t2 = t1 + Duration::from_secs(1);
-        g.failed(ip("192.0.2.2"), t2);
-        assert!(locked(&g, "192.0.2.1", t2));
-        assert_eq!(g.tracked(), MAX_TRACKED - EVICT_BATCH + 1);
+        let t2 = t1 + Duration::from_secs(60);
+        for i in half..(MAX_TRACKED - 1) as u32 {
+            g.failed(IpAddr::V4((0x0a00_0000 + i).into()), t2);
+        }
+        assert_eq!(g.tracked(), MAX_TRACKED);
+        let t3 = t2 + Duration::from_secs(1);
+        g.failed(ip("192.0.2.2"), t3);
+        // The t1 half went; the locked-out entry, the t2 half and the new one stay.
+        assert!(locked(&g, "192.0.2.1", t3));
+        assert_eq!(g.tracked(), 1 + (MAX_TRACKED / 2 - 1) + 1);
     }
 
     #[test]
