@@ -19,8 +19,8 @@ WANT = SECRETS["db-password"]
 
 def test_protocol_noise_costs_nothing():
     """Empty frames, random bytes, over-limit lengths, undecryptable payloads, requests without a
-    space, truncated frames and empty connections from one address (10 of each, twice the
-    failure budget) are closed and logged, and never lock that address out."""
+    space, truncated frames, empty connections and timeouts from one address (10 of each, twice
+    the failure budget) are closed and logged, and never lock that address out."""
     with Procs() as procs:
         srv = Server(procs, ["--timeout", "3"])  # default --max-failures 5
         src = "127.0.0.69"
@@ -38,9 +38,20 @@ def test_protocol_noise_costs_nothing():
                 check(exchange_raw(srv.port, data, source=src) == b"", f"{what} answered")
             check(fetch(srv.port, "db-password", source=src) == WANT,
                   f"10 x {what} locked the address out")
+        # Timed out: 10 connections at once send half a header and wait for the 3 s deadline.
+        held = [connect(srv.port, source=src, timeout=8) for _ in range(10)]
+        try:
+            for s in held:
+                s.sendall(b"\x00\x00")
+            check(all(recv_all(s) == b"" for s in held), "timed-out connection answered")
+        finally:
+            for s in held:
+                s.close()
+        srv.wait_line(src, "timed out")
+        check(fetch(srv.port, "db-password", source=src) == WANT, "10 timeouts locked the address out")
         check(not any("locked out" in l for l in srv.lines_for(src)), "a lockout was logged")
         normal_ok(srv, binary=False)
-        return f"{10 * len(noise)} noise connections, address still served"
+        return f"{10 * len(noise) + 10} noise connections (10 timed out), address still served"
 
 
 def test_failure_table_full_still_tracks():
