@@ -201,3 +201,24 @@ fn ask_password_retries_an_unreachable_server_without_asking_again() {
     assert_eq!(std::fs::read(&out).unwrap(), PW.as_bytes());
     assert_eq!(s.log().matches("outcome=wrong-password").count(), 0);
 }
+
+/// `Not found` for the `--verify-secret` name means the password matched (the server says it
+/// only then): the password is stored at once. It used to be treated as a refusal: the right
+/// password was asked again `--tries` times and never stored.
+#[test]
+fn ask_password_not_found_still_means_the_password_matched() {
+    let d = TempDir::new("asknf");
+    let s = Server::serving(&["other=v"], &["--insecure"]);
+    let mut pty = Pty::open();
+    let out = d.path("pw");
+    let mut child = ask_verified(&pty, &out, s.port, &["--timeout", "10"]);
+    pty.wait_for(b"PW? ", 1);
+    pty.type_line(PW.as_bytes());
+    let status = child.wait_limited(Duration::from_secs(20));
+    let shown = pty.shown();
+    assert!(status.success(), "ask-password failed: {shown}");
+    assert_eq!(shown.matches("PW? ").count(), 1, "{shown}");
+    assert_eq!(std::fs::read(&out).unwrap(), PW.as_bytes());
+    let log = s.wait_log("outcome=not-found", 1);
+    assert_eq!(log.matches("outcome=not-found").count(), 1, "{log}");
+}
