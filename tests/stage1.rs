@@ -222,3 +222,45 @@ fn ask_password_not_found_still_means_the_password_matched() {
     let log = s.wait_log("outcome=not-found", 1);
     assert_eq!(log.matches("outcome=not-found").count(), 1, "{log}");
 }
+
+/// `keygen --output` into a directory that cannot be synced after the link (mode 0300 for the
+/// user that runs it: nobody, when the test runs as root): the key is in place, so keygen says
+/// so and exits 0. It used to exit 1 saying the old file was left as it was, with the new key
+/// file already there.
+#[test]
+fn keygen_directory_sync_failure_after_link_tells_the_truth() {
+    use std::os::unix::fs::PermissionsExt;
+    use std::os::unix::process::CommandExt;
+    let d = TempDir::new("keysync");
+    let dir = d.path("wx");
+    std::fs::create_dir(&dir).unwrap();
+    // SAFETY: getuid has no preconditions.
+    let root = unsafe { libc::getuid() } == 0;
+    if root {
+        std::os::unix::fs::chown(&dir, Some(65534), Some(65534)).unwrap();
+    }
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o300)).unwrap();
+    let key = dir.join("key");
+    let mut cmd = std::process::Command::new(BIN);
+    cmd.args(["keygen", "--output", key.to_str().unwrap()])
+        .stdin(std::process::Stdio::null());
+    if root {
+        cmd.uid(65534).gid(65534);
+    }
+    let o = cmd.output().unwrap();
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700)).unwrap();
+    let err = assert_exit(&o, 0);
+    assert_eq!(std::fs::read(&key).unwrap().len(), 65);
+    assert!(
+        err.contains(&format!(
+            "warning: wrote {} (the new value is in place), but syncing its directory failed",
+            key.display()
+        )),
+        "{err}"
+    );
+    assert_eq!(
+        std::fs::read_dir(&dir).unwrap().count(),
+        1,
+        "no temporary file left"
+    );
+}

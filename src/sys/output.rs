@@ -196,12 +196,14 @@ fn remove_stale_temps(dir: &Path, name: &std::ffi::OsStr) {
 }
 
 /// Like [`write_atomic`] but fails with `AlreadyExists` instead of replacing an existing file.
-pub fn write_new(path: &Path, data: &[u8], perms: Perms) -> io::Result<()> {
+/// Once the link is made the file is in place: a failed directory sync is the returned
+/// [`Unsynced`], not an error.
+pub fn write_new(path: &Path, data: &[u8], perms: Perms) -> io::Result<Option<Unsynced>> {
     let (dir, name) = split(path)?;
     let temp = write_temp(&dir, name, data, perms)?;
     fs::hard_link(&temp.path, path)?;
     drop(temp);
-    sync_dir(&dir)
+    Ok(sync_dir(&dir).err().map(Unsynced))
 }
 
 /// Writes a secret file the one way every command does: creates a missing directory with
@@ -216,13 +218,18 @@ pub fn save(path: &Path, data: &[u8], perms: Perms) -> Result<()> {
         .map_or(Ok(()), ensure_dir)
         .and_then(|()| write_atomic(path, data, perms))
         .map_err(|e| write_error(path, e))?;
+    warn_unsynced(path, unsynced);
+    Ok(())
+}
+
+/// The warning for a write whose directory sync failed after the file was put in place.
+pub fn warn_unsynced(path: &Path, unsynced: Option<Unsynced>) {
     if let Some(Unsynced(e)) = unsynced {
         crate::sys::log::line(&format!(
             "warning: wrote {} (the new value is in place), but syncing its directory failed: {e}; after a crash the old value may come back",
             path.display()
         ));
     }
-    Ok(())
 }
 
 /// The error for a failed write, naming the path and what to check.
@@ -306,7 +313,7 @@ mod tests {
     fn write_new_refuses_to_overwrite() {
         let d = tmpdir("new");
         let p = d.join("k");
-        write_new(&p, b"a", Perms::mode(0o400)).unwrap();
+        assert!(write_new(&p, b"a", Perms::mode(0o400)).unwrap().is_none());
         assert_eq!(
             write_new(&p, b"b", Perms::mode(0o400)).unwrap_err().kind(),
             io::ErrorKind::AlreadyExists
