@@ -13,6 +13,7 @@ use std::time::Duration;
 use crate::cli::{FetchArgs, KeySource, Net, PasswordSource, ReceiveArgs};
 use crate::error::{Error, Result};
 use crate::server::cidr::Cidr;
+use crate::sys::input::{read_bounded, unfit_error, Unfit};
 use crate::sys::log;
 use crate::wire::crypto::{self, Codec, Key, OVERHEAD};
 use crate::wire::frame::MAX_RESPONSE;
@@ -50,10 +51,18 @@ pub struct ClientConfig {
     pub verbose: bool,
 }
 
-/// Reads a whole file, naming it in the error.
-pub fn read_file(path: &Path, what: &str) -> Result<Vec<u8>> {
-    std::fs::read(path)
-        .map_err(|e| Error::config(format!("cannot read {what} {}", path.display())).with_io(e))
+/// Largest password or key file read (a password or key is a line, not a document).
+pub const MAX_SMALL_FILE: usize = 64 * 1024;
+
+/// Reads a whole regular file of at most `max` bytes ([`read_bounded`]); `what` names it in a
+/// read error (`cannot read password file PATH`), `flag` in the others.
+pub fn read_file(path: &Path, what: &str, flag: &str, max: usize) -> Result<Vec<u8>> {
+    read_bounded(path, max).map_err(|why| match why {
+        Unfit::Io(e) => {
+            Error::config(format!("cannot read {what} {} ({flag})", path.display())).with_io(e)
+        }
+        _ => unfit_error(&format!("{flag} {}", path.display()), max, &why),
+    })
 }
 
 /// Resolves the password; with `warn`, a password given on the command line draws a warning
@@ -65,7 +74,13 @@ pub fn password(src: Option<&PasswordSource>, warn: bool) -> Result<Vec<u8>> {
                 "no password: set --password-file PATH (or --password, NETSECRETS_PASSWORD_FILE, NETSECRETS_PASSWORD)",
             ))
         }
-        Some(PasswordSource::File(path)) => crypto::strip_one_newline(&read_file(path, "password file")?).to_vec(),
+        Some(PasswordSource::File(path)) => crypto::strip_one_newline(&read_file(
+            path,
+            "password file",
+            "--password-file",
+            MAX_SMALL_FILE,
+        )?)
+        .to_vec(),
         Some(PasswordSource::Flag(pw)) => {
             if warn {
                 log::line("warning: --password is visible to every user in the process list; use --password-file");
@@ -101,9 +116,19 @@ pub fn codec(key: &KeySource, warn: bool) -> Result<Codec> {
             }
             Codec::Plain
         }
-        KeySource::Str(s) => Codec::Aes(Key::from_str_key_bytes(s)),
+        KeySource::Str(s) => {
+            if warn {
+                log::line("warning: --encryption-key is visible to every user in the process list; use --encryption-key-file");
+            }
+            Codec::Aes(Key::from_str_key_bytes(s))
+        }
         KeySource::File(path) => {
-            let bytes = read_file(path, "encryption key file")?;
+            let bytes = read_file(
+                path,
+                "encryption key file",
+                "--encryption-key-file",
+                MAX_SMALL_FILE,
+            )?;
             if crypto::strip_one_newline(&bytes).is_empty() {
                 return Err(Error::config(format!(
                     "the encryption key file {} is empty",
@@ -133,12 +158,27 @@ pub fn server(args: ReceiveArgs) -> Result<ServerConfig> {
     let bind = bind_addr(&args.net)?;
     let password = password(args.net.password.as_ref(), true)?;
     let mut secrets: HashMap<Vec<u8>, Vec<u8>> = HashMap::new();
+    if !args.secrets.is_empty() {
+        log::line("warning: -S NAME=VALUE is visible to every user in the process list; use --secret-file NAME=PATH");
+    }
+    for net in &args.authorized_warnings {
+        log::line(net);
+    }
     let mut all = args.secrets;
     for (name, path) in &args.secret_files {
-        all.push((
-            name.clone(),
-            read_file(path, &format!("secret file for {name:?}:"))?,
-        ));
+        let data = read_bounded(path, MAX_VALUE).map_err(|why| match why {
+            Unfit::Io(e) => Error::config(format!(
+                "cannot read secret file for {name:?}: {} (--secret-file)",
+                path.display()
+            ))
+            .with_io(e),
+            _ => unfit_error(
+                &format!("--secret-file {name}={}", path.display()),
+                MAX_VALUE,
+                &why,
+            ),
+        })?;
+        all.push((name.clone(), data));
     }
     for (name, value) in all {
         if value == NOT_FOUND {

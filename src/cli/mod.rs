@@ -75,6 +75,9 @@ pub struct ReceiveArgs {
     /// `--secret-file NAME=PATH`, in order.
     pub secret_files: Vec<(SecretName, PathBuf)>,
     pub authorized: Vec<Cidr>,
+    /// Warnings for `--authorized-ips` networks written with host bits (`10.0.0.1/0`), printed
+    /// by `config.rs`.
+    pub authorized_warnings: Vec<String>,
     pub max_connections: usize,
     pub max_per_ip: usize,
     /// Failed authentications from one address before it is locked out (0: never).
