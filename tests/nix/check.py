@@ -11,8 +11,8 @@
      warnings and assertions are checked; no secret value reaches a unit, and
      no ignored or file-held secret reaches any derivation of the system.
   3. The flake (tests/nix/flake.nix calls flake.nix's outputs with that tree
-     as nixpkgs): every checks.x86_64-linux.<name>.drvPath evaluates, the
-     package for x86_64-linux and aarch64-linux (pkgsStatic).
+     as nixpkgs): every checks.<system>.<name>.drvPath evaluates, for
+     x86_64-linux and aarch64-linux, and the package (pkgsStatic) for both.
   4. tests/nix/eval.nix: what real NixOS cannot check (the modules against
      another nixpkgs lib, e.g. a newer one, given by NETSECRETS_NIXPKGS_LIB).
   5. systemd-analyze verify on units rendered by the real evaluation, and
@@ -314,7 +314,7 @@ def nixos_checks(env, tmp, nixpkgs):
     nixfile = os.path.join(HERE, "nixos.nix")
     flakefile = os.path.join(HERE, "flake.nix")
     facts, times, errors = {}, {}, {}
-    evaluators = {g: Evaluator(env, tmp, nixpkgs, g) for g in list(GROUPS) + ["flake"]}
+    evaluators = {g: Evaluator(env, tmp, nixpkgs, g) for g in list(GROUPS) + ["flake", "flake-aarch64"]}
     group_of = {s: g for g, ss in GROUPS.items() for s in ss}
 
     def run_group(group):
@@ -322,7 +322,9 @@ def nixos_checks(env, tmp, nixpkgs):
         t0 = time.monotonic()
         ev = evaluators[group]
         if group == "flake":
-            out, err = ev.eval(flakefile, [], attr="facts")
+            out, err = ev.eval(flakefile, ["--arg", "checkSystems", '[ "x86_64-linux" ]'], attr="facts")
+        elif group == "flake-aarch64":
+            out, err = ev.eval(flakefile, ["--arg", "checkSystems", '[ "aarch64-linux" ]'], attr="facts.checks")
         else:
             only = "[ " + " ".join(json.dumps(s) for s in GROUPS[group]) + " ]"
             out, err = ev.eval(nixfile, ["--arg", "only", only, "--argstr", "canaryDir", canary_dir])
@@ -331,12 +333,16 @@ def nixos_checks(env, tmp, nixpkgs):
     import time
     t_all = time.monotonic()
     with concurrent.futures.ThreadPoolExecutor(max_workers=2) as pool:
-        for group, out, err, secs in pool.map(run_group, ["options", "types", "servers", "clients", "initrd", "prompt", "flake"]):
+        for group, out, err, secs in pool.map(run_group, ["options", "types", "servers", "clients", "initrd", "prompt", "flake",
+                                                       "flake-aarch64"]):
             times[group] = secs
             if out is None:
                 errors[group] = err
             elif group == "flake":
-                facts["flake"] = out
+                facts.setdefault("flake", {}).update({k: v for k, v in out.items() if k != "checks"})
+                facts.setdefault("flake-checks", {}).update(out["checks"])
+            elif group == "flake-aarch64":
+                facts.setdefault("flake-checks", {}).update(out)
             else:
                 facts.update(out)
     wall = time.monotonic() - t_all
@@ -708,7 +714,7 @@ def nixos_checks(env, tmp, nixpkgs):
     def no_literal_in_units():
         bad = []
         for name, x in facts.items():
-            if name in ("flake", "types"):
+            if name in ("flake", "flake-checks", "types"):
                 continue
             for kind in ("units", "initrdUnits"):
                 for u, text in (x.get(kind) or {}).items():
@@ -760,11 +766,12 @@ def flake_checks(facts):
         expect(x["overlay"] is True and x["formatterSystems"] == ["aarch64-linux", "x86_64-linux"], x)
     R.check("flake: checks.<system> has one check per VM test in nix/tests/ plus the package; nixosModules, "
             "overlay, formatter", names)
-    for t in vm_tests + ["package"]:
-        def one(t=t):
-            d = g()["checks"].get(t)
-            expect(d and d.endswith(".drv"), f"checks.x86_64-linux.{t}.drvPath did not evaluate: {d}")
-        R.check(f"flake: checks.x86_64-linux.{t}.drvPath evaluates", one)
+    for system in ("x86_64-linux", "aarch64-linux"):
+        for t in vm_tests + ["package"]:
+            def one(t=t, system=system):
+                d = (facts.get("flake-checks") or {}).get(system, {}).get(t)
+                expect(d and d.endswith(".drv"), f"checks.{system}.{t}.drvPath did not evaluate: {d}")
+            R.check(f"flake: checks.{system}.{t}.drvPath evaluates", one)
 
     def packages():
         x = g()

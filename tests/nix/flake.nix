@@ -6,11 +6,20 @@
 # The tree is NixOS 24.05 here, not the release flake.nix follows; what this
 # proves is that every output evaluates against 24.05's nixpkgs.
 #
-#   nix-instantiate --eval --strict --json tests/nix/flake.nix --arg nixpkgs <tree> -A facts
+#   nix-instantiate --eval --strict --json tests/nix/flake.nix --arg nixpkgs <tree> -A facts \
+#     [--arg checkSystems '[ "x86_64-linux" ]']
 #
 # `facts`: the drvPath of every check and package (null if it does not
 # evaluate), and which package the flake's modules default to.
-{ nixpkgs }:
+{
+  nixpkgs,
+  # Whose checks.<system> `facts.checks` evaluates (each system's VM tests
+  # take a few GB; check.py evaluates them in separate processes).
+  checkSystems ? [
+    "x86_64-linux"
+    "aarch64-linux"
+  ],
+}:
 let
   flake = import ../../flake.nix;
   lib = import (nixpkgs + "/lib");
@@ -71,7 +80,7 @@ in
 {
   inherit self;
   facts = {
-    checks = lib.mapAttrs (_: c: try c.drvPath) self.checks.x86_64-linux;
+    checks = lib.genAttrs checkSystems (system: lib.mapAttrs (_: c: try c.drvPath) self.checks.${system});
     checkNames = lib.mapAttrs (_: c: lib.attrNames c) self.checks;
     packages = lib.genAttrs systems (system: try self.packages.${system}.netsecrets.drvPath);
     packageNames = lib.genAttrs systems (system: try self.packages.${system}.netsecrets.name);
