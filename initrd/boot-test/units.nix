@@ -1,0 +1,107 @@
+# What the boot test boots: the systemd units that the netsecrets client module
+# (nix/modules) renders inside a REAL NixOS evaluation (nixos/lib/eval-config.nix
+# of the nixpkgs tree that <nixpkgs> names; initrd/boot-test/run unpacks
+# ../shared/nixpkgs/nixpkgs-24.05-*.tar.xz for that, so what this proves is the
+# option names and unit rendering of NixOS 24.05).
+#
+# Called by initrd/boot-test/run as
+#   nix-instantiate --eval --strict --json initrd/boot-test/units.nix \
+#     --argstr configsJson '{"<config>": {"enableInitrd": true, ...}, ...}'
+# Every <config> is one machine: the client module with the site settings of
+# the boot test (server 10.0.2.100:7777, the guestfwd address; secrets alpha
+# and beta) plus the options given for it. For each it returns
+#   units        { "<unit>" = text; } of every boot.initrd.systemd.units entry
+#                whose name starts with "netsecrets" or is
+#                initrd-nixos-copy-secrets.service (boot.initrd.secrets);
+#   wantedBy     { "<unit>" = [ targets ]; } for the same units (NixOS makes
+#                the .wants symlinks from these; the units have no [Install]);
+#   copySecretsScript  the script of initrd-nixos-copy-secrets.service;
+#   initrdSecrets  boot.initrd.secrets: { "<path in the initrd>" = "<source>"; };
+#   exe          lib.getExe netsecrets.client.package (the store path the
+#                units name; the harness puts the static binary there);
+#   systemctl    the systemctl of boot.initrd.systemd.package;
+#   stage2       { "<unit>" = text; } of the stage-2 netsecrets units
+#                (systemd.units), to read where stage 2 takes the password;
+#   assertions / warnings  failed assertion messages and warnings (the
+#                harness fails on a failed assertion).
+#
+# Nothing is built: only unit texts and store paths are evaluated.
+{
+  configsJson,
+  system ? "x86_64-linux",
+}:
+let
+  nixpkgs = <nixpkgs>;
+  lib = import (nixpkgs + "/lib");
+  configs = builtins.fromJSON configsJson;
+
+  # Site settings shared by every boot-test machine. Paths only: the password
+  # and the key are files handed over through boot.initrd.secrets; the
+  # harness knows what it puts at these source paths.
+  site = {
+    netsecrets.client = {
+      enable = true;
+      server = "10.0.2.100";
+      port = 7777;
+      request_secrets = [
+        "alpha"
+        "beta"
+      ];
+      passwordFile = "/etc/nixos/netsecrets/client-password";
+      encryptionKeyFile = "/etc/nixos/netsecrets/client-key";
+      verbose = true;
+    };
+    # A boot loader that appends boot.initrd.secrets to the initrd (NixOS
+    # 24.05 refuses string sources with one that cannot).
+    boot.loader.systemd-boot.enable = true;
+    boot.loader.efi.canTouchEfiVariables = false;
+    boot.initrd.systemd.enable = true;
+    boot.initrd.systemd.network.enable = true;
+    fileSystems."/" = {
+      device = "/dev/vda";
+      fsType = "ext4";
+    };
+    system.stateVersion = "24.05";
+  };
+
+  # The package as the flake builds it (flake.nix: pkgsStatic.callPackage
+  # nix/package.nix), so the units name the store path a user's machine
+  # would have. Evaluated, never built: the harness puts the static binary
+  # under test at that path.
+  package = {
+    nixpkgs.overlays = [ (final: _: { netsecrets = final.pkgsStatic.callPackage ../../nix/package.nix { }; }) ];
+  };
+
+  evalOne =
+    settings:
+    let
+      sys = import (nixpkgs + "/nixos/lib/eval-config.nix") {
+        inherit system;
+        modules = [
+          ../../nix/modules
+          site
+          package
+          { netsecrets.client = settings; }
+        ];
+      };
+      cfg = sys.config;
+      initrdUnits = cfg.boot.initrd.systemd.units;
+      ours = lib.filterAttrs (
+        name: _: lib.hasPrefix "netsecrets" name || name == "initrd-nixos-copy-secrets.service"
+      ) initrdUnits;
+      stage2 = lib.filterAttrs (name: _: lib.hasPrefix "netsecrets" name) cfg.systemd.units;
+      copy = cfg.boot.initrd.systemd.services.initrd-nixos-copy-secrets or null;
+    in
+    {
+      units = lib.mapAttrs (_: u: u.text) ours;
+      wantedBy = lib.mapAttrs (_: u: u.wantedBy) ours;
+      copySecretsScript = if copy == null then null else copy.script;
+      initrdSecrets = lib.mapAttrs (_: s: toString s) cfg.boot.initrd.secrets;
+      exe = lib.getExe cfg.netsecrets.client.package;
+      systemctl = "${cfg.boot.initrd.systemd.package}/bin/systemctl";
+      stage2 = lib.mapAttrs (_: u: u.text) stage2;
+      assertions = map (a: a.message) (lib.filter (a: !a.assertion) cfg.assertions);
+      inherit (cfg) warnings;
+    };
+in
+lib.mapAttrs (_: evalOne) configs
