@@ -1,7 +1,7 @@
 {
   description = "netsecrets: network secrets distribution for NixOS (server, client, initrd)";
 
-  inputs.nixpkgs.url = "github:NixOS/nixpkgs/nixos-25.05";
+  inputs.nixpkgs.url = "github:NixOS/nixpkgs/nixos-26.05";
 
   outputs =
     { self, nixpkgs }:

@@ -10,12 +10,19 @@
 # secrets are still fetched. No shell anywhere.
 #
 # Stage 1 (enableInitrd / enableInitrdPassword), same shape in
-# boot.initrd.systemd, ordered prompt -> copy -> fetch:
-#   netsecrets-ask-password.service   `netsecrets ask-password` on /dev/console
-#   netsecrets-copy-password.service  `netsecrets copy-password` for stage 2
+# boot.initrd.systemd, ordered prompt -> fetch:
+#   netsecrets-ask-password.service   `netsecrets ask-password` on /dev/console,
+#                                     to /run/netsecrets-password
 #   netsecrets-secret-<name>.service  `netsecrets send` to /run/netsecrets/<name>
 #   netsecrets-client.service         fails unless all of those fetches succeeded
-# Keep these unit names and orderings in sync with initrd/units/*.service.
+# The typed password stays in /run/netsecrets-password (/run survives
+# switch-root) and stage 2 loads it from there; nothing is written under
+# /run/secrets, which sops-nix owns (a symlink it replaces at every activation).
+#
+# The key and the password file reach stage 1 through boot.initrd.secrets: a
+# boot loader that supports it (grub, systemd-boot) appends them to the initrd
+# at install time; without one, only store files can be put in the initrd,
+# and an assertion below says so for the file options.
 {
   config,
   lib,
@@ -37,11 +44,11 @@ let
   unitOf = name: "${unitBase name}.service";
   fetchUnits = map unitOf names;
 
-  # Stage-2 password: the console prompt's copy, else passwordFile, else the
+  # Stage-2 password: the one typed in stage 1, else passwordFile, else the
   # literal password written to the store (warned).
   passwordFile =
     if cfg.enableInitrdPassword then
-      common.stage2PasswordFile
+      common.consolePasswordFile
     else
       common.fileOrLiteral pkgs "netsecrets-client-password" cfg.passwordFile cfg.password;
 
@@ -57,11 +64,43 @@ let
   # boot.initrd.secrets, i.e. appended to the initrd, not in the store.
   initrdPassword =
     if cfg.enableInitrdPassword then common.consolePasswordFile else common.initrdPasswordFile;
+  #
+  # A file outside the store (encryptionKeyFile, passwordFile) can only be
+  # appended by a boot loader that supports initrd secrets; without one it is
+  # left out here and the assertion `initrdFileAssertions` names the option
+  # and what to do instead (nixpkgs' own message would not).
+  keyIsFile = keyFile != null && common.isFile cfg.encryptionKeyFile;
+  passwordIsFile = !cfg.enableInitrdPassword && common.isFile cfg.passwordFile;
+  canAppend = config.boot.loader.supportsInitrdSecrets;
   initrdSecrets =
-    lib.optionalAttrs (keyFile != null) { ${common.initrdKeyFile} = keyFile; }
-    // lib.optionalAttrs (!cfg.enableInitrdPassword && passwordFile != null) {
+    lib.optionalAttrs (keyFile != null && (canAppend || !keyIsFile)) {
+      ${common.initrdKeyFile} = keyFile;
+    }
+    // lib.optionalAttrs (!cfg.enableInitrdPassword && passwordFile != null && (canAppend || !passwordIsFile)) {
       ${common.initrdPasswordFile} = passwordFile;
     };
+
+  noAppend = "its boot loader cannot append secrets to the initrd (boot.loader.supportsInitrdSecrets is false: no boot loader, or one without initrd secrets)";
+  initrdFileAssertions = lib.optionals cfg.enableInitrd [
+    {
+      assertion = canAppend || !keyIsFile;
+      message = ''
+        netsecrets.client.encryptionKeyFile cannot reach stage 1 (netsecrets.client.enableInitrd) on
+        this machine: ${noAppend}. Use a boot loader that appends initrd secrets (boot.loader.grub
+        or boot.loader.systemd-boot), or set netsecrets.client.encryptionKey instead (it is then
+        copied into the world-readable Nix store and the initrd), or set netsecrets.client.enableInitrd = false.
+      '';
+    }
+    {
+      assertion = canAppend || !passwordIsFile;
+      message = ''
+        netsecrets.client.passwordFile cannot reach stage 1 (netsecrets.client.enableInitrd) on
+        this machine: ${noAppend}. Set netsecrets.client.enableInitrdPassword = true to type the
+        password on the console at boot instead, or use a boot loader that appends initrd secrets
+        (boot.loader.grub or boot.loader.systemd-boot).
+      '';
+    }
+  ];
 
   # `netsecrets send` for one secret. `password` and `key` are a path or
   # { specifier = "%d/..."; } (a credential); see common.execLine.
@@ -185,10 +224,7 @@ let
     conflicts = [ "shutdown.target" ];
   };
 
-  initrdPromptUnits = lib.optionals cfg.enableInitrdPassword [
-    "netsecrets-ask-password.service"
-    "netsecrets-copy-password.service"
-  ];
+  initrdPromptUnits = lib.optional cfg.enableInitrdPassword "netsecrets-ask-password.service";
 
   initrdUnit =
     name:
@@ -290,6 +326,22 @@ in
     '';
   };
 
+  # The server's spelling of the password file option works here too.
+  imports = [
+    (lib.mkAliasOptionModule
+      [
+        "netsecrets"
+        "client"
+        "password_file"
+      ]
+      [
+        "netsecrets"
+        "client"
+        "passwordFile"
+      ]
+    )
+  ];
+
   options.netsecrets.client = {
     enable = lib.mkEnableOption "fetching secrets from a netsecrets server at boot";
 
@@ -333,7 +385,9 @@ in
       description = ''
         A root-only file holding the shared password; takes priority over
         {option}`netsecrets.client.password`. With `enableInitrd` it is also
-        copied into the initrd (boot.initrd.secrets). `""` means unset.
+        appended to the initrd (boot.initrd.secrets), which needs a boot loader
+        that supports initrd secrets (grub, systemd-boot). `""` means unset.
+        `password_file` (the server's spelling) is an alias.
       '';
     };
 
@@ -353,8 +407,10 @@ in
       example = "/run/secrets/enc-key";
       description = ''
         A root-only file holding the key material; takes priority over
-        {option}`netsecrets.client.encryptionKey`. With `enableInitrd` it is
-        also copied into the initrd (boot.initrd.secrets). `""` means unset.
+        {option}`netsecrets.client.encryptionKey` (setting both warns). With
+        `enableInitrd` it is also appended to the initrd (boot.initrd.secrets),
+        which needs a boot loader that supports initrd secrets (grub,
+        systemd-boot). `""` means unset.
       '';
     };
 
@@ -406,9 +462,25 @@ in
       type = lib.types.bool;
       default = false;
       description = ''
-        Ask for the server password on /dev/console in stage 1 (written to
-        /run/netsecrets-password and copied to /run/secrets/netsecrets-password);
-        both the stage-1 and the stage-2 fetches then use it.
+        Ask for the server password on /dev/console in stage 1. It is written
+        to {option}`netsecrets.client.consolePasswordFile`
+        (/run/netsecrets-password, root, 0400), where it stays after
+        switch-root; both the stage-1 and the stage-2 fetches use it, and
+        {option}`netsecrets.client.password` / `passwordFile` are ignored
+        (a warning says so).
+      '';
+    };
+
+    consolePasswordFile = lib.mkOption {
+      type = lib.types.str;
+      readOnly = true;
+      default = common.consolePasswordFile;
+      description = ''
+        Where the password typed at boot (enableInitrdPassword) is, for the
+        rest of the boot: root-only, in /run (kept across switch-root, gone at
+        shutdown). Services that need it can use this path, e.g. with
+        LoadCredential=. It is not under /run/secrets: sops-nix replaces that
+        path (a symlink) at every activation.
       '';
     };
 
@@ -452,6 +524,7 @@ in
             message = "netsecrets.client.enableInitrd and enableInitrdPassword need systemd in stage 1: set boot.initrd.systemd.enable = true.";
           }
         ]
+        ++ initrdFileAssertions
         ++ map (name: {
           assertion = lib.elem name names;
           message = "secrets.${name} is configured but \"${name}\" is not in netsecrets.client.request_secrets; add it there.";
@@ -467,9 +540,21 @@ in
             Nix store. Use netsecrets.client.passwordFile with a root-only file, or
             enableInitrdPassword, instead.
           ''
-          ++ lib.optional (nonEmpty cfg.password && (cfg.enableInitrdPassword || nonEmpty cfg.passwordFile)) ''
-            netsecrets.client.password is ignored because netsecrets.client.passwordFile or
-            enableInitrdPassword is set; remove it.
+          ++ lib.optional (nonEmpty cfg.password && !cfg.enableInitrdPassword && nonEmpty cfg.passwordFile) ''
+            netsecrets.client.password is ignored because netsecrets.client.passwordFile is set
+            (the file takes priority); remove one of them.
+          ''
+          ++ lib.optional (nonEmpty cfg.password && cfg.enableInitrdPassword) ''
+            netsecrets.client.password is ignored because netsecrets.client.enableInitrdPassword
+            is set (the password typed at boot is used); remove netsecrets.client.password.
+          ''
+          ++ lib.optional (nonEmpty cfg.passwordFile && cfg.enableInitrdPassword) ''
+            netsecrets.client.passwordFile is ignored because netsecrets.client.enableInitrdPassword
+            is set (the password typed at boot is used); remove netsecrets.client.passwordFile.
+          ''
+          ++ lib.optional (!cfg.insecure && nonEmpty cfg.encryptionKey && nonEmpty cfg.encryptionKeyFile) ''
+            netsecrets.client.encryptionKey is ignored because netsecrets.client.encryptionKeyFile
+            is set (the file takes priority); remove one of them.
           ''
           ++ lib.optional (!cfg.insecure && nonEmpty cfg.encryptionKey && !(nonEmpty cfg.encryptionKeyFile)) ''
             netsecrets.client.encryptionKey is set: the key is copied into the world-readable
@@ -530,7 +615,6 @@ in
             wantedBy = [ "initrd.target" ];
             after = [ "systemd-vconsole-setup.service" ];
             before = [
-              "netsecrets-copy-password.service"
               "netsecrets-client.service"
               "cryptsetup-pre.target"
               "initrd.target"
@@ -557,34 +641,6 @@ in
               TTYVHangup = false;
               # A person is typing.
               TimeoutStartSec = "infinity";
-              UMask = "0077";
-            };
-          };
-          netsecrets-copy-password = lib.recursiveUpdate initrdBase {
-            description = "netsecrets: hand the console password over to stage 2";
-            wantedBy = [ "initrd.target" ];
-            requires = [ "netsecrets-ask-password.service" ];
-            after = [ "netsecrets-ask-password.service" ];
-            before = [
-              "netsecrets-client.service"
-              "initrd.target"
-              "initrd-switch-root.target"
-              "shutdown.target"
-            ]
-            ++ lib.optionals cfg.enableInitrd fetchUnits;
-            serviceConfig = {
-              Type = "oneshot";
-              RemainAfterExit = true;
-              ExecStart = common.execLine utils [
-                exe
-                "copy-password"
-                "--from"
-                common.consolePasswordFile
-                "--to"
-                common.stage2PasswordFile
-              ];
-              StandardOutput = "journal+console";
-              StandardError = "journal+console";
               UMask = "0077";
             };
           };

@@ -50,14 +50,23 @@ in
   # encryptionKeyFile/encryptionKey): the file wins; a literal value is written
   # to the world-readable store under `storeName` (the modules warn about it);
   # neither gives null.
+  #
+  # The store file is returned as a store-path STRING, not the derivation:
+  # boot.initrd.secrets accepts a store-path string (or a Nix path) on a
+  # machine whose boot loader cannot append initrd secrets, and refuses a
+  # derivation (nixpkgs' nixos/modules/system/boot/stage-1.nix, checked in
+  # tests/nix against NixOS 24.05).
   fileOrLiteral =
     pkgs: storeName: file: literal:
     if nonEmpty file then
       file
     else if nonEmpty literal then
-      pkgs.writeText storeName literal
+      "${pkgs.writeText storeName literal}"
     else
       null;
+
+  # True when fileOrLiteral would pick the file (not a store copy).
+  isFile = file: nonEmpty file;
 
   inherit secretName pathNotInStore pathNotInStoreOrEmpty;
 
@@ -68,12 +77,11 @@ in
   # Stage-1 (initrd) secrets: <initrdDir>/<name>; /run survives switch-root.
   # Keep in sync with initrd/units/netsecrets-client.service.
   initrdDir = "/run/netsecrets";
-  # Written by `netsecrets ask-password` in stage 1. Keep in sync with
-  # src/cli.rs (DEFAULT_PASSWORD_PATH) and initrd/units/netsecrets-ask-password.service.
+  # Written by `netsecrets ask-password` in stage 1 (root, 0400) and read from
+  # there by stage 2 too: /run survives switch-root. Not /run/secrets: sops-nix
+  # owns that path as a symlink it replaces at every activation (see
+  # docs/nixos.md). Keep in sync with src/cli.rs (DEFAULT_PASSWORD_PATH).
   consolePasswordFile = "/run/netsecrets-password";
-  # Copied there by `netsecrets copy-password` for stage 2. Keep in sync with
-  # src/cli.rs (DEFAULT_PASSWORD_COPY) and initrd/units/netsecrets-copy-password.service.
-  stage2PasswordFile = "/run/secrets/netsecrets-password";
   # Where boot.initrd.secrets puts the client's key and password inside the
   # initrd. Keep in sync with initrd/units/netsecrets-client.service.
   initrdKeyFile = "/etc/netsecrets/initrd-key";
