@@ -4,17 +4,19 @@
 # ../shared/nixpkgs/nixpkgs-24.05-*.tar.xz for that, so what this proves is the
 # option names and unit rendering of NixOS 24.05).
 #
-# Called by initrd/boot-test/run as
+# Called by initrd/boot-test/run and tests/sops/run (through
+# initrd/boot-test/nixeval.py) as
 #   nix-instantiate --eval --strict --json initrd/boot-test/units.nix \
 #     --argstr configsJson '{"<config>": {"enableInitrd": true, ...}, ...}'
-# Every <config> is one machine: the client module with the site settings of
-# the boot test (server 10.0.2.100:7777, the guestfwd address; secrets alpha
-# and beta) plus the options given for it. For each it returns
+# Every <config> is one machine: a NixOS configuration with systemd in stage 1,
+# a boot loader that appends boot.initrd.secrets (systemd-boot) and the
+# netsecrets.client settings given for it. For each it returns
 #   units        { "<unit>" = text; } of every boot.initrd.systemd.units entry
 #                whose name starts with "netsecrets" or is
 #                initrd-nixos-copy-secrets.service (boot.initrd.secrets);
 #   wantedBy     { "<unit>" = [ targets ]; } for the same units (NixOS makes
-#                the .wants symlinks from these; the units have no [Install]);
+#                the .wants symlinks from these; systemd does not read
+#                [Install] at boot);
 #   copySecretsScript  the script of initrd-nixos-copy-secrets.service;
 #   initrdSecrets  boot.initrd.secrets: { "<path in the initrd>" = "<source>"; };
 #   exe          lib.getExe netsecrets.client.package (the store path the
@@ -23,7 +25,8 @@
 #   stage2       { "<unit>" = text; } of the stage-2 netsecrets units
 #                (systemd.units), to read where stage 2 takes the password;
 #   assertions / warnings  failed assertion messages and warnings (the
-#                harness fails on a failed assertion).
+#                harness fails a machine with either: its settings are the
+#                documented ones).
 #
 # Nothing is built: only unit texts and store paths are evaluated.
 {
@@ -35,22 +38,10 @@ let
   lib = import (nixpkgs + "/lib");
   configs = builtins.fromJSON configsJson;
 
-  # Site settings shared by every boot-test machine. Paths only: the password
-  # and the key are files handed over through boot.initrd.secrets; the
-  # harness knows what it puts at these source paths.
+  # Everything but netsecrets.client, which comes from the harness. The
+  # password and key options name files on the NixOS host (strings, never
+  # read here); the harness knows what it puts at those paths.
   site = {
-    netsecrets.client = {
-      enable = true;
-      server = "10.0.2.100";
-      port = 7777;
-      request_secrets = [
-        "alpha"
-        "beta"
-      ];
-      passwordFile = "/etc/nixos/netsecrets/client-password";
-      encryptionKeyFile = "/etc/nixos/netsecrets/client-key";
-      verbose = true;
-    };
     # A boot loader that appends boot.initrd.secrets to the initrd (NixOS
     # 24.05 refuses string sources with one that cannot).
     boot.loader.systemd-boot.enable = true;
@@ -81,7 +72,7 @@ let
           ../../nix/modules
           site
           package
-          { netsecrets.client = settings; }
+          { netsecrets.client = { enable = true; } // settings; }
         ];
       };
       cfg = sys.config;
