@@ -55,23 +55,24 @@ let
     system.stateVersion = "24.05";
   };
 
-  # The package as the flake builds it (flake.nix: pkgsStatic.callPackage
+  # One package set for every machine (evaluated once, shared), with the
+  # package as the flake builds it (flake.nix: pkgsStatic.callPackage
   # nix/package.nix), so the units name the store path a user's machine
   # would have. Evaluated, never built: the harness puts the static binary
   # under test at that path.
-  package = {
-    nixpkgs.overlays = [ (final: _: { netsecrets = final.pkgsStatic.callPackage ../../nix/package.nix { }; }) ];
+  pkgs = import nixpkgs {
+    inherit system;
+    overlays = [ (final: _: { netsecrets = final.pkgsStatic.callPackage ../../nix/package.nix { }; }) ];
   };
 
   evalOne =
     settings:
     let
       sys = import (nixpkgs + "/nixos/lib/eval-config.nix") {
-        inherit system;
+        inherit system pkgs;
         modules = [
           ../../nix/modules
           site
-          package
           { netsecrets.client = { enable = true; } // settings; }
         ];
       };
