@@ -4,10 +4,12 @@ Shared by initrd/boot-test/run (the qemu boot test) and tests/sops/run (sops-nix
 
 The nixpkgs tree is, in this order: $NETSECRETS_NIXPKGS; <nixpkgs> on NIX_PATH; the tarball
 ../shared/nixpkgs/nixpkgs-*.tar.xz beside the repository, unpacked once into
-$NETSECRETS_NIXPKGS_CACHE (default ~/.cache/netsecrets-nixpkgs/<tarball name>/). None of them:
-NoNixpkgs, which the callers turn into a loud skip (a failure under CI=true).
+${XDG_CACHE_HOME:-~/.cache}/netsecrets/nixpkgs-<first 16 hex of its SHA-256>/ (the same place
+tests/nix/check.py unpacks it, so one copy serves both). None of them: NoNixpkgs, which the
+callers turn into a loud skip (a failure under CI=true).
 """
 
+import hashlib
 import json
 import os
 import shutil
@@ -20,8 +22,7 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parent.parent
 UNITS_NIX = HERE / "units.nix"
 SHARED_NIXPKGS = REPO.parent / "shared" / "nixpkgs"  # ../shared beside the repository
-NIXPKGS_CACHE = Path(os.environ.get("NETSECRETS_NIXPKGS_CACHE")
-                     or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "netsecrets-nixpkgs")
+NIXPKGS_CACHE = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "netsecrets"
 
 
 class NoNixpkgs(Exception):
@@ -67,10 +68,14 @@ def find_nixpkgs(workdir, log=print):
         raise NoNixpkgs("no nixpkgs to evaluate the NixOS module with: set NETSECRETS_NIXPKGS to a nixpkgs "
                         f"tree, put <nixpkgs> on NIX_PATH, or provide {SHARED_NIXPKGS}/nixpkgs-*.tar.xz")
     tarball = tarballs[-1]
-    dest = NIXPKGS_CACHE / tarball.name[: -len(".tar.xz")]
+    h = hashlib.sha256()
+    with open(tarball, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    dest = NIXPKGS_CACHE / f"nixpkgs-{h.hexdigest()[:16]}"
     if not is_nixpkgs(dest):
         NIXPKGS_CACHE.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix="unpack-", dir=NIXPKGS_CACHE))
+        tmp = Path(tempfile.mkdtemp(prefix="nixpkgs-", dir=NIXPKGS_CACHE))
         t0 = time.monotonic()
         try:
             p = subprocess.run(["tar", "-C", str(tmp), "-xJf", str(tarball)], stdout=subprocess.PIPE,
