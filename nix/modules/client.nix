@@ -119,7 +119,9 @@ let
         exe
         "send"
         "--server"
-        cfg.server
+        # null fails an assertion (below); "" keeps the unit text evaluable
+        # so that the assertion's message, not an escaping error, is shown.
+        (if cfg.server == null then "" else cfg.server)
         "--port"
         (toString cfg.port)
       ]
@@ -474,7 +476,8 @@ in
     consolePasswordFile = lib.mkOption {
       type = lib.types.str;
       readOnly = true;
-      default = common.consolePasswordFile;
+      # Defined by this module (below), so a definition elsewhere is an error.
+      defaultText = lib.literalExpression ''"${common.consolePasswordFile}"'';
       description = ''
         Where the password typed at boot (enableInitrdPassword) is, for the
         rest of the boot: root-only, in /run (kept across switch-root, gone at
@@ -503,7 +506,9 @@ in
     };
   };
 
-  config = lib.mkIf cfg.enable (
+  config = lib.mkMerge [
+    { netsecrets.client.consolePasswordFile = common.consolePasswordFile; }
+    (lib.mkIf cfg.enable (
     lib.mkMerge [
       {
         assertions = [
@@ -678,5 +683,6 @@ in
           };
       })
     ]
-  );
+  ))
+  ];
 }
