@@ -99,7 +99,8 @@ def has(sub, text, what="text"):
 
 
 def has_not(sub, text, what="text"):
-    expect(sub not in text, f"unexpected {sub!r} in {what}:\n{text}")
+    lines = [line for line in text.splitlines() if sub in line]
+    expect(not lines, f"unexpected {sub!r} in {what}:\n" + "\n".join(lines))
 
 
 # ---- tools --------------------------------------------------------------------------------
@@ -144,7 +145,8 @@ def find_nixpkgs(env):
     if given:
         if is_tree(given):
             return os.path.abspath(given), "NETSECRETS_NIXPKGS"
-        return None, f"NETSECRETS_NIXPKGS={given} is not a nixpkgs tree (no nixos/lib/eval-config.nix)"
+        R.fail(f"NETSECRETS_NIXPKGS={given} is a nixpkgs tree", "no nixos/lib/eval-config.nix there")
+        return None, f"NETSECRETS_NIXPKGS={given} is not a nixpkgs tree"
     if os.environ.get("NIX_PATH"):
         p = run(["nix-instantiate", "--find-file", "nixpkgs"], env)
         found = p.stdout.strip()
@@ -206,13 +208,14 @@ def parse_all(env):
 
 
 class Evaluator:
-    """nix-instantiate --eval --strict --json against a private chroot store, so the .drv
-    files of every evaluated system are written where the leak checks can read them."""
+    """nix-instantiate --eval --strict --json against a private chroot store (one per group,
+    so parallel groups do not wait for each other's database lock), so the .drv files of
+    every evaluated system are written where the leak checks can read them."""
 
-    def __init__(self, env, tmp, nixpkgs):
+    def __init__(self, env, tmp, nixpkgs, group):
         self.env = env
         self.nixpkgs = nixpkgs
-        self.root = os.path.join(tmp, "store-root")
+        self.root = os.path.join(tmp, "store-" + group)
         os.makedirs(self.root, exist_ok=True)
         self.store = ["--store", f"local?root={self.root}"]
 
@@ -277,8 +280,11 @@ GROUPS = {
     "clients": ["seed-client", "doc-client", "owned-client", "prompt-only-none"],
     "initrd": ["initrd-grub", "initrd-systemd-boot", "initrd-none-literals"],
     "prompt": ["prompt-grub", "prompt-systemd-boot", "prompt-none-literal-key"],
+    # The module system keeps what it evaluated: the many small configurations are split in
+    # two so that no process grows past a few GB.
+    "types": ["types"],
     "options": [
-        "types", "initrd-none-files", "seed-client-initrd-none", "prompt-none-key-file",
+        "initrd-none-files", "seed-client-initrd-none", "prompt-none-key-file",
         "prompt-with-password", "client-password-and-file", "client-no-server", "client-no-password",
         "client-stray-secret", "initrd-no-systemd", "initrd-no-network", "server-no-password",
         "server-no-secrets", "server-stray-file", "server-reserved-name", "server-plaintext", "disabled",
@@ -293,7 +299,7 @@ LITERALS = ["hunter2", "my-aes-key", "ignored-literal-key", "literal-initrd-pass
 NIXPKGS_INITRD_MSG = "boot.loader.initrd.secrets values must be unquoted paths"
 
 
-def nixos_checks(ev, tmp):
+def nixos_checks(env, tmp, nixpkgs):
     print("== NixOS: the modules in real NixOS (tests/nix/nixos.nix)", flush=True)
     canary_dir = os.path.join(tmp, "canary")
     os.makedirs(canary_dir)
@@ -308,10 +314,13 @@ def nixos_checks(ev, tmp):
     nixfile = os.path.join(HERE, "nixos.nix")
     flakefile = os.path.join(HERE, "flake.nix")
     facts, times, errors = {}, {}, {}
+    evaluators = {g: Evaluator(env, tmp, nixpkgs, g) for g in list(GROUPS) + ["flake"]}
+    group_of = {s: g for g, ss in GROUPS.items() for s in ss}
 
     def run_group(group):
         import time
         t0 = time.monotonic()
+        ev = evaluators[group]
         if group == "flake":
             out, err = ev.eval(flakefile, [], attr="facts")
         else:
@@ -322,7 +331,7 @@ def nixos_checks(ev, tmp):
     import time
     t_all = time.monotonic()
     with concurrent.futures.ThreadPoolExecutor(max_workers=2) as pool:
-        for group, out, err, secs in pool.map(run_group, ["options", "servers", "clients", "initrd", "prompt", "flake"]):
+        for group, out, err, secs in pool.map(run_group, ["options", "types", "servers", "clients", "initrd", "prompt", "flake"]):
             times[group] = secs
             if out is None:
                 errors[group] = err
@@ -331,8 +340,10 @@ def nixos_checks(ev, tmp):
             else:
                 facts.update(out)
     wall = time.monotonic() - t_all
+    import resource
+    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024 / 1024
     print("info: evaluation times (s): " + ", ".join(f"{g} {t:.0f}" for g, t in times.items())
-          + f"; wall {wall:.0f} with 2 in parallel", flush=True)
+          + f"; wall {wall:.0f} with 2 in parallel; largest nix-instantiate {peak:.1f} GB", flush=True)
 
     for group, err in errors.items():
         R.fail(f"nix-instantiate of group {group} ({', '.join(GROUPS.get(group, ['flake outputs']))})", err)
@@ -710,7 +721,7 @@ def nixos_checks(ev, tmp):
         def c():
             drv = f(name)["drvPath"]
             expect(drv, f"{name}: no drvPath")
-            found = ev.grep_closure(drv, list(absent) + list(only_in or {}))
+            found = evaluators[group_of[name]].grep_closure(drv, list(absent) + list(only_in or {}))
             bad = [f"{s!r} in {p}" for s in absent for p in found[s]]
             for s, suffix in (only_in or {}).items():
                 expect(found[s], f"{s!r} is in no derivation (expected the warned store file)")
@@ -885,7 +896,7 @@ def main():
         nixpkgs, where = find_nixpkgs(env)
         if nixpkgs:
             print(f"nixpkgs: {nixpkgs} ({where}; lib/.version {nixpkgs_version(nixpkgs)})", flush=True)
-            facts = nixos_checks(Evaluator(env, tmp, nixpkgs), tmp)
+            facts = nixos_checks(env, tmp, nixpkgs)
             flake_checks(facts)
         else:
             R.skip(f"real-NixOS evaluation, flake checks and systemd-analyze: {where}. Set NETSECRETS_NIXPKGS "
