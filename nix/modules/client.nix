@@ -81,11 +81,12 @@ let
     };
 
   noAppend = "its boot loader cannot append secrets to the initrd (boot.loader.supportsInitrdSecrets is false: no boot loader, or one without initrd secrets)";
-  initrdFileAssertions = lib.optionals cfg.enableInitrd [
+  initrdFileAssertions = lib.optionals (cfg.enableInitrd || verifyPassword) [
     {
       assertion = canAppend || !keyIsFile;
       message = ''
-        netsecrets.client.encryptionKeyFile cannot reach stage 1 (netsecrets.client.enableInitrd) on
+        netsecrets.client.encryptionKeyFile cannot reach stage 1 (netsecrets.client.enableInitrd, or
+        enableInitrdPassword checking the typed password against the server) on
         this machine: ${noAppend}. Use a boot loader that appends initrd secrets (boot.loader.grub
         or boot.loader.systemd-boot), or set netsecrets.client.encryptionKey instead (it is then
         copied into the world-readable Nix store and the initrd), or set netsecrets.client.enableInitrd = false.
@@ -164,8 +165,11 @@ let
     );
 
   # Stage 2 fetch units run as root (they chown each file to its owner) but
-  # see a read-only system except /var/lib/netsecrets.
+  # see a read-only system except /var/lib/netsecrets. fchown is in @chown,
+  # which ~@privileged removes: without it back the unit dies of SIGSYS
+  # (found by the boot test's scenario 6).
   hardening = common.sandbox // {
+    SystemCallFilter = common.sandbox.SystemCallFilter ++ [ "@chown" ];
     CapabilityBoundingSet = [
       "CAP_CHOWN"
       "CAP_FOWNER"
@@ -227,6 +231,53 @@ let
   };
 
   initrdPromptUnits = lib.optional cfg.enableInitrdPassword "netsecrets-ask-password.service";
+
+  # The typed password is checked against the server (by fetching the first
+  # requested secret) when stage 1 has a network: each typed password is sent
+  # once, a rejected one is asked for again at once, so a typo costs one
+  # failure on the server, never a lockout (--tries stays below the server's
+  # default --max-failures of 5). Without an initrd network it cannot be
+  # checked there, and the prompt only stores it.
+  initrdNetwork = config.boot.initrd.network.enable || config.boot.initrd.systemd.network.enable;
+  verifyPassword = cfg.enableInitrdPassword && initrdNetwork && names != [ ];
+  askPasswordArgs = [
+    exe
+    "ask-password"
+    "--tty"
+    "/dev/console"
+    "--output"
+    common.consolePasswordFile
+  ]
+  ++ lib.optionals verifyPassword (
+    [
+      "--verify-secret"
+      (lib.head names)
+      "--server"
+      (if cfg.server == null then "" else cfg.server)
+      "--port"
+      (toString cfg.port)
+    ]
+    ++ lib.optionals (cfg.fallbacks != [ ]) [
+      "--fallbacks"
+      (lib.concatStringsSep "," cfg.fallbacks)
+    ]
+    ++ (
+      if keyFile != null then
+        [
+          "--encryption-key-file"
+          common.initrdKeyFile
+        ]
+      else
+        [ "--insecure" ]
+    )
+    ++ [
+      # Per typed password: long enough for a late initrd network.
+      "--timeout"
+      (toString (lib.max 60 (if cfg.timeout == null then 30 else cfg.timeout)))
+      "--tries"
+      "3"
+    ]
+  );
 
   initrdUnit =
     name:
@@ -304,9 +355,9 @@ let
           description = "Group (name or gid) of the stage-2 file.";
         };
         mode = lib.mkOption {
-          type = lib.types.strMatching "[0-7]{3,4}";
+          type = lib.types.strMatching "0?[0-7]{3}";
           default = "0400";
-          description = "Permissions of the stage-2 file, in octal.";
+          description = "Permissions of the stage-2 file, in octal (no setuid, setgid or sticky bit: `netsecrets send` refuses them).";
         };
       };
     };
@@ -570,7 +621,7 @@ in
             plaintext. Set netsecrets.client.encryptionKeyFile (or insecure = true to say so).
           ''
           ++ lib.optional (
-            cfg.enableInitrd && !(config.boot.initrd.network.enable || config.boot.initrd.systemd.network.enable)
+            cfg.enableInitrd && !initrdNetwork
           ) ''
             netsecrets.client.enableInitrd is set but the initrd has no network: set
             boot.initrd.network.enable = true (and configure boot.initrd.systemd.network),
@@ -618,7 +669,17 @@ in
           netsecrets-ask-password = lib.recursiveUpdate initrdBase {
             description = "netsecrets: ask for the server password on the console";
             wantedBy = [ "initrd.target" ];
-            after = [ "systemd-vconsole-setup.service" ];
+            after = [
+              "systemd-vconsole-setup.service"
+            ]
+            ++ lib.optionals verifyPassword [
+              "network-online.target"
+              "initrd-nixos-copy-secrets.service"
+            ];
+            wants = lib.optionals verifyPassword (
+              [ "network-online.target" ]
+              ++ lib.optional (initrdSecrets != { }) "initrd-nixos-copy-secrets.service"
+            );
             before = [
               "netsecrets-client.service"
               "cryptsetup-pre.target"
@@ -629,14 +690,7 @@ in
             serviceConfig = {
               Type = "oneshot";
               RemainAfterExit = true;
-              ExecStart = common.execLine utils [
-                exe
-                "ask-password"
-                "--tty"
-                "/dev/console"
-                "--output"
-                common.consolePasswordFile
-              ];
+              ExecStart = common.execLine utils askPasswordArgs;
               # Own the console while the prompt is up.
               StandardInput = "tty-force";
               StandardOutput = "tty";
@@ -652,8 +706,11 @@ in
         };
       })
 
-      (lib.mkIf cfg.enableInitrd {
+      (lib.mkIf (cfg.enableInitrd || verifyPassword) {
         boot.initrd.secrets = initrdSecrets;
+      })
+
+      (lib.mkIf cfg.enableInitrd {
 
         boot.initrd.systemd.services =
           lib.listToAttrs (map (name: lib.nameValuePair (unitBase name) (initrdUnit name)) names)

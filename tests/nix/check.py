@@ -633,8 +633,14 @@ def nixos_checks(env, tmp, nixpkgs):
             expect(sorted(iu) == ["netsecrets-ask-password.service", "netsecrets-client.service",
                                   "netsecrets-secret-luks-key.service"], sorted(iu))
             ask = iu["netsecrets-ask-password.service"]
+            # Each typed password checked once against the server (issue 12: a typo costs one failure).
             expect(re.fullmatch(r'"/nix/store/[^"]+/bin/netsecrets" "ask-password" "--tty" "/dev/console" '
-                                r'"--output" "/run/netsecrets-password"', exec_start(ask)), exec_start(ask))
+                                r'"--output" "/run/netsecrets-password" "--verify-secret" "luks-key" '
+                                r'"--server" "10.0.0.1" "--port" "8080" '
+                                r'"--encryption-key-file" "/etc/netsecrets/initrd-key" "--timeout" "60" "--tries" "3"',
+                                exec_start(ask)), exec_start(ask))
+            expect("network-online.target" in words(ask, "After") and "network-online.target" in words(ask, "Wants")
+                   and "initrd-nixos-copy-secrets.service" in words(ask, "After"), ask)
             expect(unit_lines(ask, "TTYPath") == ["/dev/console"] and unit_lines(ask, "DefaultDependencies") == ["false"], ask)
             expect(x["initrdWantedBy"]["netsecrets-ask-password.service"] == ["initrd.target"], x["initrdWantedBy"])
             fetch = iu["netsecrets-secret-luks-key.service"]
@@ -652,7 +658,8 @@ def nixos_checks(env, tmp, nixpkgs):
                 has_not("/run/secrets", t, n)
                 has_not("copy-password", t, n)
         R.check(f"NixOS: enableInitrdPassword + enableInitrd with {loader}: prompt -> fetch in stage 1; stage 2 "
-                f"loads /run/netsecrets-password (consolePasswordFile); nothing under /run/secrets", c)
+                f"loads /run/netsecrets-password (consolePasswordFile); the typed password is verified once per try against the "
+                f"server; nothing under /run/secrets", c)
     prompt("prompt-grub", "grub", True)
     prompt("prompt-systemd-boot", "systemd-boot", True)
     prompt("prompt-none-literal-key", "no boot loader (literal key)", False)
@@ -662,6 +669,8 @@ def nixos_checks(env, tmp, nixpkgs):
         iu = iunits("prompt-only-none")
         expect(sorted(iu) == ["netsecrets-ask-password.service"], sorted(iu))
         expect(x["initrdSecrets"] == {}, x["initrdSecrets"])
+        # No initrd network: the typed password cannot be checked in stage 1, only stored.
+        has_not("--verify-secret", iu["netsecrets-ask-password.service"], "netsecrets-ask-password.service")
         t = units("prompt-only-none")["netsecrets-secret-db-password.service"]
         expect(unit_lines(t, "LoadCredential") == ["netsecrets.password:/run/netsecrets-password",
                                                     "netsecrets.encryption-key:/run/agenix/key"], t)
@@ -699,15 +708,15 @@ def nixos_checks(env, tmp, nixpkgs):
         t = f("types")
         accepted = {"server-port-string": 8081, "server-port-int": 8081, "server-port-default": 8080,
                     "client-port-string": 8081, "server-alias-passwordFile": "/run/a/pw",
-                    "client-alias-password_file": "/run/a/pw"}
+                    "client-alias-password_file": "/run/a/pw", "client-mode-0440": "0440"}
         for k, v in accepted.items():
             expect(t[k] == {"ok": True, "value": v}, f"{k}: {t[k]}, want {v}")
         refused = [k for k in t if k not in accepted]
-        expect(len(refused) == 13, f"refused cases: {refused}")
+        expect(len(refused) == 14, f"refused cases: {refused}")
         for k in refused:
             expect(t[k]["ok"] is False, f"{k} was accepted: {t[k]}")
     R.check("NixOS: option types: ports as int or string, bad ports, store paths, Nix path values, "
-            "relative paths and bad secret names refused; consolePasswordFile read-only; password_file and "
+            "relative paths, bad secret names and setuid modes refused; consolePasswordFile read-only; password_file and "
             "passwordFile on both modules", types)
 
     # -- no secret value in any unit; no ignored or file-held secret in any derivation

@@ -637,6 +637,12 @@ let
     client-console-password-file-readonly = value [ { netsecrets.client.consolePasswordFile = "/run/secrets/x"; } ] (
       c: c.netsecrets.client.consolePasswordFile
     );
+    client-mode-setuid = value [ (clientWith { request_secrets = [ "db-password" ]; }) { secrets.db-password.mode = "4755"; } ] (
+      c: c.secrets.db-password.mode
+    );
+    client-mode-0440 = value [ (clientWith { request_secrets = [ "db-password" ]; }) { secrets.db-password.mode = "0440"; } ] (
+      c: c.secrets.db-password.mode
+    );
     # Both spellings, both modules, to the same option.
     server-alias-passwordFile = value [
       {
