@@ -9,7 +9,7 @@ let
   # Secret names as the wire protocol allows them (SPEC §2): 1-255 bytes of
   # [A-Za-z0-9._@+-], not "." or "..". They become file names, credential
   # names and unit names, so the type refuses anything else at evaluation.
-  # Keep in sync with src/protocol.rs (secret name validation).
+  # Keep in sync with src/wire/protocol.rs (secret name validation).
   secretName = lib.types.addCheck (lib.types.strMatching "[A-Za-z0-9._@+-]{1,255}") (
     s: s != "." && s != ".."
   )
@@ -70,20 +70,19 @@ in
 
   inherit secretName pathNotInStore pathNotInStoreOrEmpty;
 
-  # Default TCP port. Keep in sync with src/cli.rs (DEFAULT_PORT) and README.md.
+  # Default TCP port. Keep in sync with src/cli/mod.rs (DEFAULT_PORT) and README.md.
   defaultPort = 8080;
   # Stage-2 secrets: <stateDir>/<name>. Keep in sync with src/ and README.md.
   stateDir = "/var/lib/netsecrets";
   # Stage-1 (initrd) secrets: <initrdDir>/<name>; /run survives switch-root.
-  # Keep in sync with initrd/units/netsecrets-client.service.
   initrdDir = "/run/netsecrets";
   # Written by `netsecrets ask-password` in stage 1 (root, 0400) and read from
   # there by stage 2 too: /run survives switch-root. Not /run/secrets: sops-nix
   # owns that path as a symlink it replaces at every activation (see
-  # docs/nixos.md). Keep in sync with src/cli.rs (DEFAULT_PASSWORD_PATH).
+  # docs/nixos.md). Keep in sync with src/cli/mod.rs (DEFAULT_PASSWORD_PATH).
   consolePasswordFile = "/run/netsecrets-password";
   # Where boot.initrd.secrets puts the client's key and password inside the
-  # initrd. Keep in sync with initrd/units/netsecrets-client.service.
+  # initrd (the boot test places them there the same way).
   initrdKeyFile = "/etc/netsecrets/initrd-key";
   initrdPasswordFile = "/etc/netsecrets/initrd-password";
 
