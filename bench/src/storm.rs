@@ -12,9 +12,11 @@
 //! file are left out.
 //!
 //! Variants: `up` (the server is up from the start), `late` (it starts `--late` seconds after the
-//! first attempts), `failover` (the primary vanishes when half the secrets are served: its
-//! address is removed, then the process is killed, so its clients hear nothing and wait out their
-//! attempt deadline; the fallback takes over), `nat` (every client behind one address). Before
+//! first attempts), `failover` (the primary freezes when half the secrets are served: SIGSTOP,
+//! sent by the client whose secret makes the half, so that it happens mid-storm to the
+//! millisecond; its kernel still completes handshakes but nothing answers, so its clients wait
+//! out their 5 s attempt deadline as for a machine that lost power, then the fallback takes
+//! over), `nat` (every client behind one address). Before
 //! the variants, the existing load generator (`nsbench load`) measures the server's throughput
 //! in the same namespaces with the same server flags (C = 8 and 64; the better is the
 //! throughput), and the ideal storm time is N x K / that throughput.
@@ -403,7 +405,7 @@ impl Variant {
         match self {
             Variant::Up => "(a) server up from the start".into(),
             Variant::Late => format!("(b) server starts {late} s after the first attempts"),
-            Variant::Failover => "(c) primary vanishes mid-storm, fallback takes over".into(),
+            Variant::Failover => "(c) primary freezes mid-storm, fallback takes over".into(),
             Variant::Nat => "(d) every client behind one address (NAT)".into(),
         }
     }
@@ -419,9 +421,24 @@ struct Done {
     why: String,
 }
 
+/// When the primary freezes (`failover`): the light client whose secret makes `progress` reach
+/// `at` stops it with SIGSTOP at once. A frozen server answers nothing while its kernel still
+/// completes handshakes, so its clients wait out their 5 s attempt deadline, as for a machine
+/// that lost power, then move on to the fallback.
+struct Freeze {
+    at: usize,
+    pid: u32,
+    when: Mutex<Option<Instant>>,
+}
+
 /// A light client: the library's `Client`, the same schedule as `send`, one deadline for all K
 /// secrets (as `fetch_all`), counting each secret fetched in `progress`.
-fn light(servers: Vec<String>, k: usize, progress: &AtomicUsize) -> (bool, u32, String) {
+fn light(
+    servers: Vec<String>,
+    k: usize,
+    progress: &AtomicUsize,
+    freeze: &Freeze,
+) -> (bool, u32, String) {
     let cfg = ClientConfig {
         servers,
         port: PORT,
@@ -438,7 +455,12 @@ fn light(servers: Vec<String>, k: usize, progress: &AtomicUsize) -> (bool, u32, 
         };
         match c.fetch(&name, deadline) {
             Ok(v) if v == value_for(&n) => {
-                progress.fetch_add(1, Ordering::Relaxed);
+                if progress.fetch_add(1, Ordering::Relaxed) + 1 == freeze.at && freeze.pid > 0 {
+                    // SAFETY: kill(2) takes two integers; the pid is the primary's, a child of
+                    // this process not yet reaped (it is reaped after every client is done).
+                    unsafe { libc::kill(freeze.pid as libc::pid_t, libc::SIGSTOP) };
+                    *lock(&freeze.when) = Some(Instant::now());
+                }
             }
             Ok(_) => return (false, c.attempts(), format!("wrong value for {n}")),
             Err(e) => return (false, c.attempts(), e.to_string()),
@@ -506,6 +528,8 @@ struct Report {
     failed: Vec<String>,
     log: Log,
     listen_drops: u64,
+    /// Most threads a server had (workers + the monitor): connections served at once + 1.
+    peak_threads: u64,
 }
 
 impl Report {
@@ -537,7 +561,7 @@ fn storm(cfg: &Cfg, net: &Net, v: Variant) -> Report {
         net.clients.len()
     };
     let stride = (cfg.clients / cfg.real.max(1)).max(1);
-    let is_real = |j: usize| cfg.real > 0 && j % stride == 0 && j / stride < cfg.real;
+    let is_real = |j: usize| cfg.real > 0 && j.is_multiple_of(stride) && j / stride < cfg.real;
     let drops0 = listen_drops(net);
     let logs = [cfg.work.join("primary.log"), cfg.work.join("fallback.log")];
     let mut primary = None;
@@ -556,8 +580,19 @@ fn storm(cfg: &Cfg, net: &Net, v: Variant) -> Report {
     }
     let progress = Arc::new(AtomicUsize::new(0));
     let n_light = (0..cfg.clients).filter(|&j| !is_real(j)).count();
-    // Start time: after every light thread is created and has entered its namespace.
-    let t0 = Instant::now() + Duration::from_millis(300 + n_light as u64 / 2);
+    let freeze = Arc::new(Freeze {
+        at: if v == Variant::Failover {
+            n_light * cfg.k / 2
+        } else {
+            usize::MAX
+        },
+        pid: primary.as_ref().map_or(0, |p| p.child.id()),
+        when: Mutex::new(None),
+    });
+    // Start time: after every light thread is created and has entered its namespace, and every
+    // real client is spawned and waiting.
+    let t0 =
+        Instant::now() + Duration::from_millis(500 + n_light as u64 / 2 + 10 * cfg.real as u64);
     let mut threads = Vec::new();
     for j in (0..cfg.clients).filter(|&j| !is_real(j)) {
         let ns = net.clients[j % n_addrs]
@@ -565,6 +600,7 @@ fn storm(cfg: &Cfg, net: &Net, v: Variant) -> Report {
             .unwrap_or_else(|e| die(&format!("namespace handle: {e}")));
         let servers = servers.clone();
         let progress = Arc::clone(&progress);
+        let freeze = Arc::clone(&freeze);
         let k = cfg.k;
         let spawned = thread::Builder::new()
             .stack_size(256 * 1024)
@@ -579,30 +615,24 @@ fn storm(cfg: &Cfg, net: &Net, v: Variant) -> Report {
                     thread::sleep(t0 - now);
                 }
                 let start = Instant::now();
-                let (ok, attempts, why) = light(servers, k, &progress);
+                let (ok, attempts, why) = light(servers, k, &progress, &freeze);
                 (start, Instant::now(), ok, attempts, why)
             });
         threads
             .push(spawned.unwrap_or_else(|e| die(&format!("cannot start a client thread: {e}"))));
     }
-    let now = Instant::now();
-    if now < t0 {
-        thread::sleep(t0 - now);
-    } else {
-        eprintln!(
-            "  (client threads took longer to start than planned: {:?} late)",
-            now - t0
-        );
-    }
-    // The real clients, at once. Spawned from a thread that enters each client's namespace in
-    // turn, so that std can use posix_spawn (the child inherits the thread's namespace): a
-    // fork with a `pre_exec` hook copies this process's thousand thread stacks' mappings and
-    // takes ~10 ms each, which would spread the starts over half a second.
+    // The real clients: spawned before the start, each held by a shell waiting for one line on
+    // its stdin before it execs `netsecrets send`, and released at the start with one write
+    // each (spawned at the start instead, on 2 CPUs under the storm's load, their starts spread
+    // over 300 ms). Spawned from a thread that enters each client's namespace in turn: the
+    // child inherits the thread's namespace, and std can use posix_spawn.
     let names_csv = names(cfg.k).join(",");
     let mut cmds: Vec<(usize, File, Command)> = Vec::new();
     for j in (0..cfg.clients).filter(|&j| is_real(j)) {
-        let mut c = Command::new(&cfg.netsecrets);
-        c.args(["send", "--server", PRIMARY, "--port", &PORT.to_string()]);
+        let mut c = Command::new("sh");
+        c.args(["-c", "read -r go && exec \"$0\" \"$@\""])
+            .arg(&cfg.netsecrets)
+            .args(["send", "--server", PRIMARY, "--port", &PORT.to_string()]);
         if v == Variant::Failover {
             c.args(["--fallbacks", FALLBACK]);
         }
@@ -621,7 +651,7 @@ fn storm(cfg: &Cfg, net: &Net, v: Variant) -> Report {
             .arg(out.join(format!("c{j}")));
         let err = File::create(out.join(format!("c{j}.err")))
             .unwrap_or_else(|e| die(&format!("stderr file: {e}")));
-        c.stdin(Stdio::null()).stdout(Stdio::null()).stderr(err);
+        c.stdin(Stdio::piped()).stdout(Stdio::null()).stderr(err);
         let ns = net.clients[j % n_addrs]
             .try_clone()
             .unwrap_or_else(|e| die(&format!("namespace handle: {e}")));
@@ -633,19 +663,34 @@ fn storm(cfg: &Cfg, net: &Net, v: Variant) -> Report {
             if let Err(e) = enter(&ns) {
                 die(&format!("setns: {e}"));
             }
-            let start = Instant::now();
-            started.push((j, start, Proc::spawn(&mut c)));
+            started.push((j, Proc::spawn(&mut c)));
         }
         started
     });
-    let mut reals: Vec<(usize, Instant, Proc)> = spawner
+    let held: Vec<(usize, Proc)> = spawner
         .join()
         .unwrap_or_else(|_| die("the spawner thread panicked"));
+    let now = Instant::now();
+    if now < t0 {
+        thread::sleep(t0 - now);
+    } else {
+        eprintln!(
+            "  (clients took longer to start than planned: {:?} late)",
+            now - t0
+        );
+    }
+    let mut reals: Vec<(usize, Instant, Proc)> = Vec::new();
+    for (j, mut p) in held {
+        if let Some(mut i) = p.child.stdin.take() {
+            let _ = i.write_all(b"go\n");
+        }
+        reals.push((j, Instant::now(), p));
+    }
     // Watch: the late start, the failover, the real clients; bounded by the client deadline
     // and the global limit.
     let end = (t0 + CLIENT_TIMEOUT + Duration::from_secs(10)).min(cfg.limit);
     let mut event = None;
-    let half = n_light * cfg.k / 2;
+    let mut peak_threads = 0;
     let mut over = false;
     loop {
         let now = Instant::now();
@@ -654,25 +699,10 @@ fn storm(cfg: &Cfg, net: &Net, v: Variant) -> Report {
             primary = Some(server(cfg, net, PRIMARY, &logs[0]));
             event = Some(now);
         }
-        if v == Variant::Failover && event.is_none() && progress.load(Ordering::Relaxed) >= half {
-            // The machine vanishes: its address first (so nothing it sends any more, not even
-            // the resets of its closing sockets, can leave), then the process.
-            let _ = Command::new("ip")
-                .args([
-                    "-n",
-                    &net.names[0],
-                    "addr",
-                    "del",
-                    &format!("{PRIMARY}/32"),
-                    "dev",
-                    "lo",
-                ])
-                .status();
-            if let Some(p) = primary.as_mut() {
-                p.kill();
+        for p in [primary.as_ref(), fallback.as_ref()].into_iter().flatten() {
+            if let Some(st) = crate::proc::status(p.child.id()) {
+                peak_threads = peak_threads.max(st.threads);
             }
-            event = Some(Instant::now());
-            eprintln!("  primary vanished after {half} secrets");
         }
         let reals_done = reals
             .iter_mut()
@@ -744,24 +774,16 @@ fn storm(cfg: &Cfg, net: &Net, v: Variant) -> Report {
             why,
         });
     }
-    drop(primary);
-    drop(fallback);
     if v == Variant::Failover {
-        let _ = Command::new("ip")
-            .args([
-                "-n",
-                &net.names[0],
-                "addr",
-                "add",
-                &format!("{PRIMARY}/32"),
-                "dev",
-                "lo",
-            ])
-            .status();
+        event = *lock(&freeze.when);
+        if event.is_none() {
+            eprintln!("  the primary was never frozen (the clients finished first?)");
+        }
     }
+    drop(primary); // a frozen process is killed all the same
+    drop(fallback);
     let mut log = Log::default();
     // The readiness probes (one per server started before the clients) closed without a request.
-    log.closed = 0;
     let probes = match v {
         Variant::Late => 0,
         Variant::Failover => 2,
@@ -782,6 +804,16 @@ fn storm(cfg: &Cfg, net: &Net, v: Variant) -> Report {
     real_times.sort_by(|a, b| a.total_cmp(b));
     let first = done.iter().map(|d| d.start).min().unwrap_or(t0);
     let last = done.iter().map(|d| d.start).max().unwrap_or(t0);
+    for real in [false, true] {
+        let st = done.iter().filter(|d| d.real == real).map(|d| d.start);
+        let (a, b) = (st.clone().min().unwrap_or(t0), st.max().unwrap_or(t0));
+        eprintln!(
+            "  {} clients started {:.1} to {:.1} ms after the start",
+            if real { "real" } else { "light" },
+            a.saturating_duration_since(t0).as_secs_f64() * 1000.0,
+            b.saturating_duration_since(t0).as_secs_f64() * 1000.0
+        );
+    }
     Report {
         makespan: done.iter().map(|d| secs(d.done)).fold(0.0, f64::max),
         event: event.map(secs),
@@ -799,6 +831,7 @@ fn storm(cfg: &Cfg, net: &Net, v: Variant) -> Report {
             .collect(),
         log,
         listen_drops: listen_drops(net).saturating_sub(drops0),
+        peak_threads,
     }
     .without_probes(probes)
 }
@@ -871,10 +904,10 @@ pub fn run(args: &Args) {
         clients * cfg.k,
         ideal
     );
-    let _ = writeln!(md, "| variant | last client done (s after the start) | ratio to ideal | completion p50 / p90 / p99 / max (s) | real `send`s p50 / max (s) | start spread (ms) | retries per client mean / max | failed | served | refused: lockout / per-ip / busy / answer bytes / unlogged | closed without a request | listen-queue drops |");
+    let _ = writeln!(md, "| variant | last client done (s after the start) | ratio to ideal | completion p50 / p90 / p99 / max (s) | real `send`s p50 / max (s) | start spread (ms) | retries per client mean / max | failed | served | refused: lockout / per-ip / busy / answer bytes / unlogged | closed without a request | listen-queue drops | server peak threads |");
     let _ = writeln!(
         md,
-        "|---|---:|---:|---|---|---:|---|---:|---:|---|---:|---:|"
+        "|---|---:|---:|---|---|---:|---|---:|---:|---|---:|---:|---:|"
     );
     let mut bad = false;
     let mut notes = Vec::new();
@@ -885,7 +918,7 @@ pub fn run(args: &Args) {
         {
             let _ = writeln!(
                 md,
-                "| {} | skipped: the global limit ({limit} s) is near | | | | | | | | | | |",
+                "| {} | skipped: the global limit ({limit} s) is near | | | | | | | | | | | |",
                 v.label(cfg.late)
             );
             continue;
@@ -904,14 +937,14 @@ pub fn run(args: &Args) {
             ),
             (Variant::Failover, Some(gone)) => (
                 r.makespan / ideal,
-                format!(" (primary gone at {gone:.2} s)"),
+                format!(" (primary frozen at {gone:.2} s)"),
             ),
             _ => (r.makespan / ideal, String::new()),
         };
         let l = &r.log;
         let _ = writeln!(
             md,
-            "| {} | {:.3} | {:.1}{ratio_note} | {:.3} / {:.3} / {:.3} / {:.3} | {:.3} / {:.3} | {:.0} | {mean:.2} / {max_retries} | {} | {} | {} / {} / {} / {} / {} | {} | {} |",
+            "| {} | {:.3} | {:.1}{ratio_note} | {:.3} / {:.3} / {:.3} / {:.3} | {:.3} / {:.3} | {:.0} | {mean:.2} / {max_retries} | {} | {} | {} / {} / {} / {} / {} | {} | {} | {} |",
             v.label(cfg.late),
             r.makespan,
             ratio,
@@ -931,6 +964,7 @@ pub fn run(args: &Args) {
             l.refused_unlogged,
             l.closed,
             r.listen_drops,
+            r.peak_threads,
         );
         eprintln!(
             "  last done {:.3} s (ratio {ratio:.2}), ok {n_ok}/{clients}, retries mean {mean:.2} max {max_retries}, refused lockout {} per-ip {} busy {} unlogged {}",
