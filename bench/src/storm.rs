@@ -348,6 +348,7 @@ fn throughput(cfg: &Cfg, net: &Net, md: &mut String) -> f64 {
         ])
         .stdout(Stdio::piped())
         .stdin(Stdio::null());
+        let cpu0 = crate::proc::cpu_secs(srv.child.id()).unwrap_or(0.0);
         let mut p = Proc::spawn(&mut c);
         let end = Instant::now() + Duration::from_secs_f64(cfg.load_secs + 15.0);
         while !p.poll() && Instant::now() < end {
@@ -365,8 +366,15 @@ fn throughput(cfg: &Cfg, net: &Net, md: &mut String) -> f64 {
                 .to_string()
         };
         let rps: f64 = get("rps").parse().unwrap_or(0.0);
+        let cpu = crate::proc::cpu_secs(srv.child.id()).unwrap_or(0.0) - cpu0;
+        let total: f64 = get("total").parse().unwrap_or(0.0);
+        let cpu_us = cpu * 1e6 / total.max(1.0);
+        eprintln!("  load C={conc}: server CPU {cpu_us:.1} us/request");
         eprintln!("  load C={conc}: {rps:.0} req/s, errors {}", get("err"));
-        parts.push(format!("C={conc}: {rps:.0} req/s, {} errors", get("err")));
+        parts.push(format!(
+            "C={conc}: {rps:.0} req/s, {} errors, server CPU {cpu_us:.1} µs/request",
+            get("err")
+        ));
         best = best.max(rps);
     }
     srv.kill();
@@ -530,6 +538,9 @@ struct Report {
     listen_drops: u64,
     /// Most threads a server had (workers + the monitor): connections served at once + 1.
     peak_threads: u64,
+    /// CPU seconds of the server(s) and of this process (the light clients) during the variant.
+    server_cpu: f64,
+    bench_cpu: f64,
 }
 
 impl Report {
@@ -691,6 +702,13 @@ fn storm(cfg: &Cfg, net: &Net, v: Variant) -> Report {
     let end = (t0 + CLIENT_TIMEOUT + Duration::from_secs(10)).min(cfg.limit);
     let mut event = None;
     let mut peak_threads = 0;
+    let server_cpu = |p: &Option<Proc>| {
+        p.as_ref()
+            .and_then(|p| crate::proc::cpu_secs(p.child.id()))
+            .unwrap_or(0.0)
+    };
+    let cpu0 = server_cpu(&primary) + server_cpu(&fallback);
+    let me0 = crate::proc::cpu_secs(std::process::id()).unwrap_or(0.0);
     let mut over = false;
     loop {
         let now = Instant::now();
@@ -780,6 +798,8 @@ fn storm(cfg: &Cfg, net: &Net, v: Variant) -> Report {
             eprintln!("  the primary was never frozen (the clients finished first?)");
         }
     }
+    let cpu = server_cpu(&primary) + server_cpu(&fallback) - cpu0;
+    let me = crate::proc::cpu_secs(std::process::id()).unwrap_or(0.0) - me0;
     drop(primary); // a frozen process is killed all the same
     drop(fallback);
     let mut log = Log::default();
@@ -832,6 +852,8 @@ fn storm(cfg: &Cfg, net: &Net, v: Variant) -> Report {
         log,
         listen_drops: listen_drops(net).saturating_sub(drops0),
         peak_threads,
+        server_cpu: cpu,
+        bench_cpu: me,
     }
     .without_probes(probes)
 }
@@ -965,6 +987,13 @@ pub fn run(args: &Args) {
             l.closed,
             r.listen_drops,
             r.peak_threads,
+        );
+        eprintln!(
+            "  server CPU {:.3} s ({:.1} us/request served, {:.0} % of one CPU over the storm), light clients' CPU {:.3} s",
+            r.server_cpu,
+            r.server_cpu * 1e6 / (l.served.max(1) as f64),
+            100.0 * r.server_cpu / r.makespan.max(1e-3),
+            r.bench_cpu
         );
         eprintln!(
             "  last done {:.3} s (ratio {ratio:.2}), ok {n_ok}/{clients}, retries mean {mean:.2} max {max_retries}, refused lockout {} per-ip {} busy {} unlogged {}",
