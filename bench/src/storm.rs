@@ -124,6 +124,21 @@ fn enter(ns: &File) -> std::io::Result<()> {
     Ok(())
 }
 
+/// Puts the calling thread (and what it spawns from now on) under SCHED_IDLE: it runs only when
+/// no normal thread wants the CPU (`--clients-idle`: the server never waits for a CPU behind
+/// the simulated clients, as when they are other machines).
+fn idle_me() {
+    // SAFETY: sched_param is a plain struct owned by this frame, read by the call; pid 0 is
+    // the calling thread.
+    let r = unsafe {
+        let p = libc::sched_param { sched_priority: 0 };
+        libc::sched_setscheduler(0, libc::SCHED_IDLE, &p)
+    };
+    if r != 0 {
+        die(&format!("SCHED_IDLE: {}", std::io::Error::last_os_error()));
+    }
+}
+
 /// A command that runs `prog` in the network namespace `ns`: the child enters it between fork
 /// and exec (no `ip netns exec` in between, so the PID is the program's own).
 fn cmd_in(ns: &File, prog: &Path) -> Command {
@@ -244,6 +259,8 @@ struct Cfg {
     late: f64,
     load_secs: f64,
     limit: Instant,
+    /// `--clients-idle`: every client (load generator, light and real) under SCHED_IDLE.
+    idle: bool,
 }
 
 fn names(k: usize) -> Vec<String> {
@@ -349,7 +366,15 @@ fn throughput(cfg: &Cfg, net: &Net, md: &mut String) -> f64 {
         .stdout(Stdio::piped())
         .stdin(Stdio::null());
         let cpu0 = crate::proc::cpu_secs(srv.child.id()).unwrap_or(0.0);
-        let mut p = Proc::spawn(&mut c);
+        let idle = cfg.idle;
+        let mut p = thread::spawn(move || {
+            if idle {
+                idle_me(); // inherited by the child
+            }
+            Proc::spawn(&mut c)
+        })
+        .join()
+        .unwrap_or_else(|_| die("spawning the load generator failed"));
         let end = Instant::now() + Duration::from_secs_f64(cfg.load_secs + 15.0);
         while !p.poll() && Instant::now() < end {
             thread::sleep(Duration::from_millis(20));
@@ -613,6 +638,7 @@ fn storm(cfg: &Cfg, net: &Net, v: Variant) -> Report {
         let progress = Arc::clone(&progress);
         let freeze = Arc::clone(&freeze);
         let k = cfg.k;
+        let idle = cfg.idle;
         let spawned = thread::Builder::new()
             .stack_size(256 * 1024)
             .spawn(move || {
@@ -621,6 +647,9 @@ fn storm(cfg: &Cfg, net: &Net, v: Variant) -> Report {
                     return (now, now, false, 0, format!("setns: {e}"));
                 }
                 drop(ns);
+                if idle {
+                    idle_me();
+                }
                 let now = Instant::now();
                 if t0 > now {
                     thread::sleep(t0 - now);
@@ -668,7 +697,11 @@ fn storm(cfg: &Cfg, net: &Net, v: Variant) -> Report {
             .unwrap_or_else(|e| die(&format!("namespace handle: {e}")));
         cmds.push((j, ns, c));
     }
+    let idle = cfg.idle;
     let spawner = thread::spawn(move || {
+        if idle {
+            idle_me(); // inherited by the children
+        }
         let mut started = Vec::new();
         for (j, ns, mut c) in cmds {
             if let Err(e) = enter(&ns) {
@@ -886,6 +919,7 @@ pub fn run(args: &Args) {
         k: args.num("k", 5),
         late: args.num("late", if smoke { 1.5 } else { 3.0 }),
         load_secs: args.num("load-secs", if smoke { 1.0 } else { 2.0 }),
+        idle: args.get("clients-idle").is_some_and(|v| v != "0"),
         limit: started + Duration::from_secs_f64(limit),
     };
     if cfg.k == 0 || cfg.k > 64 {
@@ -896,6 +930,10 @@ pub fn run(args: &Args) {
     } else {
         "up,late,failover,nat"
     };
+    let reps: usize = args.num("reps", 1);
+    if !(1..=5).contains(&reps) {
+        die("storm: --reps 1..5");
+    }
     let variants: Vec<Variant> = args
         .str("variants", default_variants)
         .split(',')
@@ -917,57 +955,62 @@ pub fn run(args: &Args) {
         "{clients} clients ({real} real `netsecrets send` processes, the rest light clients running the library's `Client` in threads of the bench), each fetching {} secrets over one 30 s deadline, all started together; one network namespace per source address (veth pair to the server's namespace); server: `netsecrets receive` with its default limits (`--max-connections 256 --max-per-ip 64 --max-failures 5`), AES, log to a file.\n",
         cfg.k
     );
-    eprintln!("== server throughput (load generator)");
-    let rps = throughput(&cfg, &net, &mut md);
-    let ideal = (clients * cfg.k) as f64 / rps;
-    let _ = writeln!(
-        md,
-        "Ideal: N x K / throughput = {} / {rps:.0} = {:.3} s.\n",
-        clients * cfg.k,
-        ideal
-    );
-    let _ = writeln!(md, "| variant | last client done (s after the start) | ratio to ideal | completion p50 / p90 / p99 / max (s) | real `send`s p50 / max (s) | start spread (ms) | retries per client mean / max | failed | served | refused: lockout / per-ip / busy / answer bytes / unlogged | closed without a request | listen-queue drops | server peak threads |");
-    let _ = writeln!(
-        md,
-        "|---|---:|---:|---|---|---:|---|---:|---:|---|---:|---:|---:|"
-    );
+    let mut table = String::from("| variant | last client done (s after the start) | ratio to ideal | completion p50 / p90 / p99 / max (s) | real `send`s p50 / max (s) | start spread (ms) | retries per client mean / max | failed | served | refused: lockout / per-ip / busy / answer bytes / unlogged | closed without a request | listen-queue drops | server peak threads |\n");
+    table.push_str("|---|---:|---:|---|---|---:|---|---:|---:|---|---:|---:|---:|\n");
+    let mut ratios: Vec<(String, Vec<f64>)> = Vec::new();
     let mut bad = false;
     let mut notes = Vec::new();
-    for v in variants {
-        let need = CLIENT_TIMEOUT.as_secs_f64() + 15.0;
-        if Instant::now() + Duration::from_secs_f64(need.min(if smoke { 15.0 } else { need }))
-            > cfg.limit
-        {
-            let _ = writeln!(
-                md,
-                "| {} | skipped: the global limit ({limit} s) is near | | | | | | | | | | | |",
-                v.label(cfg.late)
-            );
-            continue;
-        }
-        eprintln!("== storm: {}", v.label(cfg.late));
-        let r = storm(&cfg, &net, v);
-        let n_ok = r.times.len();
-        let mean =
-            r.retries.iter().map(|&x| f64::from(x)).sum::<f64>() / r.retries.len().max(1) as f64;
-        let max_retries = r.retries.iter().max().copied().unwrap_or(0);
-        // With a late server, the clock that matters starts when the server does.
-        let (ratio, ratio_note) = match (v, r.event) {
-            (Variant::Late, Some(up)) => (
-                (r.makespan - up) / ideal,
-                format!(" (from the server's start at {up:.2} s)"),
-            ),
-            (Variant::Failover, Some(gone)) => (
-                r.makespan / ideal,
-                format!(" (primary frozen at {gone:.2} s)"),
-            ),
-            _ => (r.makespan / ideal, String::new()),
-        };
-        let l = &r.log;
+    for rep in 1..=reps {
+        eprintln!("== server throughput (load generator)");
+        let rps = throughput(&cfg, &net, &mut md);
+        let ideal = (clients * cfg.k) as f64 / rps;
         let _ = writeln!(
             md,
-            "| {} | {:.3} | {:.1}{ratio_note} | {:.3} / {:.3} / {:.3} / {:.3} | {:.3} / {:.3} | {:.0} | {mean:.2} / {max_retries} | {} | {} | {} / {} / {} / {} / {} | {} | {} | {} |",
-            v.label(cfg.late),
+            "Ideal: N x K / throughput = {} / {rps:.0} = {:.3} s.\n",
+            clients * cfg.k,
+            ideal
+        );
+        for &v in &variants {
+            let need = CLIENT_TIMEOUT.as_secs_f64() + 15.0;
+            if Instant::now() + Duration::from_secs_f64(need.min(if smoke { 15.0 } else { need }))
+                > cfg.limit
+            {
+                let _ = writeln!(
+                    table,
+                    "| {} | skipped: the global limit ({limit} s) is near | | | | | | | | | | | |",
+                    v.label(cfg.late)
+                );
+                continue;
+            }
+            eprintln!("== storm: {}", v.label(cfg.late));
+            let r = storm(&cfg, &net, v);
+            let n_ok = r.times.len();
+            let mean = r.retries.iter().map(|&x| f64::from(x)).sum::<f64>()
+                / r.retries.len().max(1) as f64;
+            let max_retries = r.retries.iter().max().copied().unwrap_or(0);
+            // With a late server, the clock that matters starts when the server does.
+            let (ratio, ratio_note) = match (v, r.event) {
+                (Variant::Late, Some(up)) => (
+                    (r.makespan - up) / ideal,
+                    format!(" (from the server's start at {up:.2} s)"),
+                ),
+                (Variant::Failover, Some(gone)) => (
+                    r.makespan / ideal,
+                    format!(" (primary frozen at {gone:.2} s)"),
+                ),
+                _ => (r.makespan / ideal, String::new()),
+            };
+            let l = &r.log;
+            let label = v.label(cfg.late);
+            match ratios.iter_mut().find(|(k, _)| *k == label) {
+                Some((_, rs)) => rs.push(ratio),
+                None => ratios.push((label.clone(), vec![ratio])),
+            }
+            let _ = writeln!(
+            table,
+            "| {}{} | {:.3} | {:.1}{ratio_note} | {:.3} / {:.3} / {:.3} / {:.3} | {:.3} / {:.3} | {:.0} | {mean:.2} / {max_retries} | {} | {} | {} / {} / {} / {} / {} | {} | {} | {} |",
+            if reps > 1 { format!("run {rep}: ") } else { String::new() },
+            label,
             r.makespan,
             ratio,
             pct(&r.times, 0.5),
@@ -988,38 +1031,52 @@ pub fn run(args: &Args) {
             r.listen_drops,
             r.peak_threads,
         );
-        eprintln!(
+            eprintln!(
             "  server CPU {:.3} s ({:.1} us/request served, {:.0} % of one CPU over the storm), light clients' CPU {:.3} s",
             r.server_cpu,
             r.server_cpu * 1e6 / (l.served.max(1) as f64),
             100.0 * r.server_cpu / r.makespan.max(1e-3),
             r.bench_cpu
         );
-        eprintln!(
+            eprintln!(
             "  last done {:.3} s (ratio {ratio:.2}), ok {n_ok}/{clients}, retries mean {mean:.2} max {max_retries}, refused lockout {} per-ip {} busy {} unlogged {}",
             r.makespan, l.lockout, l.per_ip, l.busy, l.refused_unlogged
         );
-        if !r.failed.is_empty() {
-            bad = true;
-            notes.push(format!(
-                "{}: {} failed, e.g. {}",
-                v.label(cfg.late),
-                r.failed.len(),
-                r.failed[0]
-            ));
-        }
-        if l.lockout > 0 || l.per_ip > 0 || l.wrong_password > 0 {
-            bad = true;
-            notes.push(format!(
+            if !r.failed.is_empty() {
+                bad = true;
+                notes.push(format!(
+                    "{}: {} failed, e.g. {}",
+                    v.label(cfg.late),
+                    r.failed.len(),
+                    r.failed[0]
+                ));
+            }
+            if l.lockout > 0 || l.per_ip > 0 || l.wrong_password > 0 {
+                bad = true;
+                notes.push(format!(
                 "{}: honest clients refused by the lockout ({}) or --max-per-ip ({}), or wrong passwords logged ({})",
                 v.label(cfg.late),
                 l.lockout,
                 l.per_ip,
                 l.wrong_password
             ));
+            }
         }
     }
+    md.push_str(&table);
     let _ = writeln!(md);
+    if reps > 1 {
+        for (label, mut rs) in ratios {
+            rs.sort_by(|a, b| a.total_cmp(b));
+            let shown: Vec<String> = rs.iter().map(|r| format!("{r:.2}")).collect();
+            let _ = writeln!(
+                md,
+                "- {label}: ratio to ideal, median of {reps} runs **{:.2}** ({})",
+                rs[rs.len() / 2],
+                shown.join(", ")
+            );
+        }
+    }
     for n in &notes {
         let _ = writeln!(md, "- {n}");
     }
