@@ -926,7 +926,7 @@ pub fn run(args: &Args) {
         die("storm: --k 1..64");
     }
     let default_variants = if smoke {
-        "up,nat"
+        "up,late,nat"
     } else {
         "up,late,failover,nat"
     };
