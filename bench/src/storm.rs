@@ -16,7 +16,8 @@
 //! sent by the client whose secret makes the half, so that it happens mid-storm to the
 //! millisecond; its kernel still completes handshakes but nothing answers, so its clients wait
 //! out their 5 s attempt deadline as for a machine that lost power, then the fallback takes
-//! over), `nat` (every client behind one address). Before
+//! over), `crash` (the same, with SIGKILL: the primary's kernel resets its connections and
+//! refuses new ones), `nat` (every client behind one address). Before
 //! the variants, the existing load generator (`nsbench load`) measures the server's throughput
 //! in the same namespaces with the same server flags (C = 8 and 64; the better is the
 //! throughput), and the ideal storm time is N x K / that throughput.
@@ -420,6 +421,7 @@ enum Variant {
     Up,
     Late,
     Failover,
+    Crash,
     Nat,
 }
 
@@ -429,8 +431,11 @@ impl Variant {
             "up" | "a" => Variant::Up,
             "late" | "b" => Variant::Late,
             "failover" | "c" => Variant::Failover,
+            "crash" | "c2" => Variant::Crash,
             "nat" | "d" => Variant::Nat,
-            _ => die(&format!("unknown variant {s:?} (up, late, failover, nat)")),
+            _ => die(&format!(
+                "unknown variant {s:?} (up, late, failover, crash, nat)"
+            )),
         }
     }
 
@@ -439,6 +444,7 @@ impl Variant {
             Variant::Up => "(a) server up from the start".into(),
             Variant::Late => format!("(b) server starts {late} s after the first attempts"),
             Variant::Failover => "(c) primary freezes mid-storm, fallback takes over".into(),
+            Variant::Crash => "(c2) primary crashes mid-storm, fallback takes over".into(),
             Variant::Nat => "(d) every client behind one address (NAT)".into(),
         }
     }
@@ -455,11 +461,13 @@ struct Done {
 }
 
 /// When the primary freezes (`failover`): the light client whose secret makes `progress` reach
-/// `at` stops it with SIGSTOP at once. A frozen server answers nothing while its kernel still
+/// `at` stops it with SIGSTOP at once (`crash`: kills it with SIGKILL; its kernel then resets
+/// its connections and refuses new ones, so its clients move on at once). A frozen server answers nothing while its kernel still
 /// completes handshakes, so its clients wait out their 5 s attempt deadline, as for a machine
 /// that lost power, then move on to the fallback.
 struct Freeze {
     at: usize,
+    signal: libc::c_int,
     pid: u32,
     when: Mutex<Option<Instant>>,
 }
@@ -491,7 +499,7 @@ fn light(
                 if progress.fetch_add(1, Ordering::Relaxed) + 1 == freeze.at && freeze.pid > 0 {
                     // SAFETY: kill(2) takes two integers; the pid is the primary's, a child of
                     // this process not yet reaped (it is reaped after every client is done).
-                    unsafe { libc::kill(freeze.pid as libc::pid_t, libc::SIGSTOP) };
+                    unsafe { libc::kill(freeze.pid as libc::pid_t, freeze.signal) };
                     *lock(&freeze.when) = Some(Instant::now());
                 }
             }
@@ -588,7 +596,7 @@ fn storm(cfg: &Cfg, net: &Net, v: Variant) -> Report {
     let _ = fs::remove_dir_all(&out);
     fs::create_dir_all(&out).unwrap_or_else(|e| die(&format!("{}: {e}", out.display())));
     let servers: Vec<String> = match v {
-        Variant::Failover => vec![PRIMARY.into(), FALLBACK.into()],
+        Variant::Failover | Variant::Crash => vec![PRIMARY.into(), FALLBACK.into()],
         _ => vec![PRIMARY.into()],
     };
     let n_addrs = if v == Variant::Nat {
@@ -608,7 +616,7 @@ fn storm(cfg: &Cfg, net: &Net, v: Variant) -> Report {
             die("the primary did not start listening");
         }
     }
-    if v == Variant::Failover {
+    if matches!(v, Variant::Failover | Variant::Crash) {
         fallback = Some(server(cfg, net, FALLBACK, &logs[1]));
         if !wait_listening(net, FALLBACK) {
             die("the fallback did not start listening");
@@ -617,7 +625,12 @@ fn storm(cfg: &Cfg, net: &Net, v: Variant) -> Report {
     let progress = Arc::new(AtomicUsize::new(0));
     let n_light = (0..cfg.clients).filter(|&j| !is_real(j)).count();
     let freeze = Arc::new(Freeze {
-        at: if v == Variant::Failover {
+        signal: if v == Variant::Crash {
+            libc::SIGKILL
+        } else {
+            libc::SIGSTOP
+        },
+        at: if matches!(v, Variant::Failover | Variant::Crash) {
             n_light * cfg.k / 2
         } else {
             usize::MAX
@@ -673,7 +686,7 @@ fn storm(cfg: &Cfg, net: &Net, v: Variant) -> Report {
         c.args(["-c", "read -r go && exec \"$0\" \"$@\""])
             .arg(&cfg.netsecrets)
             .args(["send", "--server", PRIMARY, "--port", &PORT.to_string()]);
-        if v == Variant::Failover {
+        if matches!(v, Variant::Failover | Variant::Crash) {
             c.args(["--fallbacks", FALLBACK]);
         }
         c.arg("--password-file")
@@ -825,7 +838,7 @@ fn storm(cfg: &Cfg, net: &Net, v: Variant) -> Report {
             why,
         });
     }
-    if v == Variant::Failover {
+    if matches!(v, Variant::Failover | Variant::Crash) {
         event = *lock(&freeze.when);
         if event.is_none() {
             eprintln!("  the primary was never frozen (the clients finished first?)");
@@ -839,7 +852,7 @@ fn storm(cfg: &Cfg, net: &Net, v: Variant) -> Report {
     // The readiness probes (one per server started before the clients) closed without a request.
     let probes = match v {
         Variant::Late => 0,
-        Variant::Failover => 2,
+        Variant::Failover | Variant::Crash => 2,
         _ => 1,
     };
     for l in &logs {
@@ -928,7 +941,7 @@ pub fn run(args: &Args) {
     let default_variants = if smoke {
         "up,late,nat"
     } else {
-        "up,late,failover,nat"
+        "up,late,failover,crash,nat"
     };
     let reps: usize = args.num("reps", 1);
     if !(1..=5).contains(&reps) {
