@@ -6,6 +6,7 @@
 //! - `load`  — C concurrent clients speaking the wire protocol for T seconds; prints one RESULT line.
 //! - `hold`  — holds N slow connections open (2 header bytes, then silence), reconnecting when the
 //!   server closes them; prints one RESULT line.
+//! - `storm` — the boot storm (`bench/storm`, storm.rs): 1 000 clients in network namespaces.
 
 #![deny(clippy::undocumented_unsafe_blocks)]
 #![deny(unsafe_op_in_unsafe_fn)]
@@ -16,6 +17,7 @@ mod load;
 mod net;
 mod orch;
 mod proc;
+mod storm;
 
 use std::collections::HashMap;
 use std::process::exit;
@@ -35,7 +37,7 @@ impl Args {
             };
             if let Some((k, v)) = name.split_once('=') {
                 map.insert(k.to_string(), v.to_string());
-            } else if name == "quick" || name == "help" {
+            } else if name == "quick" || name == "help" || name == "smoke" {
                 map.insert(name.to_string(), "1".to_string());
             } else {
                 let v = it
@@ -98,6 +100,7 @@ fn main() {
         "load" => load::run(&args),
         "hold" => hold::run(&args),
         "probe" => load::probe(&args),
+        "storm" => storm::run(&args),
         other => die(&format!("unknown subcommand {other:?}")),
     }
 }

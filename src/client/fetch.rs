@@ -4,8 +4,10 @@
 //! One connection per secret: connect, send one request frame, read one response frame. Servers
 //! are tried in order, the one that answered last first. A refused or timed-out connection, or one
 //! closed without a response, moves on to the next server; when every server failed, the whole
-//! list is tried again after a backoff (0.25 s doubling to 5 s) until the deadline — at boot the
-//! network often comes up after the client starts. `Not found` is final for that secret.
+//! list is tried again after a backoff (0.25 s doubling to 5 s, each pause drawn at random from
+//! its upper half, see [`Backoff`]) until the deadline — at boot the network often comes up after
+//! the client starts, and a whole site's clients boot together: the jitter spreads their retries
+//! instead of bringing them back in lock-step. `Not found` is final for that secret.
 
 use std::io::{self, Write as _};
 use std::time::{Duration, Instant};
@@ -23,6 +25,62 @@ use crate::wire::protocol::{self, SecretName, NOT_FOUND};
 const ATTEMPT: Duration = Duration::from_secs(5);
 const FIRST_BACKOFF: Duration = Duration::from_millis(250);
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
+
+/// The pauses between two rounds over the server list: a base of [`FIRST_BACKOFF`] doubling to
+/// [`MAX_BACKOFF`], each pause drawn uniformly from `[base/2, base]` ("equal jitter"). Clients
+/// that failed together (a rack booting after a power cut, a server that comes up late) then
+/// come back spread over half the base instead of all at once, while none retries sooner than
+/// half the plain schedule. Seeded from the operating system's random source, so two clients
+/// started in the same instant draw different schedules.
+pub(crate) struct Backoff {
+    base: Duration,
+    rng: u64,
+}
+
+impl Backoff {
+    /// A schedule seeded from `getrandom`; from the clock and the process id if that fails
+    /// (a jitter that is not secret only has to differ between machines and processes).
+    pub fn new() -> Backoff {
+        let mut seed = [0u8; 8];
+        let seed = match getrandom::getrandom(&mut seed) {
+            Ok(()) => u64::from_le_bytes(seed),
+            Err(_) => {
+                let nanos = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map(|d| d.as_nanos() as u64)
+                    .unwrap_or(0);
+                nanos ^ (u64::from(std::process::id()) << 32)
+            }
+        };
+        Backoff::seeded(seed)
+    }
+
+    pub fn seeded(seed: u64) -> Backoff {
+        Backoff {
+            base: FIRST_BACKOFF,
+            rng: seed,
+        }
+    }
+
+    /// The next pause; the base doubles (up to [`MAX_BACKOFF`]) for the one after.
+    pub fn next_pause(&mut self) -> Duration {
+        let base = self.base;
+        self.base = (base * 2).min(MAX_BACKOFF);
+        let half = base / 2;
+        // Nanoseconds of a pause of at most MAX_BACKOFF always fit in a u64.
+        let span = u64::try_from((base - half).as_nanos()).unwrap_or(u64::MAX);
+        half + Duration::from_nanos(self.random() % span.saturating_add(1))
+    }
+
+    /// splitmix64: a small generator that is plenty for spreading retries.
+    fn random(&mut self) -> u64 {
+        self.rng = self.rng.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.rng;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+}
 
 /// How one attempt against one server ended, other than with the value.
 enum Miss {
@@ -61,11 +119,23 @@ pub struct Client<'a> {
     cfg: &'a ClientConfig,
     /// Index into `cfg.servers` of the server to try first.
     preferred: usize,
+    /// Exchanges begun so far, over every secret and server (for `--verbose` and benchmarks).
+    attempts: u32,
 }
 
 impl<'a> Client<'a> {
     pub fn new(cfg: &'a ClientConfig) -> Client<'a> {
-        Client { cfg, preferred: 0 }
+        Client {
+            cfg,
+            preferred: 0,
+            attempts: 0,
+        }
+    }
+
+    /// Exchanges begun so far (one per server tried per round, over every secret fetched): the
+    /// retries are this minus the number of secrets.
+    pub fn attempts(&self) -> u32 {
+        self.attempts
     }
 
     /// Fetches every name, in order, within one deadline; all or nothing.
@@ -109,7 +179,7 @@ impl<'a> Client<'a> {
         reject_is_final: bool,
     ) -> std::result::Result<Vec<u8>, Stop> {
         let n = self.cfg.servers.len();
-        let mut backoff = FIRST_BACKOFF;
+        let mut backoff = Backoff::new();
         let mut round = 0u32;
         loop {
             round += 1;
@@ -128,6 +198,7 @@ impl<'a> Client<'a> {
                         self.display(host)
                     ));
                 }
+                self.attempts = self.attempts.saturating_add(1);
                 match self.attempt(host, name, deadline) {
                     Ok(value) => {
                         self.preferred = i;
@@ -150,8 +221,8 @@ impl<'a> Client<'a> {
                     }
                 }
             }
-            let now = Instant::now();
-            if now + backoff >= deadline {
+            let pause = backoff.next_pause();
+            if Instant::now() + pause >= deadline {
                 for m in &misses {
                     log::line(m);
                 }
@@ -161,8 +232,7 @@ impl<'a> Client<'a> {
                     crate::sys::log::secs(self.cfg.timeout)
                 ))));
             }
-            std::thread::sleep(backoff);
-            backoff = (backoff * 2).min(MAX_BACKOFF);
+            std::thread::sleep(pause);
         }
     }
 
@@ -269,5 +339,82 @@ fn connect_problem(server: &str, e: &io::Error) -> String {
             format!("server {server} is unreachable ({e}): is the network up?")
         }
         _ => format!("cannot connect to server {server}: {e} (check --server/--fallbacks)"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The base of pause `i` (0-based): 0.25 s doubling to 5 s.
+    fn base(i: u32) -> Duration {
+        (FIRST_BACKOFF * 2u32.saturating_pow(i.min(8))).min(MAX_BACKOFF)
+    }
+
+    #[test]
+    fn pauses_stay_in_the_upper_half_of_the_doubling_base() {
+        for seed in [0, 1, 42, u64::MAX] {
+            let mut b = Backoff::seeded(seed);
+            for i in 0..12 {
+                let p = b.next_pause();
+                assert!(
+                    p >= base(i) / 2 && p <= base(i),
+                    "seed {seed}, pause {i}: {p:?}"
+                );
+            }
+        }
+        // The cap is reached and kept.
+        let mut b = Backoff::seeded(7);
+        let last: Vec<Duration> = (0..20).map(|_| b.next_pause()).skip(10).collect();
+        assert!(last
+            .iter()
+            .all(|p| *p >= MAX_BACKOFF / 2 && *p <= MAX_BACKOFF));
+    }
+
+    #[test]
+    fn two_clients_draw_different_schedules() {
+        // Seeded from the operating system, as every client is: two schedules started in the
+        // same instant differ (a collision of all 8 pauses is a 2^-200 event, not a flake).
+        let (mut a, mut b) = (Backoff::new(), Backoff::new());
+        let sa: Vec<Duration> = (0..8).map(|_| a.next_pause()).collect();
+        let sb: Vec<Duration> = (0..8).map(|_| b.next_pause()).collect();
+        assert_ne!(sa, sb);
+        // And they spread: 1 000 clients' first pauses cover the whole [0.125 s, 0.25 s].
+        let firsts: Vec<Duration> = (0..1000).map(|_| Backoff::new().next_pause()).collect();
+        let lo = firsts.iter().min().copied().unwrap_or_default();
+        let hi = firsts.iter().max().copied().unwrap_or_default();
+        assert!(lo < Duration::from_millis(135), "lowest first pause {lo:?}");
+        assert!(
+            hi > Duration::from_millis(240),
+            "highest first pause {hi:?}"
+        );
+    }
+
+    #[test]
+    fn a_client_gives_up_before_a_pause_would_pass_the_deadline() {
+        use crate::wire::crypto::Codec;
+        // Nothing listens on this port: every round fails at once; the deadline (0.6 s) falls
+        // inside the third pause at the latest (0.125-0.25 + 0.25-0.5 + 0.5-1 s).
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .unwrap();
+        let cfg = ClientConfig {
+            servers: vec!["127.0.0.1".into()],
+            port,
+            password: b"pw".to_vec(),
+            codec: Codec::Plain,
+            timeout: Duration::from_millis(600),
+            verbose: false,
+        };
+        let mut c = Client::new(&cfg);
+        let t = Instant::now();
+        let name: SecretName = "a".parse().unwrap();
+        assert!(c.fetch_all(std::slice::from_ref(&name)).is_err());
+        // Sleeping the third pause would end at 0.875 s at the earliest; the margin above the
+        // 0.6 s deadline is for a late wake-up on a loaded machine.
+        let took = t.elapsed();
+        assert!(took < Duration::from_millis(850), "gave up after {took:?}");
+        assert!((2..=3).contains(&c.attempts()), "{} attempts", c.attempts());
     }
 }
