@@ -29,6 +29,9 @@ Serve secrets from memory over TCP.
                               (env NETSECRETS_PASSWORD_FILE)
   -S NAME=VALUE               a secret to serve; repeatable
   --secret-file NAME=PATH     a secret whose value is the file's exact bytes; repeatable
+  --clients-file PATH         named clients, one a line: NAME password=FILE [key=FILE]
+                              [from=CIDR,...] secrets=NAME,...|* (paths relative to
+                              $CREDENTIALS_DIRECTORY, else to the file); see README
   -a, --authorized-ips CIDR,...  allowed client networks (IPv4/IPv6 CIDRs or addresses);
                               repeatable; default: any address
   --encryption-key STR        AES-256-GCM key = SHA-256(STR)
@@ -42,6 +45,8 @@ Serve secrets from memory over TCP.
                               doubling on each further failure; 0 disables [5]
   --verbose                   more detail on stderr (never values, passwords or keys)
   -h, --help
+
+SIGHUP re-reads every file (password, key, secrets, clients); a bad one keeps the old set.
 ";
 
 pub const SEND_HELP: &str = "\

@@ -74,6 +74,9 @@ pub struct ReceiveArgs {
     pub secrets: Vec<(SecretName, Vec<u8>)>,
     /// `--secret-file NAME=PATH`, in order.
     pub secret_files: Vec<(SecretName, PathBuf)>,
+    /// `--clients-file PATH`: named clients, each with its own password, key, networks and
+    /// secrets (`server/clients.rs`).
+    pub clients_file: Option<PathBuf>,
     pub authorized: Vec<Cidr>,
     pub max_connections: usize,
     pub max_per_ip: usize,

@@ -56,6 +56,7 @@ fn parse_receive(p: &mut lexopt::Parser, env: Env) -> Result<Command> {
     let mut net = NetFlags::default();
     let mut secrets = Vec::new();
     let mut secret_files = Vec::new();
+    let mut clients_file = None;
     let mut authorized = Vec::new();
     let mut max_connections = 256;
     let mut max_per_ip = 64;
@@ -73,6 +74,7 @@ fn parse_receive(p: &mut lexopt::Parser, env: Env) -> Result<Command> {
                 let (name, path) = name_eq(p.value()?, "--secret-file NAME=PATH")?;
                 secret_files.push((name, PathBuf::from(OsString::from_vec(path))));
             }
+            "--clients-file" => clients_file = Some(PathBuf::from(p.value()?)),
             "-a" | "--authorized-ips" | "--authorized_ips" => {
                 let list = string(p, "--authorized-ips")?;
                 authorized.extend(
@@ -99,6 +101,7 @@ fn parse_receive(p: &mut lexopt::Parser, env: Env) -> Result<Command> {
         net: net.finish(env)?,
         secrets,
         secret_files,
+        clients_file,
         authorized,
         max_connections,
         max_per_ip,
