@@ -205,26 +205,36 @@ pub fn load(src: &Sources, warn: bool) -> Result<Live> {
         });
     }
     for e in entries {
+        let clients_file = src.clients_file.as_deref().unwrap_or(Path::new(""));
+        let line = e.line;
+        // Errors name the clients file and the line as well as the file that failed.
+        let here = |err: Error| {
+            Error::config(format!(
+                "clients file {} line {line}: {err}",
+                clients_file.display()
+            ))
+        };
         let at = |p: &Path| base.join(p);
         let what = format!("password file of client {:?}", e.name);
-        let pw = read_file(&at(&e.password), &what)?;
+        let pw = read_file(&at(&e.password), &what).map_err(here)?;
         let pw = crypto::strip_one_newline(&pw);
         if pw.is_empty() {
-            return Err(Error::config(format!(
+            return Err(here(Error::config(format!(
                 "the {what} ({}) is empty",
                 at(&e.password).display()
-            )));
+            ))));
         }
         let digest = match &e.key {
             None => global_key()?,
             Some(k) => {
-                let bytes = read_file(&at(k), &format!("key file of client {:?}", e.name))?;
+                let bytes =
+                    read_file(&at(k), &format!("key file of client {:?}", e.name)).map_err(here)?;
                 if crypto::strip_one_newline(&bytes).is_empty() {
-                    return Err(Error::config(format!(
+                    return Err(here(Error::config(format!(
                         "the key file of client {:?} ({}) is empty",
                         e.name,
                         at(k).display()
-                    )));
+                    ))));
                 }
                 Some(crypto::file_digest(&bytes))
             }
