@@ -1,7 +1,9 @@
 {
   description = "netsecrets: network secrets distribution for NixOS (server, client, initrd)";
 
-  inputs.nixpkgs.url = "github:NixOS/nixpkgs/nixos-25.05";
+  # The maintained release branch (see README.md, "Which release": the
+  # package needs rustc >= 1.82, i.e. NixOS 24.11 or newer).
+  inputs.nixpkgs.url = "github:NixOS/nixpkgs/nixos-26.05";
 
   outputs =
     { self, nixpkgs }:
@@ -57,6 +59,10 @@
         }
       );
 
-      formatter = forAllSystems (pkgs: pkgs.nixfmt-rfc-style);
+      # RFC 166 style: pkgs.nixfmt from 25.11 on (nixfmt-rfc-style is a
+      # deprecated alias there and later dropped), nixfmt-rfc-style before.
+      formatter = forAllSystems (
+        pkgs: if lib.versionAtLeast lib.trivial.release "25.11" then pkgs.nixfmt else pkgs.nixfmt-rfc-style
+      );
     };
 }

@@ -28,7 +28,7 @@ rustPlatform.buildRustPackage {
 
   cargoLock.lockFile = ../Cargo.lock;
 
-  # The end-to-end tests (tests/e2e.rs) chown output files to root, which the
+  # The end-to-end tests (tests/*.rs) chown output files to root, which the
   # unprivileged build sandbox cannot do; they run in tests/run-all instead,
   # and the flake's checks are the NixOS VM tests of the built binary.
   doCheck = false;

@@ -14,6 +14,7 @@ use crate::cli::{FetchArgs, KeySource, Net, PasswordSource, ReceiveArgs};
 use crate::error::{Error, Result};
 use crate::server::cidr::Cidr;
 use crate::server::clients::{self, Access, Identities, Spec, DEFAULT_CLIENT};
+use crate::sys::input::{read_bounded, unfit_error, Unfit};
 use crate::sys::log;
 use crate::wire::crypto::{self, Codec, Key, OVERHEAD};
 use crate::wire::frame::MAX_RESPONSE;
@@ -52,10 +53,18 @@ pub struct ClientConfig {
     pub verbose: bool,
 }
 
-/// Reads a whole file, naming it in the error.
-pub fn read_file(path: &Path, what: &str) -> Result<Vec<u8>> {
-    std::fs::read(path)
-        .map_err(|e| Error::config(format!("cannot read {what} {}", path.display())).with_io(e))
+/// Largest password or key file read (a password or key is a line, not a document).
+pub const MAX_SMALL_FILE: usize = 64 * 1024;
+
+/// Reads a whole regular file of at most `max` bytes ([`read_bounded`]); `what` names it in a
+/// read error (`cannot read password file PATH`), `flag` in the others.
+pub fn read_file(path: &Path, what: &str, flag: &str, max: usize) -> Result<Vec<u8>> {
+    read_bounded(path, max).map_err(|why| match why {
+        Unfit::Io(e) => {
+            Error::config(format!("cannot read {what} {} ({flag})", path.display())).with_io(e)
+        }
+        _ => unfit_error(&format!("{flag} {}", path.display()), max, &why),
+    })
 }
 
 /// Resolves the password; with `warn`, a password given on the command line draws a warning
@@ -67,7 +76,13 @@ pub fn password(src: Option<&PasswordSource>, warn: bool) -> Result<Vec<u8>> {
                 "no password: set --password-file PATH (or --password, NETSECRETS_PASSWORD_FILE, NETSECRETS_PASSWORD)",
             ))
         }
-        Some(PasswordSource::File(path)) => crypto::strip_one_newline(&read_file(path, "password file")?).to_vec(),
+        Some(PasswordSource::File(path)) => crypto::strip_one_newline(&read_file(
+            path,
+            "password file",
+            "--password-file",
+            MAX_SMALL_FILE,
+        )?)
+        .to_vec(),
         Some(PasswordSource::Flag(pw)) => {
             if warn {
                 log::line("warning: --password is visible to every user in the process list; use --password-file");
@@ -103,9 +118,19 @@ pub fn codec(key: &KeySource, warn: bool) -> Result<Codec> {
             }
             Codec::Plain
         }
-        KeySource::Str(s) => Codec::Aes(Key::from_str_key_bytes(s)),
+        KeySource::Str(s) => {
+            if warn {
+                log::line("warning: --encryption-key is visible to every user in the process list; use --encryption-key-file");
+            }
+            Codec::Aes(Key::from_str_key_bytes(s))
+        }
         KeySource::File(path) => {
-            let bytes = read_file(path, "encryption key file")?;
+            let bytes = read_file(
+                path,
+                "encryption key file",
+                "--encryption-key-file",
+                MAX_SMALL_FILE,
+            )?;
             if crypto::strip_one_newline(&bytes).is_empty() {
                 return Err(Error::config(format!(
                     "the encryption key file {} is empty",
@@ -158,7 +183,7 @@ pub fn load(src: &Sources, warn: bool) -> Result<Live> {
     let entries = match &src.clients_file {
         None => Vec::new(),
         Some(path) => {
-            let text = read_file(path, "clients file")?;
+            let text = read_file(path, "clients file", "--clients-file", MAX_VALUE)?;
             let text = std::str::from_utf8(&text).map_err(|_| {
                 Error::config(format!("clients file {} is not UTF-8 text", path.display()))
             })?;
@@ -216,7 +241,7 @@ pub fn load(src: &Sources, warn: bool) -> Result<Live> {
         };
         let at = |p: &Path| base.join(p);
         let what = format!("password file of client {:?}", e.name);
-        let pw = read_file(&at(&e.password), &what).map_err(here)?;
+        let pw = read_file(&at(&e.password), &what, "password=", MAX_SMALL_FILE).map_err(here)?;
         let pw = crypto::strip_one_newline(&pw);
         if pw.is_empty() {
             return Err(here(Error::config(format!(
@@ -227,8 +252,13 @@ pub fn load(src: &Sources, warn: bool) -> Result<Live> {
         let digest = match &e.key {
             None => global_key()?,
             Some(k) => {
-                let bytes =
-                    read_file(&at(k), &format!("key file of client {:?}", e.name)).map_err(here)?;
+                let bytes = read_file(
+                    &at(k),
+                    &format!("key file of client {:?}", e.name),
+                    "key=",
+                    MAX_SMALL_FILE,
+                )
+                .map_err(here)?;
                 if crypto::strip_one_newline(&bytes).is_empty() {
                     return Err(here(Error::config(format!(
                         "the key file of client {:?} ({}) is empty",
@@ -264,9 +294,17 @@ pub fn load(src: &Sources, warn: bool) -> Result<Live> {
 /// that plaintext deserves.
 fn key_digest(key: &KeySource, warn: bool) -> Result<Option<[u8; 32]>> {
     Ok(match key {
-        KeySource::Str(s) => Some(crypto::str_digest(s)),
+        KeySource::Str(s) => {
+            codec(key, warn)?; // its warning
+            Some(crypto::str_digest(s))
+        }
         KeySource::File(path) => {
-            let bytes = read_file(path, "encryption key file")?;
+            let bytes = read_file(
+                path,
+                "encryption key file",
+                "--encryption-key-file",
+                MAX_SMALL_FILE,
+            )?;
             if crypto::strip_one_newline(&bytes).is_empty() {
                 return Err(Error::config(format!(
                     "the encryption key file {} is empty",
@@ -286,10 +324,19 @@ fn secrets(src: &Sources, warn: bool) -> Result<HashMap<Vec<u8>, Vec<u8>>> {
     let mut secrets: HashMap<Vec<u8>, Vec<u8>> = HashMap::new();
     let mut all = src.literal.clone();
     for (name, path) in &src.secret_files {
-        all.push((
-            name.clone(),
-            read_file(path, &format!("secret file for {name:?}:"))?,
-        ));
+        let data = read_bounded(path, MAX_VALUE).map_err(|why| match why {
+            Unfit::Io(e) => Error::config(format!(
+                "cannot read secret file for {name:?}: {} (--secret-file)",
+                path.display()
+            ))
+            .with_io(e),
+            _ => unfit_error(
+                &format!("--secret-file {name}={}", path.display()),
+                MAX_VALUE,
+                &why,
+            ),
+        })?;
+        all.push((name.clone(), data));
     }
     for (name, value) in all {
         if value == NOT_FOUND {
@@ -314,6 +361,12 @@ fn secrets(src: &Sources, warn: bool) -> Result<HashMap<Vec<u8>, Vec<u8>>> {
 
 pub fn server(args: ReceiveArgs) -> Result<ServerConfig> {
     let bind = bind_addr(&args.net)?;
+    if !args.secrets.is_empty() {
+        log::line("warning: -S NAME=VALUE is visible to every user in the process list; use --secret-file NAME=PATH");
+    }
+    for net in &args.authorized_warnings {
+        log::line(net);
+    }
     let sources = Sources {
         password: args.net.password,
         key: args.net.key,

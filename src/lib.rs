@@ -22,8 +22,9 @@
 //!   - `fetch.rs` (servers, fallbacks, retries with backoff), `send.rs` (owner and group look-ups,
 //!     writing or printing), `initrd.rs` (`ask-password`, `copy-password`).
 //! - `sys/`      — what the program asks of the operating system:
-//!   - `net.rs` (deadlines on sockets, socket options, timeouts), `output.rs` (atomic secret
-//!     files with owner, group and mode), `console.rs` (the password prompt, echo off),
+//!   - `net.rs` (deadlines on sockets, socket options, timeouts), `input.rs` (secret, password
+//!     and key files: regular only, bounded), `output.rs` (atomic secret files with owner,
+//!     group and mode), `console.rs` (the password prompt, echo off),
 //!     `keygen.rs` (`keygen`), `log.rs` (single-write log lines), and, compiled into the
 //!     static binary only (by `main.rs`), `thread_name.rs` (thread names without musl's
 //!     `printf`) and `unwind.rs` (the do-nothing unwinder).

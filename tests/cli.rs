@@ -3,6 +3,8 @@
 
 mod common;
 
+use std::time::{Duration, Instant};
+
 use common::*;
 
 #[test]
@@ -138,4 +140,142 @@ fn usage_help_version_exit_codes() {
     assert_eq!(o.status.code(), Some(2));
     assert!(stderr(&o).contains("--request_secrets"));
     assert_eq!(run(&[]).status.code(), Some(2));
+}
+
+/// Asserts a bounded run ended with exit 2 and one `netsecrets: ` line (warnings aside) holding
+/// every one of `want`; returns stderr.
+#[track_caller]
+fn assert_usage(o: &std::process::Output, case: &str, want: &[&str]) -> String {
+    let err = stderr(o);
+    assert_eq!(o.status.code(), Some(2), "{case}: {err}");
+    let lines: Vec<&str> = err.lines().filter(|l| !l.contains("warning")).collect();
+    assert_eq!(lines.len(), 1, "{case}: one line: {err}");
+    assert!(lines[0].starts_with("netsecrets: "), "{case}: {err}");
+    for w in want {
+        assert!(lines[0].contains(w), "{case}: want {w:?} in {err}");
+    }
+    err
+}
+
+/// Secret, password and key files must be regular files: `/dev/zero` used to be read until
+/// memory ran out, a FIFO blocked forever, a directory gave an OS error. Each is now a one-line
+/// exit-2 error naming the flag and the path, at once (the runs are bounded, so a regression
+/// fails instead of hanging). A regular password or key file over 64 KiB is refused too.
+#[test]
+fn special_and_oversized_files_are_exit_2_errors_at_once() {
+    let d = TempDir::new("special");
+    let fifo = d.path("fifo");
+    mkfifo(&fifo);
+    let fifo = fifo.to_str().unwrap().to_owned();
+    let dir = d.0.to_str().unwrap().to_owned();
+    let big = d.write("big", &vec![b'x'; 65 * 1024]);
+    let port = free_port().to_string();
+    for path in ["/dev/zero", &fifo, &dir] {
+        let secret = format!("z={path}");
+        for (flag, value) in [
+            ("--secret-file", secret.as_str()),
+            ("--password-file", path),
+            ("--encryption-key-file", path),
+        ] {
+            let mut a = vec!["receive", "--server", "127.0.0.1", "--port", &port];
+            if flag != "--password-file" {
+                a.extend(["--password", "p"]);
+            }
+            a.extend([flag, value]);
+            let t = Instant::now();
+            let o = run_bounded(&a, Duration::from_secs(10));
+            let case = format!("{flag} {value}");
+            assert_usage(&o, &case, &[flag, path, "not a regular file"]);
+            assert!(t.elapsed() < Duration::from_secs(5), "{case}: at once");
+        }
+        // The client's files too.
+        for flag in ["--password-file", "--encryption-key-file"] {
+            let mut a = vec!["send", "--server", "127.0.0.1", "--port", &port];
+            a.extend(["--request_secrets", "db"]);
+            if flag != "--password-file" {
+                a.extend(["--password", "p"]);
+            }
+            a.extend([flag, path]);
+            let o = run_bounded(&a, Duration::from_secs(10));
+            assert_usage(
+                &o,
+                &format!("send {flag} {path}"),
+                &[flag, path, "not a regular file"],
+            );
+        }
+    }
+    for flag in ["--password-file", "--encryption-key-file"] {
+        let mut a = vec!["receive", "--server", "127.0.0.1", "--port", &port];
+        if flag != "--password-file" {
+            a.extend(["--password", "p"]);
+        }
+        a.extend([flag, &big]);
+        let o = run_bounded(&a, Duration::from_secs(10));
+        assert_usage(&o, flag, &[flag, &big, "over the 65536-byte limit"]);
+    }
+}
+
+/// An empty or blank `--authorized-ips` used to allow every address without a word; now it is
+/// an error. A network written with host bits (`10.0.0.1/0`) draws a warning saying what it
+/// allows.
+#[test]
+fn blank_authorized_ips_is_an_error_host_bits_warn() {
+    let port = free_port().to_string();
+    for blank in ["", ",", " ", " , "] {
+        let o = run_bounded(
+            &[
+                "receive",
+                "--server",
+                "127.0.0.1",
+                "--port",
+                &port,
+                "--password",
+                "p",
+                "-a",
+                blank,
+            ],
+            Duration::from_secs(5),
+        );
+        assert_usage(
+            &o,
+            &format!("-a {blank:?}"),
+            &["--authorized-ips", "no address"],
+        );
+    }
+    let s = Server::builder()
+        .password()
+        .args(&["-a", "10.0.0.1/0", "-a", "127.0.0.0/8,fd00::1/64"])
+        .start();
+    let log = s.log();
+    assert!(
+        log.contains("warning: --authorized-ips 10.0.0.1/0 has host bits set: it allows 0.0.0.0/0"),
+        "{log}"
+    );
+    assert!(
+        log.contains("warning: --authorized-ips fd00::1/64 has host bits set: it allows fd00::/64"),
+        "{log}"
+    );
+    assert!(!log.contains("127.0.0.0/8 has"), "{log}");
+}
+
+/// Every secret given on the command line is visible in the process list and draws the
+/// warning `--password` draws: `-S NAME=VALUE` and `--encryption-key STR`, on both sides.
+#[test]
+fn secrets_on_the_command_line_warn() {
+    let s = Server::serving(&["db=v"], &["--encryption-key", "k"]);
+    let log = s.log();
+    for w in [
+        "warning: --password is visible",
+        "warning: -S NAME=VALUE is visible",
+        "warning: --encryption-key is visible",
+    ] {
+        assert!(log.contains(w), "want {w:?} in {log}");
+    }
+    let o = fetch(s.port, "db", &["--encryption-key", "k"]);
+    assert_prints(&o, "v\n");
+    assert!(
+        stderr(&o).contains("warning: --encryption-key is visible to every user in the process list; use --encryption-key-file"),
+        "{}",
+        stderr(&o)
+    );
 }

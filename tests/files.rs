@@ -124,3 +124,96 @@ fn old_file_intact_after_every_failure_kind() {
     assert_eq!(std::fs::read(&out).unwrap(), b"precious");
     assert_eq!(d.entries(), ["db"], "no temporary files left");
 }
+
+/// `--mode` with setuid, setgid or sticky bits used to write e.g. a setuid, world-writable
+/// secret file (6777); now it is a usage error before anything is fetched, and the old file is
+/// untouched. A world-writable mode is written as asked, with a warning.
+#[test]
+fn mode_refuses_special_bits_and_warns_on_world_writable() {
+    let d = TempDir::new("mode");
+    let s = Server::serving(&["db=v"], &[]);
+    let out = d.path("db");
+    std::fs::write(&out, "precious").unwrap();
+    let o_s = out.to_str().unwrap();
+    for m in ["6777", "4400", "2440", "1600", "7000"] {
+        let o = fetch(s.port, "db", &["--file-output", o_s, "--mode", m]);
+        let err = assert_exit(&o, 2);
+        assert!(
+            err.contains(&format!("invalid --mode \"{m}\"")) && err.contains("setuid"),
+            "{m}: {err}"
+        );
+        assert_eq!(std::fs::read(&out).unwrap(), b"precious", "{m}");
+    }
+    assert_eq!(
+        s.log().matches("outcome=").count(),
+        0,
+        "nothing was fetched"
+    );
+    let o = fetch(s.port, "db", &["--file-output", o_s, "--mode", "0666"]);
+    let err = assert_exit(&o, 0);
+    assert!(
+        err.contains("warning: --mode 0666 lets every user change the secret file"),
+        "{err}"
+    );
+    assert_eq!(std::fs::read(&out).unwrap(), b"v");
+    assert_eq!(mode(&out), 0o666);
+    let o = fetch(s.port, "db", &["--file-output", o_s, "--mode", "0644"]);
+    assert!(!stderr(&o).contains("--mode"), "{}", stderr(&o));
+}
+
+/// When syncing the directory fails *after* the rename, the new value is already in place:
+/// `send` used to exit 1 saying the old file was left as it was. Now it says the new value is
+/// in place, warns that it may not survive a crash, and exits 0 (an exit other than 0 keeps
+/// meaning "the old file is untouched"). The directory is write-and-search only (0300) for the
+/// user that runs `send` (nobody, when the test runs as root), so the rename works and opening
+/// the directory to sync it does not.
+#[test]
+fn directory_sync_failure_after_rename_tells_the_truth() {
+    use std::os::unix::process::CommandExt;
+    let d = TempDir::new("dirsync");
+    let s = Server::serving(&["db=new-value"], &[]);
+    let dir = d.path("wx");
+    std::fs::create_dir(&dir).unwrap();
+    let out = dir.join("db");
+    std::fs::write(&out, "old").unwrap();
+    // SAFETY: getuid has no preconditions.
+    let root = unsafe { libc::getuid() } == 0;
+    if root {
+        std::os::unix::fs::chown(&dir, Some(65534), Some(65534)).unwrap();
+        std::os::unix::fs::chown(&out, Some(65534), Some(65534)).unwrap();
+    }
+    std::fs::set_permissions(&dir, std::os::unix::fs::PermissionsExt::from_mode(0o300)).unwrap();
+    let port = s.port.to_string();
+    let mut cmd = std::process::Command::new(BIN);
+    cmd.args([
+        "send",
+        "--server",
+        "127.0.0.1",
+        "--port",
+        &port,
+        "--password",
+        PW,
+    ])
+    .args([
+        "--request_secrets",
+        "db",
+        "--file-output",
+        out.to_str().unwrap(),
+    ])
+    .stdin(std::process::Stdio::null());
+    if root {
+        cmd.uid(65534).gid(65534);
+    }
+    let o = cmd.output().unwrap();
+    std::fs::set_permissions(&dir, std::os::unix::fs::PermissionsExt::from_mode(0o700)).unwrap();
+    let err = assert_exit(&o, 0);
+    assert_eq!(std::fs::read(&out).unwrap(), b"new-value");
+    assert!(!err.contains("left as it was"), "{err}");
+    assert!(
+        err.contains(&format!(
+            "warning: wrote {} (the new value is in place), but syncing its directory failed",
+            out.display()
+        )),
+        "{err}"
+    );
+}

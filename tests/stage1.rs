@@ -98,3 +98,169 @@ fn ask_password_on_a_pty_without_echo() {
         "the password was echoed: {shown:?}"
     );
 }
+
+/// `copy-password --from` a special file used to read `/dev/zero` until memory ran out and
+/// block forever on a FIFO; now it is a one-line exit-2 error at once, and `--to` is untouched.
+#[test]
+fn copy_password_from_a_special_file_is_an_error_at_once() {
+    let d = TempDir::new("copyspecial");
+    let fifo = d.path("fifo");
+    mkfifo(&fifo);
+    let to = d.write("to", b"kept");
+    let sub = d.path("sub");
+    std::fs::create_dir(&sub).unwrap();
+    for from in ["/dev/zero", fifo.to_str().unwrap(), sub.to_str().unwrap()] {
+        let t = std::time::Instant::now();
+        let o = run_bounded(
+            &["copy-password", "--from", from, "--to", &to],
+            Duration::from_secs(10),
+        );
+        let err = stderr(&o);
+        assert_eq!(o.status.code(), Some(2), "{from}: {err}");
+        assert!(
+            err.contains(&format!("--from {from}: not a regular file")),
+            "{from}: {err}"
+        );
+        assert_eq!(err.lines().count(), 1, "{err}");
+        assert!(t.elapsed() < Duration::from_secs(5), "{from}: at once");
+        assert_eq!(std::fs::read(&to).unwrap(), b"kept");
+    }
+}
+
+/// Starts `ask-password --verify-secret db` on a fresh pty against 127.0.0.1:`port`.
+fn ask_verified(pty: &Pty, out: &std::path::Path, port: u16, extra: &[&str]) -> Proc {
+    Proc::spawn(
+        std::process::Command::new(BIN)
+            .args(["ask-password", "--tty", &pty.path, "--prompt", "PW? "])
+            .args(["--output", out.to_str().unwrap(), "--verify-secret", "db"])
+            .args(["--server", "127.0.0.1", "--port", &port.to_string()])
+            .args(["--insecure"])
+            .args(extra)
+            .stdin(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null()),
+    )
+}
+
+/// A typo at the console costs exactly one failure on the server and the prompt comes back at
+/// once; the right password then boots normally. It used to be retried for the whole
+/// `--timeout`: two typos locked the address out and the right password was refused.
+#[test]
+fn ask_password_typo_costs_one_failure_then_right_password_works() {
+    let d = TempDir::new("asktypo");
+    let s = Server::serving(&["db=v"], &["--insecure"]);
+    let mut pty = Pty::open();
+    let out = d.path("pw");
+    let mut child = ask_verified(&pty, &out, s.port, &["--timeout", "10"]);
+    for (n, typo) in [&b"hunter2-typo"[..], b"hunter3-correct-horse"]
+        .into_iter()
+        .enumerate()
+    {
+        pty.wait_for(b"PW? ", n + 1);
+        pty.type_line(typo);
+        let t = std::time::Instant::now();
+        pty.wait_for(b"not accepted", n + 1);
+        assert!(
+            t.elapsed() < Duration::from_secs(3),
+            "asked again at once, not after retrying"
+        );
+    }
+    pty.wait_for(b"PW? ", 3);
+    pty.type_line(PW.as_bytes());
+    let status = child.wait_limited(Duration::from_secs(20));
+    let shown = pty.shown();
+    assert!(status.success(), "ask-password failed: {shown}");
+    assert_eq!(std::fs::read(&out).unwrap(), PW.as_bytes());
+    let log = s.wait_log("outcome=served", 1);
+    assert_eq!(log.matches("outcome=wrong-password").count(), 2, "{log}");
+    assert_eq!(log.matches("outcome=served").count(), 1, "{log}");
+    assert!(!log.contains("locked"), "{log}");
+}
+
+/// A server that cannot be reached yet is retried within `--timeout` with the one typed
+/// password (no new prompt): at boot the network often comes up after the prompt.
+#[test]
+fn ask_password_retries_an_unreachable_server_without_asking_again() {
+    let d = TempDir::new("asklate");
+    let port = free_port();
+    let mut pty = Pty::open();
+    let out = d.path("pw");
+    let mut child = ask_verified(&pty, &out, port, &["--timeout", "15"]);
+    pty.wait_for(b"PW? ", 1);
+    pty.type_line(PW.as_bytes());
+    std::thread::sleep(Duration::from_millis(1500));
+    let s = Server::builder()
+        .port(port)
+        .password()
+        .secrets(&["db=v"])
+        .args(&["--insecure"])
+        .start();
+    let status = child.wait_limited(Duration::from_secs(20));
+    let shown = pty.shown();
+    assert!(status.success(), "ask-password failed: {shown}");
+    assert_eq!(shown.matches("PW? ").count(), 1, "{shown}");
+    assert_eq!(std::fs::read(&out).unwrap(), PW.as_bytes());
+    assert_eq!(s.log().matches("outcome=wrong-password").count(), 0);
+}
+
+/// `Not found` for the `--verify-secret` name means the password matched (the server says it
+/// only then): the password is stored at once. It used to be treated as a refusal: the right
+/// password was asked again `--tries` times and never stored.
+#[test]
+fn ask_password_not_found_still_means_the_password_matched() {
+    let d = TempDir::new("asknf");
+    let s = Server::serving(&["other=v"], &["--insecure"]);
+    let mut pty = Pty::open();
+    let out = d.path("pw");
+    let mut child = ask_verified(&pty, &out, s.port, &["--timeout", "10"]);
+    pty.wait_for(b"PW? ", 1);
+    pty.type_line(PW.as_bytes());
+    let status = child.wait_limited(Duration::from_secs(20));
+    let shown = pty.shown();
+    assert!(status.success(), "ask-password failed: {shown}");
+    assert_eq!(shown.matches("PW? ").count(), 1, "{shown}");
+    assert_eq!(std::fs::read(&out).unwrap(), PW.as_bytes());
+    let log = s.wait_log("outcome=not-found", 1);
+    assert_eq!(log.matches("outcome=not-found").count(), 1, "{log}");
+}
+
+/// `keygen --output` into a directory that cannot be synced after the link (mode 0300 for the
+/// user that runs it: nobody, when the test runs as root): the key is in place, so keygen says
+/// so and exits 0. It used to exit 1 saying the old file was left as it was, with the new key
+/// file already there.
+#[test]
+fn keygen_directory_sync_failure_after_link_tells_the_truth() {
+    use std::os::unix::fs::PermissionsExt;
+    use std::os::unix::process::CommandExt;
+    let d = TempDir::new("keysync");
+    let dir = d.path("wx");
+    std::fs::create_dir(&dir).unwrap();
+    // SAFETY: getuid has no preconditions.
+    let root = unsafe { libc::getuid() } == 0;
+    if root {
+        std::os::unix::fs::chown(&dir, Some(65534), Some(65534)).unwrap();
+    }
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o300)).unwrap();
+    let key = dir.join("key");
+    let mut cmd = std::process::Command::new(BIN);
+    cmd.args(["keygen", "--output", key.to_str().unwrap()])
+        .stdin(std::process::Stdio::null());
+    if root {
+        cmd.uid(65534).gid(65534);
+    }
+    let o = cmd.output().unwrap();
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700)).unwrap();
+    let err = assert_exit(&o, 0);
+    assert_eq!(std::fs::read(&key).unwrap().len(), 65);
+    assert!(
+        err.contains(&format!(
+            "warning: wrote {} (the new value is in place), but syncing its directory failed",
+            key.display()
+        )),
+        "{err}"
+    );
+    assert_eq!(
+        std::fs::read_dir(&dir).unwrap().count(),
+        1,
+        "no temporary file left"
+    );
+}

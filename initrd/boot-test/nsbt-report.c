@@ -1,8 +1,9 @@
 /*
  * nsbt-report: test-only helper for the netsecrets boot test (initrd/boot-test/run).
  *
- * The test initramfs has no shell and no coreutils, so this small static
- * program reports what the units left behind, on stdout (the console):
+ * A NixOS initrd has no shell or coreutils for such a job (the test's dracut
+ * image happens to carry bash for NixOS's copy-secrets script), so this small
+ * static program reports what the units left behind, on stdout (the console):
  *
  *   NSBT CLOCK mono_ns=<CLOCK_MONOTONIC> real_ns=<CLOCK_REALTIME>
  *   NSBT FILE path=<p> size=<n> mode=<octal> uid=<u> gid=<g> ctime_real_ns=<t> hex=<content>

@@ -10,12 +10,19 @@
 # secrets are still fetched. No shell anywhere.
 #
 # Stage 1 (enableInitrd / enableInitrdPassword), same shape in
-# boot.initrd.systemd, ordered prompt -> copy -> fetch:
-#   netsecrets-ask-password.service   `netsecrets ask-password` on /dev/console
-#   netsecrets-copy-password.service  `netsecrets copy-password` for stage 2
+# boot.initrd.systemd, ordered prompt -> fetch:
+#   netsecrets-ask-password.service   `netsecrets ask-password` on /dev/console,
+#                                     to /run/netsecrets-password
 #   netsecrets-secret-<name>.service  `netsecrets send` to /run/netsecrets/<name>
 #   netsecrets-client.service         fails unless all of those fetches succeeded
-# Keep these unit names and orderings in sync with initrd/units/*.service.
+# The typed password stays in /run/netsecrets-password (/run survives
+# switch-root) and stage 2 loads it from there; nothing is written under
+# /run/secrets, which sops-nix owns (a symlink it replaces at every activation).
+#
+# The key and the password file reach stage 1 through boot.initrd.secrets: a
+# boot loader that supports it (grub, systemd-boot) appends them to the initrd
+# at install time; without one, only store files can be put in the initrd,
+# and an assertion below says so for the file options.
 {
   config,
   lib,
@@ -37,11 +44,11 @@ let
   unitOf = name: "${unitBase name}.service";
   fetchUnits = map unitOf names;
 
-  # Stage-2 password: the console prompt's copy, else passwordFile, else the
+  # Stage-2 password: the one typed in stage 1, else passwordFile, else the
   # literal password written to the store (warned).
   passwordFile =
     if cfg.enableInitrdPassword then
-      common.stage2PasswordFile
+      common.consolePasswordFile
     else
       common.fileOrLiteral pkgs "netsecrets-client-password" cfg.passwordFile cfg.password;
 
@@ -57,11 +64,44 @@ let
   # boot.initrd.secrets, i.e. appended to the initrd, not in the store.
   initrdPassword =
     if cfg.enableInitrdPassword then common.consolePasswordFile else common.initrdPasswordFile;
+  #
+  # A file outside the store (encryptionKeyFile, passwordFile) can only be
+  # appended by a boot loader that supports initrd secrets; without one it is
+  # left out here and the assertion `initrdFileAssertions` names the option
+  # and what to do instead (nixpkgs' own message would not).
+  keyIsFile = keyFile != null && common.isFile cfg.encryptionKeyFile;
+  passwordIsFile = !cfg.enableInitrdPassword && common.isFile cfg.passwordFile;
+  canAppend = config.boot.loader.supportsInitrdSecrets;
   initrdSecrets =
-    lib.optionalAttrs (keyFile != null) { ${common.initrdKeyFile} = keyFile; }
-    // lib.optionalAttrs (!cfg.enableInitrdPassword && passwordFile != null) {
+    lib.optionalAttrs (keyFile != null && (canAppend || !keyIsFile)) {
+      ${common.initrdKeyFile} = keyFile;
+    }
+    // lib.optionalAttrs (!cfg.enableInitrdPassword && passwordFile != null && (canAppend || !passwordIsFile)) {
       ${common.initrdPasswordFile} = passwordFile;
     };
+
+  noAppend = "its boot loader cannot append secrets to the initrd (boot.loader.supportsInitrdSecrets is false: no boot loader, or one without initrd secrets)";
+  initrdFileAssertions = lib.optionals (cfg.enableInitrd || verifyPassword) [
+    {
+      assertion = canAppend || !keyIsFile;
+      message = ''
+        netsecrets.client.encryptionKeyFile cannot reach stage 1 (netsecrets.client.enableInitrd, or
+        enableInitrdPassword checking the typed password against the server) on
+        this machine: ${noAppend}. Use a boot loader that appends initrd secrets (boot.loader.grub
+        or boot.loader.systemd-boot), or set netsecrets.client.encryptionKey instead (it is then
+        copied into the world-readable Nix store and the initrd), or set netsecrets.client.enableInitrd = false.
+      '';
+    }
+    {
+      assertion = canAppend || !passwordIsFile;
+      message = ''
+        netsecrets.client.passwordFile cannot reach stage 1 (netsecrets.client.enableInitrd) on
+        this machine: ${noAppend}. Set netsecrets.client.enableInitrdPassword = true to type the
+        password on the console at boot instead, or use a boot loader that appends initrd secrets
+        (boot.loader.grub or boot.loader.systemd-boot).
+      '';
+    }
+  ];
 
   # `netsecrets send` for one secret. `password` and `key` are a path or
   # { specifier = "%d/..."; } (a credential); see common.execLine.
@@ -80,7 +120,9 @@ let
         exe
         "send"
         "--server"
-        cfg.server
+        # null fails an assertion (below); "" keeps the unit text evaluable
+        # so that the assertion's message, not an escaping error, is shown.
+        (if cfg.server == null then "" else cfg.server)
         "--port"
         (toString cfg.port)
       ]
@@ -123,8 +165,11 @@ let
     );
 
   # Stage 2 fetch units run as root (they chown each file to its owner) but
-  # see a read-only system except /var/lib/netsecrets.
+  # see a read-only system except /var/lib/netsecrets. fchown is in @chown,
+  # which ~@privileged removes: without it back the unit dies of SIGSYS
+  # (found by the boot test's scenario 6).
   hardening = common.sandbox // {
+    SystemCallFilter = common.sandbox.SystemCallFilter ++ [ "@chown" ];
     CapabilityBoundingSet = [
       "CAP_CHOWN"
       "CAP_FOWNER"
@@ -185,10 +230,54 @@ let
     conflicts = [ "shutdown.target" ];
   };
 
-  initrdPromptUnits = lib.optionals cfg.enableInitrdPassword [
-    "netsecrets-ask-password.service"
-    "netsecrets-copy-password.service"
-  ];
+  initrdPromptUnits = lib.optional cfg.enableInitrdPassword "netsecrets-ask-password.service";
+
+  # The typed password is checked against the server (by fetching the first
+  # requested secret) when stage 1 has a network: each typed password is sent
+  # once, a rejected one is asked for again at once, so a typo costs one
+  # failure on the server, never a lockout (--tries stays below the server's
+  # default --max-failures of 5). Without an initrd network it cannot be
+  # checked there, and the prompt only stores it.
+  initrdNetwork = config.boot.initrd.network.enable || config.boot.initrd.systemd.network.enable;
+  verifyPassword = cfg.enableInitrdPassword && initrdNetwork && names != [ ];
+  askPasswordArgs = [
+    exe
+    "ask-password"
+    "--tty"
+    "/dev/console"
+    "--output"
+    common.consolePasswordFile
+  ]
+  ++ lib.optionals verifyPassword (
+    [
+      "--verify-secret"
+      (lib.head names)
+      "--server"
+      (if cfg.server == null then "" else cfg.server)
+      "--port"
+      (toString cfg.port)
+    ]
+    ++ lib.optionals (cfg.fallbacks != [ ]) [
+      "--fallbacks"
+      (lib.concatStringsSep "," cfg.fallbacks)
+    ]
+    ++ (
+      if keyFile != null then
+        [
+          "--encryption-key-file"
+          common.initrdKeyFile
+        ]
+      else
+        [ "--insecure" ]
+    )
+    ++ [
+      # Per typed password: long enough for a late initrd network.
+      "--timeout"
+      (toString (lib.max 60 (if cfg.timeout == null then 30 else cfg.timeout)))
+      "--tries"
+      "3"
+    ]
+  );
 
   initrdUnit =
     name:
@@ -266,9 +355,9 @@ let
           description = "Group (name or gid) of the stage-2 file.";
         };
         mode = lib.mkOption {
-          type = lib.types.strMatching "[0-7]{3,4}";
+          type = lib.types.strMatching "0?[0-7]{3}";
           default = "0400";
-          description = "Permissions of the stage-2 file, in octal.";
+          description = "Permissions of the stage-2 file, in octal (no setuid, setgid or sticky bit: `netsecrets send` refuses them).";
         };
       };
     };
@@ -289,6 +378,22 @@ in
       Set owner, group and mode here.
     '';
   };
+
+  # The server's spelling of the password file option works here too.
+  imports = [
+    (lib.mkAliasOptionModule
+      [
+        "netsecrets"
+        "client"
+        "password_file"
+      ]
+      [
+        "netsecrets"
+        "client"
+        "passwordFile"
+      ]
+    )
+  ];
 
   options.netsecrets.client = {
     enable = lib.mkEnableOption "fetching secrets from a netsecrets server at boot";
@@ -333,7 +438,9 @@ in
       description = ''
         A root-only file holding the shared password; takes priority over
         {option}`netsecrets.client.password`. With `enableInitrd` it is also
-        copied into the initrd (boot.initrd.secrets). `""` means unset.
+        appended to the initrd (boot.initrd.secrets), which needs a boot loader
+        that supports initrd secrets (grub, systemd-boot). `""` means unset.
+        `password_file` (the server's spelling) is an alias.
       '';
     };
 
@@ -353,8 +460,10 @@ in
       example = "/run/secrets/enc-key";
       description = ''
         A root-only file holding the key material; takes priority over
-        {option}`netsecrets.client.encryptionKey`. With `enableInitrd` it is
-        also copied into the initrd (boot.initrd.secrets). `""` means unset.
+        {option}`netsecrets.client.encryptionKey` (setting both warns). With
+        `enableInitrd` it is also appended to the initrd (boot.initrd.secrets),
+        which needs a boot loader that supports initrd secrets (grub,
+        systemd-boot). `""` means unset.
       '';
     };
 
@@ -406,9 +515,26 @@ in
       type = lib.types.bool;
       default = false;
       description = ''
-        Ask for the server password on /dev/console in stage 1 (written to
-        /run/netsecrets-password and copied to /run/secrets/netsecrets-password);
-        both the stage-1 and the stage-2 fetches then use it.
+        Ask for the server password on /dev/console in stage 1. It is written
+        to {option}`netsecrets.client.consolePasswordFile`
+        (/run/netsecrets-password, root, 0400), where it stays after
+        switch-root; both the stage-1 and the stage-2 fetches use it, and
+        {option}`netsecrets.client.password` / `passwordFile` are ignored
+        (a warning says so).
+      '';
+    };
+
+    consolePasswordFile = lib.mkOption {
+      type = lib.types.str;
+      readOnly = true;
+      # Defined by this module (below), so a definition elsewhere is an error.
+      defaultText = lib.literalExpression ''"${common.consolePasswordFile}"'';
+      description = ''
+        Where the password typed at boot (enableInitrdPassword) is, for the
+        rest of the boot: root-only, in /run (kept across switch-root, gone at
+        shutdown). Services that need it can use this path, e.g. with
+        LoadCredential=. It is not under /run/secrets: sops-nix replaces that
+        path (a symlink) at every activation.
       '';
     };
 
@@ -431,7 +557,9 @@ in
     };
   };
 
-  config = lib.mkIf cfg.enable (
+  config = lib.mkMerge [
+    { netsecrets.client.consolePasswordFile = common.consolePasswordFile; }
+    (lib.mkIf cfg.enable (
     lib.mkMerge [
       {
         assertions = [
@@ -452,6 +580,7 @@ in
             message = "netsecrets.client.enableInitrd and enableInitrdPassword need systemd in stage 1: set boot.initrd.systemd.enable = true.";
           }
         ]
+        ++ initrdFileAssertions
         ++ map (name: {
           assertion = lib.elem name names;
           message = "secrets.${name} is configured but \"${name}\" is not in netsecrets.client.request_secrets; add it there.";
@@ -467,9 +596,21 @@ in
             Nix store. Use netsecrets.client.passwordFile with a root-only file, or
             enableInitrdPassword, instead.
           ''
-          ++ lib.optional (nonEmpty cfg.password && (cfg.enableInitrdPassword || nonEmpty cfg.passwordFile)) ''
-            netsecrets.client.password is ignored because netsecrets.client.passwordFile or
-            enableInitrdPassword is set; remove it.
+          ++ lib.optional (nonEmpty cfg.password && !cfg.enableInitrdPassword && nonEmpty cfg.passwordFile) ''
+            netsecrets.client.password is ignored because netsecrets.client.passwordFile is set
+            (the file takes priority); remove one of them.
+          ''
+          ++ lib.optional (nonEmpty cfg.password && cfg.enableInitrdPassword) ''
+            netsecrets.client.password is ignored because netsecrets.client.enableInitrdPassword
+            is set (the password typed at boot is used); remove netsecrets.client.password.
+          ''
+          ++ lib.optional (nonEmpty cfg.passwordFile && cfg.enableInitrdPassword) ''
+            netsecrets.client.passwordFile is ignored because netsecrets.client.enableInitrdPassword
+            is set (the password typed at boot is used); remove netsecrets.client.passwordFile.
+          ''
+          ++ lib.optional (!cfg.insecure && nonEmpty cfg.encryptionKey && nonEmpty cfg.encryptionKeyFile) ''
+            netsecrets.client.encryptionKey is ignored because netsecrets.client.encryptionKeyFile
+            is set (the file takes priority); remove one of them.
           ''
           ++ lib.optional (!cfg.insecure && nonEmpty cfg.encryptionKey && !(nonEmpty cfg.encryptionKeyFile)) ''
             netsecrets.client.encryptionKey is set: the key is copied into the world-readable
@@ -480,7 +621,7 @@ in
             plaintext. Set netsecrets.client.encryptionKeyFile (or insecure = true to say so).
           ''
           ++ lib.optional (
-            cfg.enableInitrd && !(config.boot.initrd.network.enable || config.boot.initrd.systemd.network.enable)
+            cfg.enableInitrd && !initrdNetwork
           ) ''
             netsecrets.client.enableInitrd is set but the initrd has no network: set
             boot.initrd.network.enable = true (and configure boot.initrd.systemd.network),
@@ -528,9 +669,18 @@ in
           netsecrets-ask-password = lib.recursiveUpdate initrdBase {
             description = "netsecrets: ask for the server password on the console";
             wantedBy = [ "initrd.target" ];
-            after = [ "systemd-vconsole-setup.service" ];
+            after = [
+              "systemd-vconsole-setup.service"
+            ]
+            ++ lib.optionals verifyPassword [
+              "network-online.target"
+              "initrd-nixos-copy-secrets.service"
+            ];
+            wants = lib.optionals verifyPassword (
+              [ "network-online.target" ]
+              ++ lib.optional (initrdSecrets != { }) "initrd-nixos-copy-secrets.service"
+            );
             before = [
-              "netsecrets-copy-password.service"
               "netsecrets-client.service"
               "cryptsetup-pre.target"
               "initrd.target"
@@ -540,14 +690,7 @@ in
             serviceConfig = {
               Type = "oneshot";
               RemainAfterExit = true;
-              ExecStart = common.execLine utils [
-                exe
-                "ask-password"
-                "--tty"
-                "/dev/console"
-                "--output"
-                common.consolePasswordFile
-              ];
+              ExecStart = common.execLine utils askPasswordArgs;
               # Own the console while the prompt is up.
               StandardInput = "tty-force";
               StandardOutput = "tty";
@@ -560,39 +703,14 @@ in
               UMask = "0077";
             };
           };
-          netsecrets-copy-password = lib.recursiveUpdate initrdBase {
-            description = "netsecrets: hand the console password over to stage 2";
-            wantedBy = [ "initrd.target" ];
-            requires = [ "netsecrets-ask-password.service" ];
-            after = [ "netsecrets-ask-password.service" ];
-            before = [
-              "netsecrets-client.service"
-              "initrd.target"
-              "initrd-switch-root.target"
-              "shutdown.target"
-            ]
-            ++ lib.optionals cfg.enableInitrd fetchUnits;
-            serviceConfig = {
-              Type = "oneshot";
-              RemainAfterExit = true;
-              ExecStart = common.execLine utils [
-                exe
-                "copy-password"
-                "--from"
-                common.consolePasswordFile
-                "--to"
-                common.stage2PasswordFile
-              ];
-              StandardOutput = "journal+console";
-              StandardError = "journal+console";
-              UMask = "0077";
-            };
-          };
         };
       })
 
-      (lib.mkIf cfg.enableInitrd {
+      (lib.mkIf (cfg.enableInitrd || verifyPassword) {
         boot.initrd.secrets = initrdSecrets;
+      })
+
+      (lib.mkIf cfg.enableInitrd {
 
         boot.initrd.systemd.services =
           lib.listToAttrs (map (name: lib.nameValuePair (unitBase name) (initrdUnit name)) names)
@@ -622,5 +740,6 @@ in
           };
       })
     ]
-  );
+  ))
+  ];
 }

@@ -9,7 +9,7 @@ let
   # Secret names as the wire protocol allows them (SPEC §2): 1-255 bytes of
   # [A-Za-z0-9._@+-], not "." or "..". They become file names, credential
   # names and unit names, so the type refuses anything else at evaluation.
-  # Keep in sync with src/protocol.rs (secret name validation).
+  # Keep in sync with src/wire/protocol.rs (secret name validation).
   secretName = lib.types.addCheck (lib.types.strMatching "[A-Za-z0-9._@+-]{1,255}") (
     s: s != "." && s != ".."
   )
@@ -50,32 +50,39 @@ in
   # encryptionKeyFile/encryptionKey): the file wins; a literal value is written
   # to the world-readable store under `storeName` (the modules warn about it);
   # neither gives null.
+  #
+  # The store file is returned as a store-path STRING, not the derivation:
+  # boot.initrd.secrets accepts a store-path string (or a Nix path) on a
+  # machine whose boot loader cannot append initrd secrets, and refuses a
+  # derivation (nixpkgs' nixos/modules/system/boot/stage-1.nix, checked in
+  # tests/nix against NixOS 24.05).
   fileOrLiteral =
     pkgs: storeName: file: literal:
     if nonEmpty file then
       file
     else if nonEmpty literal then
-      pkgs.writeText storeName literal
+      "${pkgs.writeText storeName literal}"
     else
       null;
 
+  # True when fileOrLiteral would pick the file (not a store copy).
+  isFile = file: nonEmpty file;
+
   inherit secretName pathNotInStore pathNotInStoreOrEmpty;
 
-  # Default TCP port. Keep in sync with src/cli.rs (DEFAULT_PORT) and README.md.
+  # Default TCP port. Keep in sync with src/cli/mod.rs (DEFAULT_PORT) and README.md.
   defaultPort = 8080;
   # Stage-2 secrets: <stateDir>/<name>. Keep in sync with src/ and README.md.
   stateDir = "/var/lib/netsecrets";
   # Stage-1 (initrd) secrets: <initrdDir>/<name>; /run survives switch-root.
-  # Keep in sync with initrd/units/netsecrets-client.service.
   initrdDir = "/run/netsecrets";
-  # Written by `netsecrets ask-password` in stage 1. Keep in sync with
-  # src/cli.rs (DEFAULT_PASSWORD_PATH) and initrd/units/netsecrets-ask-password.service.
+  # Written by `netsecrets ask-password` in stage 1 (root, 0400) and read from
+  # there by stage 2 too: /run survives switch-root. Not /run/secrets: sops-nix
+  # owns that path as a symlink it replaces at every activation (see
+  # docs/nixos.md). Keep in sync with src/cli/mod.rs (DEFAULT_PASSWORD_PATH).
   consolePasswordFile = "/run/netsecrets-password";
-  # Copied there by `netsecrets copy-password` for stage 2. Keep in sync with
-  # src/cli.rs (DEFAULT_PASSWORD_COPY) and initrd/units/netsecrets-copy-password.service.
-  stage2PasswordFile = "/run/secrets/netsecrets-password";
   # Where boot.initrd.secrets puts the client's key and password inside the
-  # initrd. Keep in sync with initrd/units/netsecrets-client.service.
+  # initrd (the boot test places them there the same way).
   initrdKeyFile = "/etc/netsecrets/initrd-key";
   initrdPasswordFile = "/etc/netsecrets/initrd-password";
 

@@ -89,6 +89,22 @@ let
   };
 in
 {
+  # The client's spelling of the password file option works here too.
+  imports = [
+    (lib.mkAliasOptionModule
+      [
+        "netsecrets"
+        "server"
+        "passwordFile"
+      ]
+      [
+        "netsecrets"
+        "server"
+        "password_file"
+      ]
+    )
+  ];
+
   options.netsecrets.server = {
     enable = lib.mkEnableOption "the netsecrets server (netsecrets-daemon.service)";
 
@@ -134,7 +150,7 @@ in
         A root-only file holding the shared password (one trailing newline is
         stripped), e.g. from agenix or sops-nix. Handed to the daemon with
         LoadCredential=; takes priority over {option}`netsecrets.server.password`.
-        `""` means unset.
+        `""` means unset. `passwordFile` (the client's spelling) is an alias.
       '';
     };
 
@@ -207,7 +223,8 @@ in
       example = "/run/agenix/netsecrets-key";
       description = ''
         A root-only file holding the key material (`netsecrets keygen` makes
-        one). Takes priority over {option}`netsecrets.server.encryptionKey`.
+        one). Takes priority over {option}`netsecrets.server.encryptionKey`
+        (setting both warns).
         `""` means unset.
       '';
     };
@@ -264,7 +281,12 @@ in
         Nix store. Use netsecrets.server.password_file with a root-only file instead.
       ''
       ++ lib.optional (nonEmpty cfg.password && nonEmpty cfg.password_file) ''
-        netsecrets.server.password is ignored because netsecrets.server.password_file is set; remove it.
+        netsecrets.server.password is ignored because netsecrets.server.password_file is set
+        (the file takes priority); remove one of them.
+      ''
+      ++ lib.optional (!cfg.insecure && nonEmpty cfg.encryptionKey && nonEmpty cfg.encryptionKeyFile) ''
+        netsecrets.server.encryptionKey is ignored because netsecrets.server.encryptionKeyFile
+        is set (the file takes priority); remove one of them.
       ''
       ++ lib.optional (!cfg.insecure && nonEmpty cfg.encryptionKey && !(nonEmpty cfg.encryptionKeyFile)) ''
         netsecrets.server.encryptionKey is set: the key is copied into the world-readable

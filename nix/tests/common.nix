@@ -52,23 +52,32 @@ rec {
     };
 
   # A stage-2 client of `serverIp` using files for the password and the key.
-  client = serverIp: {
-    imports = [ credentialFiles ];
-    netsecrets.client = {
-      enable = true;
-      server = serverIp;
-      port = toString port;
-      passwordFile = "/var/lib/test-secrets/password";
-      encryptionKeyFile = "/var/lib/test-secrets/key";
-      request_secrets = [
-        "db-password"
-        "api-key"
-      ];
-      # The server boots in parallel: keep retrying for a while.
-      timeout = 120;
-      verbose = true;
+  # The server boots in parallel: by default keep retrying for a while. A
+  # scenario that expects failure passes a short `timeout` and/or another
+  # `keyFile` here (setting them again in the node would be a conflicting
+  # definition).
+  client =
+    {
+      serverIp,
+      timeout ? 120,
+      keyFile ? "/var/lib/test-secrets/key",
+    }:
+    {
+      imports = [ credentialFiles ];
+      netsecrets.client = {
+        enable = true;
+        server = serverIp;
+        port = toString port;
+        passwordFile = "/var/lib/test-secrets/password";
+        encryptionKeyFile = keyFile;
+        request_secrets = [
+          "db-password"
+          "api-key"
+        ];
+        inherit timeout;
+        verbose = true;
+      };
     };
-  };
 
   # Stage-1 networking on the test VLAN (eth1) with the node's test address.
   initrdNetwork =

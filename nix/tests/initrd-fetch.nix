@@ -4,9 +4,11 @@
 #
 # The password and the key are given literally here (netsecrets.client.password
 # and encryptionKey): they become store files handed to stage 1 through
-# boot.initrd.secrets, which works in a VM without a boot loader. On a real
-# machine use passwordFile/encryptionKeyFile (appended to the initrd by the
-# boot loader) or enableInitrdPassword.
+# boot.initrd.secrets, which works in a VM without a boot loader
+# (boot.loader.supportsInitrdSecrets is false there; a file option would be
+# refused by the module's assertion). On a real machine use
+# passwordFile/encryptionKeyFile with grub or systemd-boot (appended to the
+# initrd by the boot loader) or enableInitrdPassword.
 { self }:
 let
   common = import ./common.nix;

@@ -1,7 +1,8 @@
 # enableInitrdPassword: stage 1 asks for the password on the console
-# (netsecrets-ask-password.service), copies it for stage 2
-# (netsecrets-copy-password.service), fetches with it in stage 1, and the
-# stage-2 client uses the copy in /run/secrets/netsecrets-password.
+# (netsecrets-ask-password.service) into /run/netsecrets-password, fetches
+# with it in stage 1, and the stage-2 client loads the same file (/run
+# survives switch-root). Nothing is created under /run/secrets, which
+# sops-nix owns.
 { self }:
 let
   common = import ./common.nix;
@@ -29,7 +30,9 @@ in
       };
     };
 
-  testScript = ''
+  testScript =
+    { nodes, ... }:
+    ''
     server.start()
     server.wait_for_unit("netsecrets-daemon.service")
 
@@ -38,14 +41,17 @@ in
     client.send_console("${common.password}\n")
     client.wait_for_unit("multi-user.target")
 
-    with subtest("the typed password was handed over and not echoed"):
-        assert client.succeed("cat /run/secrets/netsecrets-password").strip() == "${common.password}"
-        assert client.succeed("stat -c '%U %a' /run/secrets/netsecrets-password").strip() == "root 400"
+    with subtest("the typed password is kept for stage 2, root-only, and /run/secrets is left alone"):
+        path = "${nodes.client.netsecrets.client.consolePasswordFile}"
+        assert path == "/run/netsecrets-password"
+        assert client.succeed(f"cat {path}").strip() == "${common.password}"
+        assert client.succeed(f"stat -c '%U %a' {path}").strip() == "root 400"
+        client.fail("test -e /run/secrets")
 
     with subtest("stage 1 fetched with it"):
         assert client.succeed("cat /run/netsecrets/db-password") == "${common.dbPassword}"
 
-    with subtest("stage 2 fetched with the copy"):
+    with subtest("stage 2 fetched with the typed password"):
         client.wait_for_unit("netsecrets-client.service")
         assert client.succeed("cat /var/lib/netsecrets/db-password") == "${common.dbPassword}"
   '';

@@ -14,12 +14,14 @@ in
   nodes.client =
     { config, nodes, ... }:
     {
-      imports = [ (common.client nodes.server.networking.primaryIPAddress) ];
+      imports = [
+        (common.client {
+          serverIp = nodes.server.networking.primaryIPAddress;
+          keyFile = "/var/lib/test-secrets/wrong-key";
+          timeout = 10;
+        })
+      ];
       systemd.tmpfiles.rules = [ "f /var/lib/test-secrets/wrong-key 0400 root root - not-the-server-key" ];
-      netsecrets.client = {
-        encryptionKeyFile = "/var/lib/test-secrets/wrong-key";
-        timeout = 10;
-      };
       environment.systemPackages = [ config.netsecrets.client.package ];
     };
 

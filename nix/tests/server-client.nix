@@ -16,7 +16,7 @@ in
   nodes.client =
     { config, nodes, ... }:
     {
-      imports = [ (common.client nodes.server.networking.primaryIPAddress) ];
+      imports = [ (common.client { serverIp = nodes.server.networking.primaryIPAddress; }) ];
       netsecrets.client.request_secrets = [ "not-served" ];
       secrets.api-key = {
         owner = "alice";

@@ -13,13 +13,17 @@ in
     { nodes, ... }:
     common.server { authorizedIps = [ "${nodes.client.networking.primaryIPAddress}/32" ]; };
 
-  nodes.client = { nodes, ... }: common.client nodes.server.networking.primaryIPAddress;
+  nodes.client = { nodes, ... }: common.client { serverIp = nodes.server.networking.primaryIPAddress; };
 
   nodes.attacker =
     { config, nodes, ... }:
     {
-      imports = [ (common.client nodes.server.networking.primaryIPAddress) ];
-      netsecrets.client.timeout = 10;
+      imports = [
+        (common.client {
+          serverIp = nodes.server.networking.primaryIPAddress;
+          timeout = 10;
+        })
+      ];
       environment.systemPackages = [ config.netsecrets.client.package ];
     };
 

@@ -27,14 +27,15 @@ Serve secrets from memory over TCP.
   --password PW               shared password (env NETSECRETS_PASSWORD); visible in ps, prefer:
   --password-file PATH        read the password from a file, one trailing newline stripped
                               (env NETSECRETS_PASSWORD_FILE)
-  -S NAME=VALUE               a secret to serve; repeatable
-  --secret-file NAME=PATH     a secret whose value is the file's exact bytes; repeatable
+  -S NAME=VALUE               a secret to serve; repeatable; visible in ps, prefer:
+  --secret-file NAME=PATH     a secret whose value is the regular file's exact bytes (16 MiB
+                              at most); repeatable
   --clients-file PATH         named clients, one a line: NAME password=FILE [key=FILE]
                               [from=CIDR,...] secrets=NAME,...|* (paths relative to
                               $CREDENTIALS_DIRECTORY, else to the file); see README
   -a, --authorized-ips CIDR,...  allowed client networks (IPv4/IPv6 CIDRs or addresses);
-                              repeatable; default: any address
-  --encryption-key STR        AES-256-GCM key = SHA-256(STR)
+                              repeatable; default: any address; an empty list is an error
+  --encryption-key STR        AES-256-GCM key = SHA-256(STR); visible in ps, prefer:
   --encryption-key-file PATH  AES-256-GCM key = SHA-256(file minus one trailing newline);
                               beats --encryption-key
   --insecure                  plaintext even if a key is given
@@ -63,9 +64,9 @@ Fetch secrets; write them to stdout (one per line) or atomically to a file.
   --file-output PATH          write here (atomically) instead of stdout; values joined by newlines
   --owner USER|UID            owner of the output file [the caller]
   --group GROUP|GID           group of the output file [the caller's]
-  --mode OCTAL                mode of the output file [0400]
+  --mode OCTAL                mode of the output file, up to 0777 [0400]
   --fallbacks IP,...          more servers, same port, tried in order (env NETSECRETS_FALLBACKS)
-  --encryption-key STR        AES-256-GCM key = SHA-256(STR)
+  --encryption-key STR        AES-256-GCM key = SHA-256(STR); visible in ps, prefer:
   --encryption-key-file PATH  key = SHA-256(file minus one trailing newline); beats --encryption-key
   --insecure                  plaintext even if a key is given
   --timeout SECS              total deadline, retries with backoff included [30]
@@ -84,10 +85,12 @@ Ask for the server password on a terminal (no echo) and store it for `send --pas
   --output PATH               where to write the password (atomically, mode 0400)
                               [/run/netsecrets-password]
   --prompt TEXT               [netsecrets password: ]
-  --verify-secret NAME        check the password by fetching NAME (value discarded); asks again
-                              when the server does not answer. Takes send's connection flags:
+  --verify-secret NAME        check the password by fetching NAME (value discarded). Each typed
+                              password is sent once it reaches a server (an unreachable one is
+                              retried within --timeout); a refused one is asked again at once,
+                              never sent again. Takes send's connection flags:
                               --server --port --fallbacks --encryption-key[-file] --insecure --timeout
-  --tries N                   attempts with --verify-secret before giving up [3]
+  --tries N                   typed passwords with --verify-secret before giving up [3]
   -h, --help
 ";
 

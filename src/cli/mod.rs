@@ -30,9 +30,11 @@ pub use values::Mode;
 
 /// Default TCP port (keep in sync with nix/modules/*.nix and README.md).
 pub const DEFAULT_PORT: u16 = 8080;
-/// Where the console prompt writes the password (keep in sync with nix/modules/client.nix, initrd/units).
+/// Where the console prompt writes the password (keep in sync with nix/modules/common.nix,
+/// consolePasswordFile, which the stage-2 fetch units load).
 pub const DEFAULT_PASSWORD_PATH: &str = "/run/netsecrets-password";
-/// Where the post-initrd copy goes (keep in sync with nix/modules/client.nix, initrd/units).
+/// `copy-password`'s default target, the seed's path. The NixOS module no longer copies there
+/// (sops-nix owns /run/secrets; docs/nixos.md), but the command keeps its default for other setups.
 pub const DEFAULT_PASSWORD_COPY: &str = "/run/secrets/netsecrets-password";
 
 /// Where a password comes from; remembered so that a literal one on the command line draws a
@@ -78,6 +80,9 @@ pub struct ReceiveArgs {
     /// secrets (`server/clients.rs`).
     pub clients_file: Option<PathBuf>,
     pub authorized: Vec<Cidr>,
+    /// Warnings for `--authorized-ips` networks written with host bits (`10.0.0.1/0`), printed
+    /// by `config.rs`.
+    pub authorized_warnings: Vec<String>,
     pub max_connections: usize,
     pub max_per_ip: usize,
     /// Failed authentications from one address before it is locked out (0: never).

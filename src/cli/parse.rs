@@ -11,7 +11,7 @@ use lexopt::prelude::*;
 
 use super::conn::{FetchFlags, NetFlags};
 use super::help::{ASK_HELP, COPY_HELP, KEYGEN_HELP, MAIN_HELP, RECEIVE_HELP, SEND_HELP};
-use super::values::{Count, Expected, Mode};
+use super::values::{self, Count, Expected, Mode};
 use super::{
     AskArgs, Command, CopyArgs, KeygenArgs, ReceiveArgs, SendArgs, DEFAULT_PASSWORD_COPY,
     DEFAULT_PASSWORD_PATH,
@@ -58,6 +58,7 @@ fn parse_receive(p: &mut lexopt::Parser, env: Env) -> Result<Command> {
     let mut secret_files = Vec::new();
     let mut clients_file = None;
     let mut authorized = Vec::new();
+    let mut authorized_warnings = Vec::new();
     let mut max_connections = 256;
     let mut max_per_ip = 64;
     let mut max_failures = 5;
@@ -77,10 +78,19 @@ fn parse_receive(p: &mut lexopt::Parser, env: Env) -> Result<Command> {
             "--clients-file" => clients_file = Some(PathBuf::from(p.value()?)),
             "-a" | "--authorized-ips" | "--authorized_ips" => {
                 let list = string(p, "--authorized-ips")?;
-                authorized.extend(
-                    cidr::parse_list(&list)
-                        .map_err(|e| Error::usage(format!("--authorized-ips: {e}")))?,
+                let nets = cidr::parse_list(&list)
+                    .map_err(|e| Error::usage(format!("--authorized-ips: {e}")))?;
+                if nets.is_empty() {
+                    return Err(Error::usage(format!(
+                        "--authorized-ips {list:?}: no address or network given, and an empty list would allow every address; give CIDRs like 10.0.0.0/24, or leave the flag out"
+                    )));
+                }
+                authorized_warnings.extend(
+                    values::list(&list)
+                        .iter()
+                        .filter_map(|n| values::host_bits(n)),
                 );
+                authorized.extend(nets);
             }
             "--max-connections" => max_connections = count(p, "--max-connections")?,
             "--max-per-ip" => max_per_ip = count(p, "--max-per-ip")?,
@@ -103,6 +113,7 @@ fn parse_receive(p: &mut lexopt::Parser, env: Env) -> Result<Command> {
         secret_files,
         clients_file,
         authorized,
+        authorized_warnings,
         max_connections,
         max_per_ip,
         max_failures,

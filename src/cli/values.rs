@@ -65,7 +65,8 @@ impl FromStr for Seconds {
     }
 }
 
-/// A file mode in octal, at most four digits (`0400`, `440`, `0o640`).
+/// A file mode in octal, at most four digits (`0400`, `440`, `0o640`), with no setuid, setgid or
+/// sticky bit: a secret file is never a program or a shared directory.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Mode(pub u32);
 
@@ -79,6 +80,11 @@ impl FromStr for Mode {
             && digits.bytes().all(|b| (b'0'..=b'7').contains(&b))
         {
             if let Ok(m) = u32::from_str_radix(digits, 8) {
+                if m > 0o777 {
+                    return Err(Expected(
+                        "a mode up to 0777 like 0400 or 0440: no setuid, setgid or sticky bit",
+                    ));
+                }
                 return Ok(Mode(m));
             }
         }
@@ -109,6 +115,32 @@ pub fn list(v: &str) -> Vec<String> {
         .filter(|s| !s.is_empty())
         .map(str::to_owned)
         .collect()
+}
+
+/// The warning for an `--authorized-ips` item written with host bits set (`10.0.0.1/0` allows
+/// every IPv4 address, which the writer rarely means); `None` for a bare address, a clean
+/// network, or an item that does not parse (the parser reports that).
+pub fn host_bits(item: &str) -> Option<String> {
+    let (addr, prefix) = item.split_once('/')?;
+    let prefix: u32 = prefix.parse().ok()?;
+    let ip = addr.parse::<std::net::IpAddr>().ok()?;
+    let net = match ip {
+        std::net::IpAddr::V4(a) => {
+            let mask = u32::MAX
+                .checked_shl(32u32.checked_sub(prefix)?)
+                .unwrap_or(0);
+            std::net::IpAddr::V4((u32::from(a) & mask).into())
+        }
+        std::net::IpAddr::V6(a) => {
+            let mask = u128::MAX
+                .checked_shl(128u32.checked_sub(prefix)?)
+                .unwrap_or(0);
+            std::net::IpAddr::V6((u128::from(a) & mask).into())
+        }
+    };
+    (net != ip).then(|| {
+        format!("warning: --authorized-ips {item} has host bits set: it allows {net}/{prefix}; write that if it is meant")
+    })
 }
 
 /// Appends a space- or comma-separated list of secret names to `out`, each checked.
@@ -143,9 +175,33 @@ mod tests {
         assert_eq!("0o640".parse(), Ok(Mode(0o640)));
         assert!("999".parse::<Mode>().is_err());
         assert!("01234".parse::<Mode>().is_err());
+        for special in ["6777", "4400", "2440", "1600", "0o7000"] {
+            assert!(special.parse::<Mode>().is_err(), "{special}");
+        }
+        assert_eq!("0777".parse(), Ok(Mode(0o777)));
         assert_eq!("65536".parse(), Ok(Count(65_536)));
         assert!("0".parse::<Count>().is_err());
         assert!("65537".parse::<Count>().is_err());
+    }
+
+    #[test]
+    fn host_bits_warn() {
+        let w = |s: &str| host_bits(s).unwrap_or_default();
+        assert!(w("10.0.0.1/0").contains("it allows 0.0.0.0/0"));
+        assert!(w("10.1.2.3/8").contains("it allows 10.0.0.0/8"));
+        assert!(w("fd00::1/64").contains("it allows fd00::/64"));
+        for clean in [
+            "10.0.0.0/8",
+            "0.0.0.0/0",
+            "10.0.0.1",
+            "10.0.0.1/32",
+            "fd00::/64",
+            "x/3",
+            "10.0.0.1/40",
+            "FD00::/64",
+        ] {
+            assert_eq!(host_bits(clean), None, "{clean}");
+        }
     }
 
     #[test]

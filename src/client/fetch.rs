@@ -30,6 +30,31 @@ enum Miss {
     Retry(String),
     /// The server answered `Not found`: final.
     NotFound(String),
+    /// The whole request was sent and the server closed or reset the connection without an
+    /// answer: the password (or the key) was refused, or this client was (`--authorized-ips`,
+    /// lockout). Retried like [`Miss::Retry`] by [`Client::fetch`]; final for
+    /// [`Client::check`], so that one typed password is compared once.
+    Rejected(String),
+}
+
+/// Why [`Client::fetch_until`] stopped without a value.
+enum Stop {
+    Rejected(String),
+    NotFound(String),
+    Failed(Error),
+}
+
+/// How [`Client::check`] of a typed password ended.
+pub enum Check {
+    /// The secret arrived: the password is right.
+    Accepted,
+    /// The server answered `Not found`: the password is right (the server only says so to a
+    /// matching password), the name is not served; the text says so.
+    AcceptedNotFound(String),
+    /// The request was sent whole and refused without an answer; the text says what to check.
+    Rejected(String),
+    /// No server could be asked within the deadline.
+    Unreachable(Error),
 }
 
 pub struct Client<'a> {
@@ -55,6 +80,34 @@ impl<'a> Client<'a> {
 
     /// Fetches one secret, retrying the server list with backoff until `deadline`.
     pub fn fetch(&mut self, name: &SecretName, deadline: Instant) -> Result<Vec<u8>> {
+        self.fetch_until(name, deadline, false)
+            .map_err(|stop| match stop {
+                Stop::Rejected(msg) | Stop::NotFound(msg) => Error::failed(msg),
+                Stop::Failed(e) => e,
+            })
+    }
+
+    /// Checks a password (`cfg.password`) by fetching `name` once it reaches a server: servers
+    /// that cannot be reached are retried with backoff within the timeout, but a request that
+    /// was sent whole and refused is not sent again, so one typed password costs at most one
+    /// failure on the server.
+    pub fn check(&mut self, name: &SecretName) -> Check {
+        let deadline = Instant::now() + self.cfg.timeout;
+        match self.fetch_until(name, deadline, true) {
+            Ok(_) => Check::Accepted,
+            Err(Stop::Rejected(msg)) => Check::Rejected(msg),
+            Err(Stop::NotFound(msg)) => Check::AcceptedNotFound(msg),
+            Err(Stop::Failed(e)) => Check::Unreachable(e),
+        }
+    }
+
+    /// [`Client::fetch`], with a refused request final when `reject_is_final`.
+    fn fetch_until(
+        &mut self,
+        name: &SecretName,
+        deadline: Instant,
+        reject_is_final: bool,
+    ) -> std::result::Result<Vec<u8>, Stop> {
         let n = self.cfg.servers.len();
         let mut backoff = FIRST_BACKOFF;
         let mut round = 0u32;
@@ -87,8 +140,9 @@ impl<'a> Client<'a> {
                         }
                         return Ok(value);
                     }
-                    Err(Miss::NotFound(msg)) => return Err(Error::failed(msg)),
-                    Err(Miss::Retry(msg)) => {
+                    Err(Miss::NotFound(msg)) => return Err(Stop::NotFound(msg)),
+                    Err(Miss::Rejected(msg)) if reject_is_final => return Err(Stop::Rejected(msg)),
+                    Err(Miss::Retry(msg) | Miss::Rejected(msg)) => {
                         if self.cfg.verbose {
                             log::line(&msg);
                         }
@@ -101,11 +155,11 @@ impl<'a> Client<'a> {
                 for m in &misses {
                     log::line(m);
                 }
-                return Err(Error::failed(format!(
+                return Err(Stop::Failed(Error::failed(format!(
                     "could not fetch secret {name:?} from {} within {} (see the lines above; raise --timeout if the network is slow to come up)",
                     self.list(),
                     crate::sys::log::secs(self.cfg.timeout)
-                )));
+                ))));
             }
             std::thread::sleep(backoff);
             backoff = (backoff * 2).min(MAX_BACKOFF);
@@ -154,7 +208,21 @@ impl<'a> Client<'a> {
             Miss::Retry(format!("server {server}: sending the request failed: {e}"))
         })?;
         let payload = frame::read_frame(&mut frame::InlineBuf::new(&mut io), MAX_RESPONSE)
-            .map_err(|e| Miss::Retry(read_problem(&server, &e)))?;
+            .map_err(|e| {
+                let closed = match &e {
+                    FrameError::Closed | FrameError::Truncated { .. } => true,
+                    FrameError::Io(io) => matches!(
+                        io.kind(),
+                        io::ErrorKind::ConnectionReset | io::ErrorKind::ConnectionAborted
+                    ),
+                    FrameError::TooLarge { .. } => false,
+                };
+                if closed {
+                    Miss::Rejected(read_problem(&server, &e))
+                } else {
+                    Miss::Retry(read_problem(&server, &e))
+                }
+            })?;
         let value = self.cfg.codec.open(payload).map_err(|e| {
             Miss::Retry(match e {
                 OpenError::TooShort | OpenError::BadTag => format!(

@@ -6,46 +6,77 @@
 use std::io;
 
 use crate::cli::{AskArgs, CopyArgs};
-use crate::client::Client;
+use crate::client::{Check, Client};
 use crate::config;
 use crate::error::{Error, Result};
 use crate::sys::console::{ask, say};
+use crate::sys::input::{read_bounded, unfit_error, Unfit};
+use crate::sys::log;
 use crate::sys::output::{self, Perms};
 
+/// Asks for the password and, with `--verify-secret`, checks it against the server: each typed
+/// password is sent until it reaches a server (an unreachable one is retried within
+/// `--timeout`), and a refused one is asked again at once, never sent again, so a typo costs
+/// exactly one failure on the server.
 pub fn ask_password(args: AskArgs) -> Result<()> {
     let tries = args.tries.max(1);
     let mut verify = match &args.verify {
-        Some(fetch) => Some((fetch.names.clone(), config::client(fetch, Vec::new())?)),
+        Some(fetch) => {
+            let Some(name) = fetch.names.first() else {
+                return Err(Error::usage("--verify-secret needs a secret name"));
+            };
+            Some((name.clone(), config::client(fetch, Vec::new())?))
+        }
         None => None,
     };
     for attempt in 1..=tries {
         let pw = ask(&args.tty, &args.prompt)?;
-        if let Some((names, cfg)) = &mut verify {
+        if let Some((name, cfg)) = &mut verify {
             cfg.password = pw.clone().into_bytes();
-            if let Err(e) = Client::new(cfg).fetch_all(names) {
-                say(&args.tty, &format!("netsecrets: the password was not accepted ({e}); attempt {attempt} of {tries}"));
-                continue;
+            match Client::new(cfg).check(name) {
+                Check::Accepted => {}
+                Check::AcceptedNotFound(msg) => {
+                    log::line(&format!(
+                        "warning: the password was accepted, but {msg} (--verify-secret)"
+                    ));
+                }
+                Check::Rejected(msg) => {
+                    log::line(&msg);
+                    say(&args.tty, &format!("netsecrets: the password was not accepted (attempt {attempt} of {tries}); type it again"));
+                    continue;
+                }
+                Check::Unreachable(e) => {
+                    say(&args.tty, &format!("netsecrets: the password could not be checked ({e}); attempt {attempt} of {tries}"));
+                    continue;
+                }
             }
         }
         return output::save(&args.output, pw.as_bytes(), Perms::mode(0o400));
     }
     Err(Error::failed(format!(
-        "the server did not accept the password {tries} times; giving up"
+        "the password was not accepted or could not be checked {tries} times (--tries); giving up"
     )))
 }
 
 pub fn copy_password(args: CopyArgs) -> Result<()> {
-    let data = std::fs::read(&args.from).map_err(|e| {
-        let why = if e.kind() == io::ErrorKind::NotFound {
-            " (did netsecrets-ask-password.service run and succeed?)"
-        } else {
-            ""
-        };
-        Error::failed(format!(
-            "cannot read the password at {}{why}",
-            args.from.display()
-        ))
-        .with_io(e)
+    let data = read_bounded(&args.from, config::MAX_SMALL_FILE).map_err(|why| match why {
+        Unfit::Io(e) => {
+            let why = if e.kind() == io::ErrorKind::NotFound {
+                " (did netsecrets-ask-password.service run and succeed?)"
+            } else {
+                ""
+            };
+            Error::failed(format!(
+                "cannot read the password at {}{why}",
+                args.from.display()
+            ))
+            .with_io(e)
+        }
+        _ => unfit_error(
+            &format!("--from {}", args.from.display()),
+            config::MAX_SMALL_FILE,
+            &why,
+        ),
     })?;
     output::save(&args.to, &data, Perms::mode(0o400))
 }

@@ -9,5 +9,5 @@ mod fetch;
 pub mod initrd;
 mod send;
 
-pub use fetch::Client;
+pub use fetch::{Check, Client};
 pub use send::send;

@@ -60,6 +60,12 @@ fn perms(args: &SendArgs) -> Result<Perms> {
                 Path::new(PASSWD),
                 Path::new(GROUP),
             )?;
+            if args.mode.0 & 0o002 != 0 {
+                log::line(&format!(
+                    "warning: --mode {:04o} lets every user change the secret file; use 0400 or 0440",
+                    args.mode.0
+                ));
+            }
             Ok(Perms {
                 mode: args.mode.0,
                 uid,

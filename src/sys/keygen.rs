@@ -19,15 +19,17 @@ pub fn keygen(output: Option<&Path>) -> Result<()> {
         None => io::stdout()
             .write_all(text.as_bytes())
             .map_err(|e| Error::failed("cannot write the key to stdout").with_io(e)),
-        Some(path) => out::write_new(path, text.as_bytes(), Perms::mode(0o400)).map_err(|e| {
-            if e.kind() == io::ErrorKind::AlreadyExists {
-                Error::failed(format!(
-                    "{} exists already; keygen never overwrites a key",
-                    path.display()
-                ))
-            } else {
-                out::write_error(path, e)
-            }
-        }),
+        Some(path) => out::write_new(path, text.as_bytes(), Perms::mode(0o400))
+            .map(|unsynced| out::warn_unsynced(path, unsynced))
+            .map_err(|e| {
+                if e.kind() == io::ErrorKind::AlreadyExists {
+                    Error::failed(format!(
+                        "{} exists already; keygen never overwrites a key",
+                        path.display()
+                    ))
+                } else {
+                    out::write_error(path, e)
+                }
+            }),
     }
 }

@@ -4,6 +4,7 @@
 //!
 //! - `net.rs`         — whole-exchange deadlines on sockets; connecting within a deadline;
 //!   what counts as a timeout.
+//! - `input.rs`       — reading secret, password and key files: regular files only, bounded.
 //! - `output.rs`      — atomic secret files with owner, group and mode.
 //! - `console.rs`     — the password prompt on a terminal, echo off (systemd stage 1).
 //! - `keygen.rs`      — `keygen`: a new random key, on stdout or in a new file.
@@ -14,6 +15,7 @@
 //! The last two are compiled into the binary only (see `main.rs`), not into this library.
 
 pub mod console;
+pub mod input;
 pub mod keygen;
 pub mod log;
 pub mod net;

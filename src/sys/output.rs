@@ -51,20 +51,30 @@ pub fn resolve_ids(
     Ok((uid, gid))
 }
 
-/// A number, or the third field of the `name:` line of a passwd/group-format file.
+/// Largest `/etc/passwd` or `/etc/group` read.
+const MAX_DB: usize = 16 << 20;
+
+/// A number, or the third field of the `name:` line of a passwd/group-format file. Lines are
+/// matched as bytes: a line that is not UTF-8 (a legacy GECOS field) is only another line.
 fn lookup(name: &str, db: &Path, flag: &str, what: &str) -> Result<u32> {
     if let Ok(id) = name.parse::<u32>() {
         return Ok(id);
     }
-    let text = fs::read_to_string(db).map_err(|e| {
-        Error::config(format!("{flag} {name:?}: cannot read {}", db.display())).with_io(e)
+    let text = crate::sys::input::read_bounded(db, MAX_DB).map_err(|why| {
+        let label = format!("{flag} {name:?}: {}", db.display());
+        match why {
+            crate::sys::input::Unfit::Io(e) => {
+                Error::config(format!("{flag} {name:?}: cannot read {}", db.display())).with_io(e)
+            }
+            _ => crate::sys::input::unfit_error(&label, MAX_DB, &why),
+        }
     })?;
-    text.lines()
+    text.split(|&b| b == b'\n')
         .filter_map(|line| {
-            let mut f = line.split(':');
+            let mut f = line.split(|&b| b == b':');
             let n = f.next()?;
-            let id = f.nth(1)?.parse::<u32>().ok()?;
-            (n == name).then_some(id)
+            let id = std::str::from_utf8(f.nth(1)?).ok()?.parse::<u32>().ok()?;
+            (n == name.as_bytes()).then_some(id)
         })
         .next()
         .ok_or_else(|| {
@@ -140,16 +150,24 @@ fn sync_dir(dir: &Path) -> io::Result<()> {
     File::open(dir)?.sync_all()
 }
 
-/// Replaces `path` atomically with `data`. The old file, if any, is untouched on error.
-pub fn write_atomic(path: &Path, data: &[u8], perms: Perms) -> io::Result<()> {
+/// Replaces `path` atomically with `data`. The old file, if any, is untouched on error. Once
+/// the rename is done the new value is in place whatever follows: a failure to sync the
+/// directory then is not an error but the returned [`Unsynced`] (the new value may not survive
+/// a crash).
+pub fn write_atomic(path: &Path, data: &[u8], perms: Perms) -> io::Result<Option<Unsynced>> {
     let (dir, name) = split(path)?;
     let mut temp = write_temp(&dir, name, data, perms)?;
     fs::rename(&temp.path, path)?;
     temp.keep = true;
-    sync_dir(&dir)?;
+    let unsynced = sync_dir(&dir).err().map(Unsynced);
     remove_stale_temps(&dir, name);
-    Ok(())
+    Ok(unsynced)
 }
+
+/// The directory sync that failed after a rename: the new file is in place, but a crash may
+/// bring the old one back.
+#[derive(Debug)]
+pub struct Unsynced(pub io::Error);
 
 /// A writer killed between creating its temporary file and the rename leaves the file behind
 /// (owner-only, never at the output path). Remove such leftovers of this output once they are
@@ -178,22 +196,40 @@ fn remove_stale_temps(dir: &Path, name: &std::ffi::OsStr) {
 }
 
 /// Like [`write_atomic`] but fails with `AlreadyExists` instead of replacing an existing file.
-pub fn write_new(path: &Path, data: &[u8], perms: Perms) -> io::Result<()> {
+/// Once the link is made the file is in place: a failed directory sync is the returned
+/// [`Unsynced`], not an error.
+pub fn write_new(path: &Path, data: &[u8], perms: Perms) -> io::Result<Option<Unsynced>> {
     let (dir, name) = split(path)?;
     let temp = write_temp(&dir, name, data, perms)?;
     fs::hard_link(&temp.path, path)?;
     drop(temp);
-    sync_dir(&dir)
+    Ok(sync_dir(&dir).err().map(Unsynced))
 }
 
 /// Writes a secret file the one way every command does: creates a missing directory with
 /// [`DIR_MODE`], replaces `path` atomically ([`write_atomic`]), and turns a failure into the
 /// error that names the path and what to check. The old file, if any, is left as it was.
+///
+/// When only the directory sync after the rename fails, the new value is in place: that is
+/// said in a warning, and the result is `Ok` (an error always means the old file is untouched).
 pub fn save(path: &Path, data: &[u8], perms: Perms) -> Result<()> {
-    path.parent()
+    let unsynced = path
+        .parent()
         .map_or(Ok(()), ensure_dir)
         .and_then(|()| write_atomic(path, data, perms))
-        .map_err(|e| write_error(path, e))
+        .map_err(|e| write_error(path, e))?;
+    warn_unsynced(path, unsynced);
+    Ok(())
+}
+
+/// The warning for a write whose directory sync failed after the file was put in place.
+pub fn warn_unsynced(path: &Path, unsynced: Option<Unsynced>) {
+    if let Some(Unsynced(e)) = unsynced {
+        crate::sys::log::line(&format!(
+            "warning: wrote {} (the new value is in place), but syncing its directory failed: {e}; after a crash the old value may come back",
+            path.display()
+        ));
+    }
 }
 
 /// The error for a failed write, naming the path and what to check.
@@ -234,7 +270,9 @@ mod tests {
     fn writes_replaces_and_sets_mode() {
         let d = tmpdir("out");
         let p = d.join("s");
-        write_atomic(&p, b"one", Perms::mode(0o400)).unwrap();
+        assert!(write_atomic(&p, b"one", Perms::mode(0o400))
+            .unwrap()
+            .is_none());
         assert_eq!(fs::read(&p).unwrap(), b"one");
         assert_eq!(fs::metadata(&p).unwrap().mode() & 0o7777, 0o400);
         write_atomic(&p, b"two", Perms::mode(0o440)).unwrap();
@@ -275,7 +313,7 @@ mod tests {
     fn write_new_refuses_to_overwrite() {
         let d = tmpdir("new");
         let p = d.join("k");
-        write_new(&p, b"a", Perms::mode(0o400)).unwrap();
+        assert!(write_new(&p, b"a", Perms::mode(0o400)).unwrap().is_none());
         assert_eq!(
             write_new(&p, b"b", Perms::mode(0o400)).unwrap_err().kind(),
             io::ErrorKind::AlreadyExists
@@ -290,6 +328,28 @@ mod tests {
         let d = tmpdir("missing");
         let p = d.join("nope").join("s");
         assert!(write_atomic(&p, b"x", Perms::mode(0o400)).is_err());
+        fs::remove_dir_all(d).unwrap();
+    }
+
+    /// A line that is not UTF-8 elsewhere in the file (a legacy GECOS field) used to make every
+    /// look-up fail; names are matched as bytes, and a non-UTF-8 name is found too.
+    #[test]
+    fn id_lookup_with_non_utf8_lines() {
+        let d = tmpdir("ids8");
+        let pw = d.join("passwd");
+        let gr = d.join("group");
+        fs::write(
+            &pw,
+            b"root:x:0:0:root:/root:/bin/sh\nj\xf6rg:x:1000:100:J\xf6rg M\xfcller:/home/j:/bin/sh\nsvc:x:990:991::/var/empty:/bin/false\n",
+        )
+        .unwrap();
+        fs::write(&gr, b"caf\xe9:x:42:\nkeys:x:996:svc\n").unwrap();
+        assert_eq!(
+            resolve_ids(Some("svc"), Some("keys"), &pw, &gr).unwrap(),
+            (Some(990), Some(996))
+        );
+        let e = resolve_ids(Some("j\u{f6}rg"), None, &pw, &gr).unwrap_err();
+        assert!(e.to_string().contains("no such user"), "{e}");
         fs::remove_dir_all(d).unwrap();
     }
 

@@ -323,6 +323,7 @@ pub fn mode(p: &Path) -> u32 {
 /// what the program shows; `path` is the terminal the program opens with `--tty`.
 pub struct Pty {
     pub master: std::fs::File,
+    _slave: std::fs::File,
     pub path: String,
     shown: std::sync::mpsc::Receiver<Vec<u8>>,
     pub seen: Vec<u8>,
@@ -331,6 +332,7 @@ pub struct Pty {
 impl Pty {
     pub fn open() -> Pty {
         use std::os::fd::FromRawFd;
+        use std::os::unix::fs::OpenOptionsExt;
         // SAFETY: plain libc calls on a descriptor this test owns; ptsname_r writes into `buf`.
         let (master, path) = unsafe {
             let fd = libc::posix_openpt(libc::O_RDWR | libc::O_NOCTTY);
@@ -345,6 +347,15 @@ impl Pty {
                 .to_owned();
             (std::fs::File::from_raw_fd(fd), name)
         };
+        // Held open for the life of the pty, as a real console always is: without it, the
+        // master reads EIO (and the reader below stops) whenever the program closes the
+        // terminal between two prompts.
+        let slave = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .custom_flags(libc::O_NOCTTY)
+            .open(&path)
+            .unwrap();
         let (tx, shown) = std::sync::mpsc::channel::<Vec<u8>>();
         let mut reader = master.try_clone().unwrap();
         std::thread::spawn(move || {
@@ -357,6 +368,7 @@ impl Pty {
         });
         Pty {
             master,
+            _slave: slave,
             path,
             shown,
             seen: Vec::new(),
@@ -400,4 +412,46 @@ impl Pty {
         }
         String::from_utf8_lossy(&self.seen).into_owned()
     }
+}
+
+/// Runs the binary with `args`, its stdin from /dev/null, under a 512 MiB address-space limit,
+/// and kills it by PID after `limit`: for inputs that used to read forever or block (a FIFO,
+/// `/dev/zero`), so that a regression fails the test instead of hanging the suite or eating
+/// the machine's memory. `status.code()` is `None` when it had to be killed.
+pub fn run_bounded(args: &[&str], limit: Duration) -> Output {
+    use std::os::unix::process::CommandExt;
+    let d = TempDir::new("bounded");
+    let out = std::fs::File::create(d.path("stdout")).unwrap();
+    let err = std::fs::File::create(d.path("stderr")).unwrap();
+    let mut cmd = Command::new(BIN);
+    cmd.args(args)
+        .stdin(Stdio::null())
+        .stdout(out)
+        .stderr(err)
+        .env_remove("NETSECRETS_PASSWORD");
+    // SAFETY: setrlimit is async-signal-safe and touches only the child's own limits.
+    unsafe {
+        cmd.pre_exec(|| {
+            let lim = libc::rlimit {
+                rlim_cur: 512 << 20,
+                rlim_max: 512 << 20,
+            };
+            libc::setrlimit(libc::RLIMIT_AS, &lim);
+            Ok(())
+        });
+    }
+    let status = Proc::spawn(&mut cmd).wait_limited(limit);
+    Output {
+        status,
+        stdout: std::fs::read(d.path("stdout")).unwrap(),
+        stderr: std::fs::read(d.path("stderr")).unwrap(),
+    }
+}
+
+/// A FIFO (named pipe) at `path`: opening it for reading blocks until a writer comes.
+pub fn mkfifo(path: &Path) {
+    use std::os::unix::ffi::OsStrExt;
+    let c = std::ffi::CString::new(path.as_os_str().as_bytes()).unwrap();
+    // SAFETY: `c` is a valid NUL-terminated path for the duration of the call.
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0, "mkfifo");
 }

@@ -1,0 +1,99 @@
+# What the boot test boots: the systemd units that the netsecrets client module
+# (nix/modules) renders inside a REAL NixOS evaluation (nixos/lib/eval-config.nix
+# of the nixpkgs tree that <nixpkgs> names; initrd/boot-test/run unpacks
+# ../shared/nixpkgs/nixpkgs-24.05-*.tar.xz for that, so what this proves is the
+# option names and unit rendering of NixOS 24.05).
+#
+# Called by initrd/boot-test/run and tests/sops/run (through
+# initrd/boot-test/nixeval.py) as
+#   nix-instantiate --eval --strict --json initrd/boot-test/units.nix \
+#     --argstr configsJson '{"<config>": {"enableInitrd": true, ...}, ...}'
+# Every <config> is one machine: a NixOS configuration with systemd in stage 1,
+# a boot loader that appends boot.initrd.secrets (systemd-boot) and the
+# netsecrets.client settings given for it. For each it returns
+#   units        { "<unit>" = text; } of every boot.initrd.systemd.units entry
+#                whose name starts with "netsecrets" or is
+#                initrd-nixos-copy-secrets.service (boot.initrd.secrets);
+#   wantedBy     { "<unit>" = [ targets ]; } for the same units (NixOS makes
+#                the .wants symlinks from these; systemd does not read
+#                [Install] at boot);
+#   copySecretsScript  the script of initrd-nixos-copy-secrets.service;
+#   initrdSecrets  boot.initrd.secrets: { "<path in the initrd>" = "<source>"; };
+#   exe          lib.getExe netsecrets.client.package (the store path the
+#                units name; the harness puts the static binary there);
+#   systemctl    the systemctl of boot.initrd.systemd.package;
+#   stage2       { "<unit>" = text; } of the stage-2 netsecrets units
+#                (systemd.units), to read where stage 2 takes the password;
+#   assertions / warnings  failed assertion messages and warnings (the
+#                harness fails a machine with either: its settings are the
+#                documented ones).
+#
+# Nothing is built: only unit texts and store paths are evaluated.
+{
+  configsJson,
+  system ? "x86_64-linux",
+}:
+let
+  nixpkgs = <nixpkgs>;
+  lib = import (nixpkgs + "/lib");
+  configs = builtins.fromJSON configsJson;
+
+  # Everything but netsecrets.client, which comes from the harness. The
+  # password and key options name files on the NixOS host (strings, never
+  # read here); the harness knows what it puts at those paths.
+  site = {
+    # A boot loader that appends boot.initrd.secrets to the initrd (NixOS
+    # 24.05 refuses string sources with one that cannot).
+    boot.loader.systemd-boot.enable = true;
+    boot.loader.efi.canTouchEfiVariables = false;
+    boot.initrd.systemd.enable = true;
+    boot.initrd.systemd.network.enable = true;
+    fileSystems."/" = {
+      device = "/dev/vda";
+      fsType = "ext4";
+    };
+    system.stateVersion = "24.05";
+  };
+
+  # One package set for every machine (evaluated once, shared), with the
+  # package as the flake builds it (flake.nix: pkgsStatic.callPackage
+  # nix/package.nix), so the units name the store path a user's machine
+  # would have. Evaluated, never built: the harness puts the static binary
+  # under test at that path.
+  pkgs = import nixpkgs {
+    inherit system;
+    overlays = [ (final: _: { netsecrets = final.pkgsStatic.callPackage ../../nix/package.nix { }; }) ];
+  };
+
+  evalOne =
+    settings:
+    let
+      sys = import (nixpkgs + "/nixos/lib/eval-config.nix") {
+        inherit system pkgs;
+        modules = [
+          ../../nix/modules
+          site
+          { netsecrets.client = { enable = true; } // settings; }
+        ];
+      };
+      cfg = sys.config;
+      initrdUnits = cfg.boot.initrd.systemd.units;
+      ours = lib.filterAttrs (
+        name: _: lib.hasPrefix "netsecrets" name || name == "initrd-nixos-copy-secrets.service"
+      ) initrdUnits;
+      stage2 = lib.filterAttrs (name: _: lib.hasPrefix "netsecrets" name) cfg.systemd.units;
+      copy = cfg.boot.initrd.systemd.services.initrd-nixos-copy-secrets or null;
+    in
+    {
+      units = lib.mapAttrs (_: u: u.text) ours;
+      wantedBy = lib.mapAttrs (_: u: u.wantedBy) ours;
+      copySecretsScript = if copy == null then null else copy.script;
+      initrdSecrets = lib.mapAttrs (_: s: toString s) cfg.boot.initrd.secrets;
+      exe = lib.getExe cfg.netsecrets.client.package;
+      systemctl = "${cfg.boot.initrd.systemd.package}/bin/systemctl";
+      stage2 = lib.mapAttrs (_: u: u.text) stage2;
+      assertions = map (a: a.message) (lib.filter (a: !a.assertion) cfg.assertions);
+      inherit (cfg) warnings;
+    };
+in
+lib.mapAttrs (_: evalOne) configs

@@ -1,0 +1,932 @@
+#!/usr/bin/env python3
+"""The Nix side of netsecrets, checked without building anything.
+
+  1. Every .nix file in the repository parses (nix-instantiate --parse).
+  2. The modules inside real NixOS (tests/nix/nixos.nix): whole configurations
+     built with nixos/lib/eval-config.nix of a nixpkgs tree -- the seed's
+     examples verbatim, the documented file-based setups, enableInitrd and
+     enableInitrdPassword with grub, systemd-boot and no boot loader -- must
+     evaluate config.system.build.toplevel.drvPath; refused setups must fail
+     with the module's own assertion; the rendered units, credentials,
+     warnings and assertions are checked; no secret value reaches a unit, and
+     no ignored or file-held secret reaches any derivation of the system.
+  3. The flake (tests/nix/flake.nix calls flake.nix's outputs with that tree
+     as nixpkgs): every checks.<system>.<name>.drvPath evaluates, for
+     x86_64-linux and aarch64-linux, and the package (pkgsStatic) for both.
+  4. tests/nix/eval.nix: what real NixOS cannot check (the modules against
+     another nixpkgs lib, e.g. a newer one, given by NETSECRETS_NIXPKGS_LIB).
+  5. systemd-analyze verify on units rendered by the real evaluation, and
+     systemd-analyze security --offline=true of netsecrets-daemon.service
+     (<= 2.0).
+
+nixpkgs: $NETSECRETS_NIXPKGS (a nixpkgs tree), else <nixpkgs> on NIX_PATH,
+else the tarball ../shared/nixpkgs/nixpkgs-*.tar.xz beside the repository,
+unpacked once into ${XDG_CACHE_HOME:-~/.cache}/netsecrets/nixpkgs-<hash>.
+None: steps 2-5 are skipped loudly, and with CI=true that is a failure.
+
+Usage: python3 tests/nix/check.py     One PASS/FAIL line per check; last line
+"N passed, N failed"; exit status 0 only when nothing failed.
+"""
+
+import concurrent.futures
+import glob
+import hashlib
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(os.path.dirname(HERE))
+NIX_ARGS = ["--option", "sandbox", "false", "--option", "substituters", ""]
+
+
+class Report:
+    def __init__(self):
+        self.passed = 0
+        self.failed = 0
+        self.skipped = 0
+
+    def ok(self, name, detail=""):
+        self.passed += 1
+        print(f"PASS  {name}" + (f"  ({detail})" if detail else ""), flush=True)
+
+    def fail(self, name, detail=""):
+        self.failed += 1
+        print(f"FAIL  {name}", flush=True)
+        for line in str(detail).splitlines()[:40]:
+            print(f"      {line}", flush=True)
+
+    def skip(self, what):
+        self.skipped += 1
+        bar = "!" * 76
+        print(f"\n{bar}\n!!! SKIPPED: {what}\n{bar}\n", flush=True)
+        if os.environ.get("CI") == "true":
+            self.fail(f"CI=true: a skipped check group is a failure ({what.split(':')[0]})")
+
+    def check(self, name, fn):
+        """fn() returns None/True (pass) or a string (why it failed); raising fails."""
+        try:
+            r = fn()
+        except Exception as e:  # a missing fact or a wrong shape is a failure, never a crash
+            self.fail(name, f"{type(e).__name__}: {e}")
+            return
+        if r is None or r is True:
+            self.ok(name)
+        else:
+            self.fail(name, r if isinstance(r, str) else repr(r))
+
+    def finish(self):
+        if self.skipped:
+            print(f"({self.skipped} check group(s) SKIPPED, see above)")
+        print(f"{self.passed} passed, {self.failed} failed")
+        sys.exit(0 if self.failed == 0 else 1)
+
+
+R = Report()
+
+
+def expect(cond, why):
+    if not cond:
+        raise AssertionError(why)
+
+
+def has(sub, text, what="text"):
+    expect(sub in text, f"missing {sub!r} in {what}:\n{text}")
+
+
+def has_not(sub, text, what="text"):
+    lines = [line for line in text.splitlines() if sub in line]
+    expect(not lines, f"unexpected {sub!r} in {what}:\n" + "\n".join(lines))
+
+
+# ---- tools --------------------------------------------------------------------------------
+
+
+def ensure_nix():
+    if shutil.which("nix-instantiate"):
+        return True
+    print("nix-instantiate not found; installing nix-bin (apt-get)", flush=True)
+    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+    lock = ["-o", "DPkg::Lock::Timeout=300"]
+    log = ""
+    for cmd in (["apt-get", *lock, "update"], ["apt-get", *lock, "install", "-y", "nix-bin"]):
+        p = subprocess.run(cmd, env=env, capture_output=True, text=True)
+        log += p.stdout[-2000:] + p.stderr[-2000:]
+        if p.returncode != 0:
+            break
+    if shutil.which("nix-instantiate"):
+        return True
+    R.fail("nix-instantiate available (apt-get install -y nix-bin)", log[-1500:])
+    return False
+
+
+def run(cmd, env, timeout=900):
+    return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout)
+
+
+def tail(text, n=30):
+    return "\n".join(text.splitlines()[-n:])
+
+
+# ---- nixpkgs ------------------------------------------------------------------------------
+
+
+def is_tree(d):
+    return bool(d) and os.path.isfile(os.path.join(d, "nixos", "lib", "eval-config.nix"))
+
+
+def find_nixpkgs(env):
+    """(path, where it came from) or (None, why not)."""
+    given = os.environ.get("NETSECRETS_NIXPKGS")
+    if given:
+        if is_tree(given):
+            return os.path.abspath(given), "NETSECRETS_NIXPKGS"
+        R.fail(f"NETSECRETS_NIXPKGS={given} is a nixpkgs tree", "no nixos/lib/eval-config.nix there")
+        return None, f"NETSECRETS_NIXPKGS={given} is not a nixpkgs tree"
+    if os.environ.get("NIX_PATH"):
+        p = run(["nix-instantiate", "--find-file", "nixpkgs"], env)
+        found = p.stdout.strip()
+        if p.returncode == 0 and is_tree(found):
+            return found, "<nixpkgs> on NIX_PATH"
+    tarballs = sorted(glob.glob(os.path.join(REPO, "..", "shared", "nixpkgs", "nixpkgs-*.tar.xz")))
+    if not tarballs:
+        return None, "no NETSECRETS_NIXPKGS, no <nixpkgs> on NIX_PATH, no ../shared/nixpkgs/nixpkgs-*.tar.xz"
+    tarball = tarballs[-1]
+    h = hashlib.sha256()
+    with open(tarball, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    cache = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    dest = os.path.join(cache, "netsecrets", f"nixpkgs-{h.hexdigest()[:16]}")
+    label = f"{os.path.basename(tarball)}, unpacked in {dest}"
+    if is_tree(dest):
+        return dest, label + " (cached)"
+    os.makedirs(os.path.dirname(dest), exist_ok=True)
+    tmp = tempfile.mkdtemp(prefix="nixpkgs-", dir=os.path.dirname(dest))
+    p = subprocess.run(["tar", "-C", tmp, "-xJf", tarball], capture_output=True, text=True)
+    if p.returncode != 0 or not is_tree(tmp):
+        shutil.rmtree(tmp, ignore_errors=True)
+        return None, f"unpacking {tarball} failed: {tail(p.stderr, 5)}"
+    try:
+        os.rename(tmp, dest)
+    except OSError:  # another run unpacked it meanwhile
+        shutil.rmtree(tmp, ignore_errors=True)
+    return dest, label
+
+
+def nixpkgs_version(tree):
+    try:
+        with open(os.path.join(tree, "lib", ".version")) as f:
+            return f.read().strip()
+    except OSError:
+        return "unknown"
+
+
+# ---- step 1: parse ------------------------------------------------------------------------
+
+
+def parse_all(env):
+    print("== parse", flush=True)
+    files = []
+    for root, dirs, names in os.walk(REPO):
+        dirs[:] = sorted(d for d in dirs if d not in (".git", "target", "result"))
+        files += [os.path.join(root, n) for n in sorted(names) if n.endswith(".nix")]
+    for f in files:
+        p = run(["nix-instantiate", "--parse", f], env)
+        rel = os.path.relpath(f, REPO)
+        if p.returncode == 0:
+            R.ok(f"parse {rel}")
+        else:
+            R.fail(f"parse {rel}", tail(p.stderr))
+
+
+# ---- running evaluations ------------------------------------------------------------------
+
+
+class Evaluator:
+    """nix-instantiate --eval --strict --json against a private chroot store (one per group,
+    so parallel groups do not wait for each other's database lock), so the .drv files of
+    every evaluated system are written where the leak checks can read them."""
+
+    def __init__(self, env, tmp, nixpkgs, group):
+        self.env = env
+        self.nixpkgs = nixpkgs
+        self.root = os.path.join(tmp, "store-" + group)
+        os.makedirs(self.root, exist_ok=True)
+        self.store = ["--store", f"local?root={self.root}"]
+
+    def eval(self, file, args, attr=None):
+        cmd = ["nix-instantiate", *NIX_ARGS, *self.store, "--read-write-mode", "--eval", "--strict", "--json",
+               file, "--arg", "nixpkgs", self.nixpkgs, *args]
+        if attr:
+            cmd += ["-A", attr]
+        p = run(cmd, self.env)
+        if p.returncode != 0:
+            return None, tail(p.stderr, 40)
+        return json.loads(p.stdout), p.stderr
+
+    def closure(self, drv):
+        p = run(["nix-store", *self.store, "--query", "--requisites", drv], self.env)
+        if p.returncode != 0:
+            raise AssertionError(f"nix-store -qR {drv}: {tail(p.stderr, 5)}")
+        return p.stdout.split()
+
+    def grep_closure(self, drv, needles):
+        """{needle: [store paths in the closure of drv that contain it]}. Searched: every .drv
+        (a derivation's whole environment, e.g. writeText's text) and every single-file source
+        (what builtins.toFile or importing a file would add). Directory sources are copies of
+        trees (nixpkgs' nixos/ for the manual, the package's src/), whose examples and test
+        vectors may well contain the seed's "hunter2"; they are not searched."""
+        found = {n: [] for n in needles}
+        raw = [(n, n.encode()) for n in needles]
+        for path in self.closure(drv):
+            real = self.root + path
+            if os.path.islink(real) or not os.path.isfile(real):
+                continue
+            with open(real, "rb") as fh:
+                data = fh.read()
+            for n, b in raw:
+                if b in data:
+                    found[n].append(path)
+        return found
+
+
+# ---- unit helpers -------------------------------------------------------------------------
+
+
+def unit_lines(text, key):
+    return [line.split("=", 1)[1] for line in text.splitlines() if line.startswith(key + "=")]
+
+
+def unit_value(text, key):
+    v = unit_lines(text, key)
+    expect(len(v) == 1, f"expected one {key}= line, got {v}:\n{text}")
+    return v[0]
+
+
+def words(text, key):
+    return " ".join(unit_lines(text, key)).split()
+
+
+# ---- step 2: real NixOS -------------------------------------------------------------------
+
+# One nix-instantiate per group, two at a time (each system needs about 1 GB while evaluated).
+GROUPS = {
+    "servers": ["seed-server", "doc-server", "overrides-server", "lowport-server"],
+    "clients": ["seed-client", "doc-client", "owned-client", "prompt-only-none"],
+    "initrd": ["initrd-grub", "initrd-systemd-boot", "initrd-none-literals"],
+    "prompt": ["prompt-grub", "prompt-systemd-boot", "prompt-none-literal-key"],
+    # The module system keeps what it evaluated: the many small configurations are split in
+    # two so that no process grows past a few GB.
+    "types": ["types"],
+    "options": [
+        "initrd-none-files", "seed-client-initrd-none", "prompt-none-key-file",
+        "prompt-with-password", "client-password-and-file", "client-no-server", "client-no-password",
+        "client-stray-secret", "initrd-no-systemd", "initrd-no-network", "server-no-password",
+        "server-no-secrets", "server-stray-file", "server-reserved-name", "server-plaintext", "disabled",
+    ],
+}
+WHOLE_SYSTEMS = GROUPS["servers"] + GROUPS["clients"] + GROUPS["initrd"] + GROUPS["prompt"]
+
+# Secret values used by tests/nix/nixos.nix. None may appear in any rendered unit.
+LITERALS = ["hunter2", "my-aes-key", "ignored-literal-key", "literal-initrd-password", "literal-initrd-key",
+            "literal-prompt-key", "typed-anyway", "both-set"]
+
+NIXPKGS_INITRD_MSG = "boot.loader.initrd.secrets values must be unquoted paths"
+
+
+def nixos_checks(env, tmp, nixpkgs):
+    print("== NixOS: the modules in real NixOS (tests/nix/nixos.nix)", flush=True)
+    canary_dir = os.path.join(tmp, "canary")
+    os.makedirs(canary_dir)
+    canaries = {}
+    for name in ("pw", "key"):
+        value = f"canary-{name}-" + os.urandom(12).hex()
+        with open(os.path.join(canary_dir, name), "w") as f:
+            f.write(value)
+        os.chmod(os.path.join(canary_dir, name), 0o400)
+        canaries[name] = value
+
+    nixfile = os.path.join(HERE, "nixos.nix")
+    flakefile = os.path.join(HERE, "flake.nix")
+    facts, times, errors = {}, {}, {}
+    evaluators = {g: Evaluator(env, tmp, nixpkgs, g) for g in list(GROUPS) + ["flake", "flake-aarch64"]}
+    group_of = {s: g for g, ss in GROUPS.items() for s in ss}
+
+    def run_group(group):
+        import time
+        t0 = time.monotonic()
+        ev = evaluators[group]
+        if group == "flake":
+            out, err = ev.eval(flakefile, ["--arg", "checkSystems", '[ "x86_64-linux" ]'], attr="facts")
+        elif group == "flake-aarch64":
+            out, err = ev.eval(flakefile, ["--arg", "checkSystems", '[ "aarch64-linux" ]'], attr="facts.checks")
+        else:
+            only = "[ " + " ".join(json.dumps(s) for s in GROUPS[group]) + " ]"
+            out, err = ev.eval(nixfile, ["--arg", "only", only, "--argstr", "canaryDir", canary_dir])
+        return group, out, err, time.monotonic() - t0
+
+    import time
+    t_all = time.monotonic()
+    with concurrent.futures.ThreadPoolExecutor(max_workers=2) as pool:
+        for group, out, err, secs in pool.map(run_group, ["options", "types", "servers", "clients", "initrd", "prompt", "flake",
+                                                       "flake-aarch64"]):
+            times[group] = secs
+            if out is None:
+                errors[group] = err
+            elif group == "flake":
+                facts.setdefault("flake", {}).update({k: v for k, v in out.items() if k != "checks"})
+                facts.setdefault("flake-checks", {}).update(out["checks"])
+            elif group == "flake-aarch64":
+                facts.setdefault("flake-checks", {}).update(out)
+            else:
+                facts.update(out)
+    wall = time.monotonic() - t_all
+    import resource
+    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024 / 1024
+    print("info: evaluation times (s): " + ", ".join(f"{g} {t:.0f}" for g, t in times.items())
+          + f"; wall {wall:.0f} with 2 in parallel; largest nix-instantiate {peak:.1f} GB", flush=True)
+
+    for group, err in errors.items():
+        R.fail(f"nix-instantiate of group {group} ({', '.join(GROUPS.get(group, ['flake outputs']))})", err)
+
+    def f(name):
+        if name not in facts:
+            raise AssertionError(f"no facts for {name} (its group failed to evaluate)")
+        return facts[name]
+
+    def units(name):
+        u = f(name)["units"]
+        expect(u is not None, f"{name}: the units did not evaluate")
+        return u
+
+    def iunits(name):
+        u = f(name)["initrdUnits"]
+        expect(u is not None, f"{name}: the initrd units did not evaluate")
+        return u
+
+    def warns(name, *subs):
+        ws = f(name)["warnings"]
+        for s in subs:
+            expect(any(s in w for w in ws), f"{name}: no warning containing {s!r}; warnings: {ws}")
+
+    def no_warn(name, sub):
+        ws = f(name)["warnings"]
+        expect(not any(sub in w for w in ws), f"{name}: unexpected warning containing {sub!r}: {ws}")
+
+    def failed(name):
+        return f(name)["failedAssertions"]
+
+    def asserts(name, *subs):
+        fa = failed(name)
+        for s in subs:
+            expect(any(s in m for m in fa), f"{name}: no failed assertion containing {s!r}; failed: {fa}")
+
+    # -- every supported scenario is a system that evaluates
+    for name in WHOLE_SYSTEMS:
+        def top(name=name):
+            x = f(name)
+            expect(x["failedAssertions"] == [], f"failed assertions: {x['failedAssertions']}")
+            expect(x["drvPath"] and x["drvPath"].endswith(".drv"), f"toplevel.drvPath did not evaluate: {x['drvPath']}")
+        R.check(f"NixOS: {name}: config.system.build.toplevel.drvPath evaluates", top)
+
+    exe_re = re.compile(r'^"(/nix/store/[^"]+/bin/netsecrets)"')
+
+    def exec_start(text):
+        return unit_value(text, "ExecStart")
+
+    # -- the seed's server, verbatim
+    def seed_server_unit():
+        t = units("seed-server")["netsecrets-daemon.service"]
+        e = exec_start(t)
+        expect(exe_re.match(e), f"ExecStart does not run the netsecrets package: {e}")
+        for s in ['"receive" "--server" "10.0.0.1" "--port" "8081"', '"--password-file" %d/netsecrets.password',
+                  '"--secret-file" db-password=%d/db-password "--secret-file" api-key=%d/api-key',
+                  '"--authorized-ips" "10.0.0.0/24"', '"--encryption-key-file" %d/netsecrets.encryption-key']:
+            has(s, e, "ExecStart")
+        has_not("--verbose", e, "ExecStart")
+        has_not("--insecure", e, "ExecStart")
+        lc = unit_lines(t, "LoadCredential")
+        expect(len(lc) == 4, f"LoadCredential: {lc}")
+        expect(lc[0].startswith("netsecrets.password:/nix/store/") and lc[0].endswith("-netsecrets-server-password"), lc[0])
+        expect(lc[1:3] == ["db-password:/run/secrets/db-password", "api-key:/run/secrets/api-key"], lc)
+        expect(lc[3].startswith("netsecrets.encryption-key:/nix/store/"), lc[3])
+        expect(unit_lines(t, "IPAddressDeny") == ["any"] and unit_lines(t, "IPAddressAllow") == ["10.0.0.0/24"], t)
+        for k, v in [("User", "netsecrets"), ("Group", "netsecrets"), ("ProtectSystem", "strict"),
+                     ("PrivateUsers", "true"), ("PrivateDevices", "true"), ("NoNewPrivileges", "true"),
+                     ("MemoryDenyWriteExecute", "true"), ("Restart", "on-failure"), ("Type", "exec")]:
+            expect(unit_lines(t, k) == [v], f"{k}= is {unit_lines(t, k)}, want {v}")
+        expect(unit_lines(t, "CapabilityBoundingSet") == [""], f"CapabilityBoundingSet {unit_lines(t, 'CapabilityBoundingSet')}")
+        expect(unit_lines(t, "RestrictAddressFamilies") == ["AF_INET", "AF_INET6"], t)
+        expect("@system-service" in unit_lines(t, "SystemCallFilter"), t)
+        expect("network-online.target" in words(t, "After") and "network-online.target" in words(t, "Wants"), t)
+        expect(f("seed-server")["wantedBy"]["netsecrets-daemon.service"] == ["multi-user.target"], "wantedBy")
+        expect(not unit_lines(t, "Environment") or all("PATH=" in e or "LOCALE" in e or "TZDIR" in e
+                                                        for e in unit_lines(t, "Environment")), t)
+    R.check("NixOS: seed server: netsecrets-daemon.service runs `receive` with credentials only, hardened, "
+            "IPAddressAllow= from authorized_ips", seed_server_unit)
+
+    def seed_server_rest():
+        x = f("seed-server")
+        warns("seed-server", "netsecrets.server.password is set", "netsecrets.server.encryptionKey is set",
+              "world-readable")
+        no_warn("seed-server", "is ignored")
+        expect(x["users"] == {"netsecrets": {"isSystemUser": True, "group": "netsecrets"}}, x["users"])
+        expect(x["groups"] == ["netsecrets"], x["groups"])
+        expect(x["firewallTCP"] == [], x["firewallTCP"])
+        expect(json.loads(x["configJson"]) == {
+            "ip": "10.0.0.1", "port": 8081, "secrets": ["db-password", "api-key"],
+            "authorized_ips": ["10.0.0.0/24"], "insecure": False, "verbose": False, "encryption": True,
+            "password_file": None, "encryption_key_file": None,
+            "secret_files": {"db-password": "/run/secrets/db-password", "api-key": "/run/secrets/api-key"},
+        }, x["configJson"])
+    R.check("NixOS: seed server: literal values warn (not errors); user/group; /etc/netsecrets/config.json "
+            "holds the non-secret settings; firewall closed by default", seed_server_rest)
+
+    def doc_server():
+        x = f("doc-server")
+        t = units("doc-server")["netsecrets-daemon.service"]
+        expect(unit_lines(t, "LoadCredential") == [
+            "netsecrets.password:/run/agenix/netsecrets-password", "db-password:/run/secrets/db-password",
+            "api-key:/run/secrets/api-key", "netsecrets.encryption-key:/run/agenix/netsecrets-key"],
+            unit_lines(t, "LoadCredential"))
+        expect(x["firewallTCP"] == [8081], x["firewallTCP"])
+        no_warn("doc-server", "netsecrets")
+    R.check("NixOS: documented file-based server: credentials from the files, openFirewall, no warning", doc_server)
+
+    def overrides_server():
+        t = units("overrides-server")["netsecrets-daemon.service"]
+        expect(unit_lines(t, "LoadCredential") == [
+            "netsecrets.password:/run/agenix/netsecrets-password", "db-password:/run/agenix/db",
+            "api-key:/run/agenix/api-key", "netsecrets.encryption-key:/run/agenix/netsecrets-key"],
+            unit_lines(t, "LoadCredential"))
+        expect(unit_lines(t, "RestartSec") == ["30s"] and unit_lines(t, "ProtectSystem") == ["full"], t)
+        has('"--verbose"', exec_start(t))
+        has('"--authorized-ips" "10.0.0.0/24,fd00::/64"', exec_start(t))
+        expect(unit_lines(t, "IPAddressAllow") == ["10.0.0.0/24", "fd00::/64"], t)
+        warns("overrides-server", "netsecrets.server.encryptionKey is ignored because netsecrets.server.encryptionKeyFile")
+        no_warn("overrides-server", "encryptionKey is set")
+    R.check("NixOS: server with secretFiles, secretsDir, overrides and the client's spelling passwordFile; "
+            "encryptionKey + encryptionKeyFile warns naming both", overrides_server)
+
+    def lowport():
+        t = units("lowport-server")["netsecrets-daemon.service"]
+        expect(unit_lines(t, "CapabilityBoundingSet") == ["CAP_NET_BIND_SERVICE"], t)
+        expect(unit_lines(t, "AmbientCapabilities") == ["CAP_NET_BIND_SERVICE"], t)
+        expect(unit_lines(t, "PrivateUsers") == ["false"], t)
+        has('"--insecure"', exec_start(t))
+        has_not("--encryption-key", exec_start(t))
+        expect(len(unit_lines(t, "LoadCredential")) == 2, unit_lines(t, "LoadCredential"))
+    R.check("NixOS: server on port 443 gets CAP_NET_BIND_SERVICE only; insecure drops the key", lowport)
+
+    # -- the seed's client, verbatim
+    def seed_client_units():
+        u = units("seed-client")
+        expect(sorted(u) == ["netsecrets-client.service", "netsecrets-secret-api-key.service",
+                             "netsecrets-secret-db-password.service"], sorted(u))
+        agg = u["netsecrets-client.service"]
+        for k in ("Wants", "After"):
+            for d in ("netsecrets-secret-db-password.service", "netsecrets-secret-api-key.service",
+                      "network-online.target"):
+                expect(d in words(agg, k), f"{k}= lacks {d}:\n{agg}")
+        expect(not unit_lines(agg, "Requires"), agg)
+        e = exec_start(agg)
+        expect(re.fullmatch(r'"/nix/store/[^"]+-systemd-[^"]+/bin/systemctl" "is-active" "--quiet" '
+                            r'"netsecrets-secret-db-password.service" "netsecrets-secret-api-key.service"', e), e)
+        expect(f("seed-client")["wantedBy"]["netsecrets-client.service"] == ["multi-user.target"], "wantedBy")
+        t = u["netsecrets-secret-db-password.service"]
+        e = exec_start(t)
+        expect(exe_re.match(e), e)
+        for s in ['"send" "--server" "10.0.0.1" "--port" "8081" "--fallbacks" "10.0.0.2"',
+                  '"--password-file" %d/netsecrets.password "--encryption-key-file" %d/netsecrets.encryption-key',
+                  '"--request_secrets" "db-password" "--file-output" "/var/lib/netsecrets/db-password" '
+                  '"--owner" "root" "--group" "root" "--mode" "0400"']:
+            has(s, e, "ExecStart")
+        has_not("api-key", e)
+        lc = unit_lines(t, "LoadCredential")
+        expect(len(lc) == 2 and lc[0].startswith("netsecrets.password:/nix/store/")
+               and lc[1] == "netsecrets.encryption-key:/run/secrets/enc-key", lc)
+        for k, v in [("ProtectSystem", "strict"), ("ReadWritePaths", "/var/lib/netsecrets"), ("Type", "oneshot"),
+                     ("NoNewPrivileges", "true")]:
+            expect(unit_lines(t, k) == [v], f"{k}: {unit_lines(t, k)}")
+        expect(unit_lines(t, "RestrictAddressFamilies") == ["AF_INET", "AF_INET6"], t)
+        expect("network-online.target" in words(t, "After") and "network-online.target" in words(t, "Wants"), t)
+    R.check("NixOS: seed client: one fetch unit per secret running `send` once into /var/lib/netsecrets/<name>, "
+            "credentials only, netsecrets-client.service aggregates with systemctl is-active", seed_client_units)
+
+    def seed_client_rest():
+        x = f("seed-client")
+        warns("seed-client", "netsecrets.client.password is set",
+              "netsecrets.client.encryptionKey is ignored because netsecrets.client.encryptionKeyFile")
+        no_warn("seed-client", "netsecrets.client.encryptionKey is set")
+        expect(x["secrets"]["db-password"]["file"] == "/var/lib/netsecrets/db-password", x["secrets"])
+        expect(x["secrets"]["api-key"]["file"] == "/var/lib/netsecrets/api-key", x["secrets"])
+        expect(x["secrets"]["db-password"]["initrdFile"] == "/run/netsecrets/db-password", x["secrets"])
+        expect(x["etcMyapp"] == "/var/lib/netsecrets/db-password", x["etcMyapp"])
+        expect(x["tmpfiles"] == ["d /var/lib/netsecrets 0751 root root -",
+                                 "z /var/lib/netsecrets/db-password 0400 root root -",
+                                 "z /var/lib/netsecrets/api-key 0400 root root -"], x["tmpfiles"])
+        expect(x["initrdUnits"] == {} and x["initrdSecrets"] == {}, "stage-1 parts without enableInitrd")
+    R.check("NixOS: seed client: literal password warns, encryptionKey + encryptionKeyFile warns naming both; "
+            "secrets.<name>.file and the consumer example; tmpfiles; nothing in stage 1", seed_client_rest)
+
+    def doc_client():
+        t = units("doc-client")["netsecrets-secret-api-key.service"]
+        has('"--owner" "myapp" "--group" "myapp" "--mode" "0440"', exec_start(t))
+        expect("z /var/lib/netsecrets/api-key 0440 myapp myapp -" in f("doc-client")["tmpfiles"], f("doc-client")["tmpfiles"])
+        expect(unit_lines(t, "LoadCredential") == ["netsecrets.password:/run/agenix/netsecrets-password",
+                                                    "netsecrets.encryption-key:/run/secrets/enc-key"], t)
+        no_warn("doc-client", "netsecrets")
+    R.check("NixOS: documented file-based client: owner/group/mode per secret, credentials from the files, "
+            "no warning", doc_client)
+
+    def owned():
+        u = units("owned-client")
+        name = "netsecrets-secret-a\\x40b\\x2bc.service"
+        expect(name in u, f"no {name}: {sorted(u)}")
+        e = exec_start(u[name])
+        has('"--fallbacks" "10.0.0.2,odd%%host$$name"', e)
+        has('"--request_secrets" "a@b+c" "--file-output" "/var/lib/netsecrets/a@b+c"', e)
+        has('"--insecure"', e)
+        has_not("--encryption-key", e)
+        expect(name in words(u["netsecrets-client.service"], "Wants"), u["netsecrets-client.service"])
+        t = u["netsecrets-secret-db-password.service"]
+        has('"--owner" "postgres" "--group" "postgres" "--mode" "0440"', exec_start(t))
+        expect(unit_lines(t, "TimeoutStartSec") == ["5min"], t)
+        expect(unit_lines(t, "LoadCredential") == ["netsecrets.password:/run/agenix/pw"], t)
+    R.check("NixOS: client: % and $ escaped for systemd, @/+ names get valid unit names, owners, overrides, "
+            "the server's spelling password_file", owned)
+
+    # -- stage 1
+    def initrd_files(name, loader):
+        def c():
+            x = f(name)
+            expect(x["supportsInitrdSecrets"] is True, f"{loader} should support initrd secrets")
+            expect(x["initrdSecrets"] == {
+                "/etc/netsecrets/initrd-key": {"kind": "string", "value": f"{canary_dir}/key"},
+                "/etc/netsecrets/initrd-password": {"kind": "string", "value": f"{canary_dir}/pw"},
+            }, x["initrdSecrets"])
+            iu = iunits(name)
+            t = iu["netsecrets-secret-luks-key.service"]
+            e = exec_start(t)
+            expect(exe_re.match(e), e)
+            has('"--password-file" "/etc/netsecrets/initrd-password" "--encryption-key-file" "/etc/netsecrets/initrd-key"', e)
+            has('"--request_secrets" "luks-key" "--file-output" "/run/netsecrets/luks-key" "--mode" "0400"', e)
+            has('"--timeout" "120"', e)
+            for k, v in [("DefaultDependencies", "false"), ("TimeoutStartSec", "10min"),
+                         ("RuntimeDirectory", "netsecrets"), ("RuntimeDirectoryPreserve", "true")]:
+                expect(unit_lines(t, k) == [v], f"{k}: {unit_lines(t, k)}\n{t}")
+            for d in ("network-online.target", "initrd-nixos-copy-secrets.service"):
+                expect(d in words(t, "After"), f"After= lacks {d}")
+            for d in ("cryptsetup-pre.target", "initrd.target", "netsecrets-client.service"):
+                expect(d in words(t, "Before"), f"Before= lacks {d}")
+            expect("shutdown.target" in words(t, "Conflicts"), t)
+            agg = iu["netsecrets-client.service"]
+            expect(re.fullmatch(r'"/nix/store/[^"]+/bin/systemctl" "is-active" "--quiet" '
+                                r'"netsecrets-secret-luks-key.service" "netsecrets-secret-api-key.service"',
+                                exec_start(agg)), exec_start(agg))
+            expect(x["initrdWantedBy"]["netsecrets-client.service"] == ["initrd.target"], x["initrdWantedBy"])
+            expect("netsecrets-ask-password.service" not in iu, "prompt unit without enableInitrdPassword")
+            sp = x["initrdStorePaths"]
+            expect(any(p.endswith("/bin/netsecrets") for p in sp) and x["initrdSystemctl"] in sp, sp)
+        R.check(f"NixOS: enableInitrd with passwordFile/encryptionKeyFile and {loader}: appended by the boot "
+                f"loader (boot.initrd.secrets), stage-1 units fetch to /run/netsecrets/<name> before "
+                f"cryptsetup-pre.target", c)
+    initrd_files("initrd-grub", "grub")
+    initrd_files("initrd-systemd-boot", "systemd-boot")
+
+    def initrd_literals():
+        x = f("initrd-none-literals")
+        expect(x["supportsInitrdSecrets"] is False, "no boot loader should not support initrd secrets")
+        s = x["initrdSecrets"]
+        expect(sorted(s) == ["/etc/netsecrets/initrd-key", "/etc/netsecrets/initrd-password"], s)
+        for k, v in s.items():
+            expect(v["kind"] == "string" and v["value"].startswith("/nix/store/"),
+                   f"{k} must be a store-path string (nixpkgs refuses a derivation here): {v}")
+        warns("initrd-none-literals", "netsecrets.client.password is set", "netsecrets.client.encryptionKey is set")
+    R.check("NixOS: enableInitrd with literal password/key and no boot loader: store-path strings that "
+            "nixpkgs' boot.initrd.secrets check accepts (warned)", initrd_literals)
+
+    def initrd_refused():
+        fa = failed("initrd-none-files")
+        expect(len(fa) == 2, f"want exactly the module's two assertions, got: {fa}")
+        asserts("initrd-none-files", "netsecrets.client.encryptionKeyFile cannot reach stage 1",
+                "netsecrets.client.passwordFile cannot reach stage 1", "enableInitrdPassword = true",
+                "boot.loader.grub or boot.loader.systemd-boot", "netsecrets.client.encryptionKey instead")
+        expect(not any(NIXPKGS_INITRD_MSG in m for m in fa), "nixpkgs' own message is shown instead")
+        asserts("seed-client-initrd-none", "netsecrets.client.encryptionKeyFile cannot reach stage 1")
+        expect(not any("passwordFile cannot reach" in m or NIXPKGS_INITRD_MSG in m
+                       for m in failed("seed-client-initrd-none")), failed("seed-client-initrd-none"))
+        fa = failed("prompt-none-key-file")
+        expect(len(fa) == 1 and "netsecrets.client.encryptionKeyFile cannot reach stage 1" in fa[0], fa)
+    R.check("NixOS: a file for stage 1 on a machine whose boot loader cannot append initrd secrets: the "
+            "module's assertion names the option and what to do instead (not nixpkgs' message)", initrd_refused)
+
+    def prompt(name, loader, key_file):
+        def c():
+            x = f(name)
+            iu = iunits(name)
+            expect(sorted(iu) == ["netsecrets-ask-password.service", "netsecrets-client.service",
+                                  "netsecrets-secret-luks-key.service"], sorted(iu))
+            ask = iu["netsecrets-ask-password.service"]
+            # Each typed password checked once against the server (issue 12: a typo costs one failure).
+            expect(re.fullmatch(r'"/nix/store/[^"]+/bin/netsecrets" "ask-password" "--tty" "/dev/console" '
+                                r'"--output" "/run/netsecrets-password" "--verify-secret" "luks-key" '
+                                r'"--server" "10.0.0.1" "--port" "8080" '
+                                r'"--encryption-key-file" "/etc/netsecrets/initrd-key" "--timeout" "60" "--tries" "3"',
+                                exec_start(ask)), exec_start(ask))
+            expect("network-online.target" in words(ask, "After") and "network-online.target" in words(ask, "Wants")
+                   and "initrd-nixos-copy-secrets.service" in words(ask, "After"), ask)
+            expect(unit_lines(ask, "TTYPath") == ["/dev/console"] and unit_lines(ask, "DefaultDependencies") == ["false"], ask)
+            expect(x["initrdWantedBy"]["netsecrets-ask-password.service"] == ["initrd.target"], x["initrdWantedBy"])
+            fetch = iu["netsecrets-secret-luks-key.service"]
+            has('"--password-file" "/run/netsecrets-password"', exec_start(fetch))
+            expect("netsecrets-ask-password.service" in words(fetch, "After"), fetch)
+            expect("netsecrets-secret-luks-key.service" in words(ask, "Before"), ask)
+            stage2 = units(name)["netsecrets-secret-luks-key.service"]
+            expect("netsecrets.password:/run/netsecrets-password" in unit_lines(stage2, "LoadCredential"), stage2)
+            expect(x["client"]["consolePasswordFile"] == "/run/netsecrets-password", x["client"])
+            want = {"/etc/netsecrets/initrd-key"}
+            expect(set(x["initrdSecrets"]) == want, f"only the key goes into the initrd: {x['initrdSecrets']}")
+            if key_file:
+                expect(x["initrdSecrets"]["/etc/netsecrets/initrd-key"]["value"] == "/run/agenix/key", x["initrdSecrets"])
+            for n, t in list(iu.items()) + list(units(name).items()):
+                has_not("/run/secrets", t, n)
+                has_not("copy-password", t, n)
+        R.check(f"NixOS: enableInitrdPassword + enableInitrd with {loader}: prompt -> fetch in stage 1; stage 2 "
+                f"loads /run/netsecrets-password (consolePasswordFile); the typed password is verified once per try against the "
+                f"server; nothing under /run/secrets", c)
+    prompt("prompt-grub", "grub", True)
+    prompt("prompt-systemd-boot", "systemd-boot", True)
+    prompt("prompt-none-literal-key", "no boot loader (literal key)", False)
+
+    def prompt_only():
+        x = f("prompt-only-none")
+        iu = iunits("prompt-only-none")
+        expect(sorted(iu) == ["netsecrets-ask-password.service"], sorted(iu))
+        expect(x["initrdSecrets"] == {}, x["initrdSecrets"])
+        # No initrd network: the typed password cannot be checked in stage 1, only stored.
+        has_not("--verify-secret", iu["netsecrets-ask-password.service"], "netsecrets-ask-password.service")
+        t = units("prompt-only-none")["netsecrets-secret-db-password.service"]
+        expect(unit_lines(t, "LoadCredential") == ["netsecrets.password:/run/netsecrets-password",
+                                                    "netsecrets.encryption-key:/run/agenix/key"], t)
+    R.check("NixOS: enableInitrdPassword alone, no boot loader: only the prompt in stage 1, no initrd "
+            "secrets, stage 2 loads the typed password", prompt_only)
+
+    # -- warnings and assertions for what would otherwise be silently ignored or wrong
+    def ignored():
+        warns("prompt-with-password",
+              "netsecrets.client.password is ignored because netsecrets.client.enableInitrdPassword",
+              "netsecrets.client.passwordFile is ignored because netsecrets.client.enableInitrdPassword")
+        warns("client-password-and-file", "netsecrets.client.password is ignored because netsecrets.client.passwordFile")
+        no_warn("client-password-and-file", "password is set")
+        warns("initrd-no-network", "initrd has no network")
+        no_warn("prompt-grub", "initrd has no network")
+        warns("server-plaintext", "plaintext")
+    R.check("NixOS: warnings name both options for every ignored setting (password/passwordFile with "
+            "enableInitrdPassword, password with passwordFile); no initrd network; plaintext", ignored)
+
+    def assertions():
+        asserts("client-no-server", "netsecrets.client.server")
+        asserts("client-no-password", "netsecrets.client.passwordFile")
+        asserts("client-stray-secret", "secrets.b")
+        asserts("initrd-no-systemd", "boot.initrd.systemd.enable = true")
+        asserts("server-no-password", "netsecrets.server.password_file")
+        asserts("server-no-secrets", "netsecrets.server.secrets is empty")
+        asserts("server-stray-file", "netsecrets.server.secretFiles.other")
+        asserts("server-reserved-name", "reserved")
+        for n in ("seed-server", "seed-client", "owned-client"):
+            expect(failed(n) == [], f"{n}: {failed(n)}")
+        expect(not any(u for u in (f("disabled")["units"] or {})), f("disabled")["units"])
+    R.check("NixOS: assertions name the option to set; a disabled module defines no unit", assertions)
+
+    def types():
+        t = f("types")
+        accepted = {"server-port-string": 8081, "server-port-int": 8081, "server-port-default": 8080,
+                    "client-port-string": 8081, "server-alias-passwordFile": "/run/a/pw",
+                    "client-alias-password_file": "/run/a/pw", "client-mode-0440": "0440"}
+        for k, v in accepted.items():
+            expect(t[k] == {"ok": True, "value": v}, f"{k}: {t[k]}, want {v}")
+        refused = [k for k in t if k not in accepted]
+        expect(len(refused) == 14, f"refused cases: {refused}")
+        for k in refused:
+            expect(t[k]["ok"] is False, f"{k} was accepted: {t[k]}")
+    R.check("NixOS: option types: ports as int or string, bad ports, store paths, Nix path values, "
+            "relative paths, bad secret names and setuid modes refused; consolePasswordFile read-only; password_file and "
+            "passwordFile on both modules", types)
+
+    # -- no secret value in any unit; no ignored or file-held secret in any derivation
+    def no_literal_in_units():
+        bad = []
+        for name, x in facts.items():
+            if name in ("flake", "flake-checks", "types"):
+                continue
+            for kind in ("units", "initrdUnits"):
+                for u, text in (x.get(kind) or {}).items():
+                    bad += [f"{name}: {u} contains {s!r}" for s in LITERALS if s in text]
+        expect(not bad, "\n".join(bad))
+    R.check("NixOS: no password, key or secret value in any rendered unit text (stage 1 and 2, all scenarios)",
+            no_literal_in_units)
+
+    def closure_check(name, absent, only_in=None):
+        def c():
+            drv = f(name)["drvPath"]
+            expect(drv, f"{name}: no drvPath")
+            found = evaluators[group_of[name]].grep_closure(drv, list(absent) + list(only_in or {}))
+            bad = [f"{s!r} in {p}" for s in absent for p in found[s]]
+            for s, suffix in (only_in or {}).items():
+                expect(found[s], f"{s!r} is in no derivation (expected the warned store file)")
+                bad += [f"{s!r} in {p}" for p in found[s] if not re.search(suffix, p)]
+            expect(not bad, "\n".join(bad))
+        return c
+    R.check("NixOS: seed client: the ignored encryptionKey is in no derivation of the system; the literal "
+            "password only in its warned store file",
+            closure_check("seed-client", ["my-aes-key"], {"hunter2": r"-netsecrets-client-password(\.drv)?$"}))
+    R.check("NixOS: server: an encryptionKey ignored for encryptionKeyFile is in no derivation of the system",
+            closure_check("overrides-server", ["ignored-literal-key"]))
+    R.check("NixOS: enableInitrd with grub: the password and key files' contents are in no derivation "
+            "(appended at install time, never copied into the store)",
+            closure_check("initrd-grub", [canaries["pw"], canaries["key"]]))
+
+    return facts
+
+
+def flake_checks(facts):
+    print("== flake outputs (tests/nix/flake.nix)", flush=True)
+    fl = facts.get("flake")
+
+    def g():
+        expect(fl is not None, "the flake's outputs did not evaluate (see the group failure above)")
+        return fl
+
+    vm_tests = sorted(os.path.splitext(os.path.basename(p))[0] for p in glob.glob(os.path.join(REPO, "nix", "tests", "*.nix"))
+                      if os.path.basename(p) not in ("default.nix", "common.nix"))
+
+    def names():
+        x = g()
+        want = sorted(vm_tests + ["package"])
+        for system, got in x["checkNames"].items():
+            expect(sorted(got) == want, f"checks.{system}: {sorted(got)}, want every nix/tests/*.nix + package {want}")
+        expect(x["nixosModules"] == ["client", "default", "server"], x["nixosModules"])
+        expect(x["overlay"] is True and x["formatterSystems"] == ["aarch64-linux", "x86_64-linux"], x)
+    R.check("flake: checks.<system> has one check per VM test in nix/tests/ plus the package; nixosModules, "
+            "overlay, formatter", names)
+    for system in ("x86_64-linux", "aarch64-linux"):
+        for t in vm_tests + ["package"]:
+            def one(t=t, system=system):
+                d = (facts.get("flake-checks") or {}).get(system, {}).get(t)
+                expect(d and d.endswith(".drv"), f"checks.{system}.{t}.drvPath did not evaluate: {d}")
+            R.check(f"flake: checks.{system}.{t}.drvPath evaluates", one)
+
+    def packages():
+        x = g()
+        for system, triple in (("x86_64-linux", "x86_64-unknown-linux-musl"), ("aarch64-linux", "aarch64-unknown-linux-musl")):
+            expect(x["packages"][system] and x["packages"][system].endswith(".drv"), f"{system}: {x['packages']}")
+            expect(triple in x["packageNames"][system], f"not a static musl build: {x['packageNames'][system]}")
+            expect(x["defaultIsPackage"][system] is True, f"packages.{system}.default")
+    R.check("flake: packages.{x86_64,aarch64}-linux.netsecrets evaluate (pkgsStatic, musl) and are the default",
+            packages)
+
+    def module_default():
+        x = g()
+        expect(x["moduleFailedAssertions"] == [], x["moduleFailedAssertions"])
+        has(f'"{x["flakePackage"]}/bin/netsecrets" "receive"', x["moduleDaemon"] or "", "netsecrets-daemon.service")
+    R.check("flake: nixosModules.default (imported with .server too) defaults to the flake's package",
+            module_default)
+
+
+# ---- step 4: the stub evaluation ----------------------------------------------------------
+
+
+def stub_checks(env, nixpkgs):
+    print("== stub evaluation (tests/nix/eval.nix)", flush=True)
+    given = os.environ.get("NETSECRETS_NIXPKGS_LIB")
+    if given:
+        if os.path.isfile(os.path.join(given, "lib", "default.nix")):
+            libdir = os.path.join(given, "lib")
+        elif os.path.isfile(os.path.join(given, "modules.nix")):
+            libdir = given
+        else:
+            R.fail(f"NETSECRETS_NIXPKGS_LIB={given} holds nixpkgs' lib", "expected <dir>/lib/default.nix or <dir>/modules.nix")
+            return
+        print(f"nixpkgs lib: {libdir} (NETSECRETS_NIXPKGS_LIB)", flush=True)
+    elif nixpkgs:
+        libdir = os.path.join(nixpkgs, "lib")
+        print(f"nixpkgs lib: the tree's ({nixpkgs_version(nixpkgs)}); set NETSECRETS_NIXPKGS_LIB to check "
+              "against another (e.g. the flake's release)", flush=True)
+    else:
+        R.skip("stub evaluation: no nixpkgs lib (set NETSECRETS_NIXPKGS_LIB or NETSECRETS_NIXPKGS)")
+        return
+    p = run(["nix-instantiate", *NIX_ARGS, "--eval", "--strict", "--json", os.path.join(HERE, "eval.nix"),
+             "--arg", "lib", f"import {libdir}"], env)
+    if p.returncode != 0:
+        R.fail("tests/nix/eval.nix evaluates", tail(p.stderr))
+        return
+    for r in json.loads(p.stdout)["results"]:
+        (R.ok if r["ok"] else R.fail)(f"stub: {r['name']}", r["detail"])
+
+
+# ---- step 5: systemd-analyze --------------------------------------------------------------
+
+
+def analyze(facts, tmp):
+    print("== systemd-analyze (units rendered by the real evaluation)", flush=True)
+    if not shutil.which("systemd-analyze"):
+        R.skip("systemd-analyze verify/security: systemd-analyze not installed")
+        return
+    bin_ = next((c for c in (os.path.join(REPO, "target", "x86_64-unknown-linux-musl", "release", "netsecrets"),
+                             os.path.join(REPO, "target", "release", "netsecrets"),
+                             os.path.join(REPO, "target", "debug", "netsecrets"))
+                 if os.access(c, os.X_OK)), shutil.which("true"))
+    sysctl = shutil.which("systemctl") or shutil.which("true")
+    print(f"ExecStart binaries for verify: netsecrets -> {bin_}, systemctl -> {sysctl}", flush=True)
+    store_exe = re.compile(r'"/nix/store/[^"/]+/bin/(netsecrets|systemctl)"')
+
+    def write(group, units):
+        d = os.path.join(tmp, "units", group)
+        os.makedirs(d)
+        for name, text in units.items():
+            text = store_exe.sub(lambda m: json.dumps(bin_ if m.group(1) == "netsecrets" else sysctl), text)
+            with open(os.path.join(d, name), "w") as fh:
+                fh.write(text)
+        return d
+
+    groups = [("doc-server", "units"), ("overrides-server", "units"), ("seed-server", "units"),
+              ("lowport-server", "units"), ("seed-client", "units"), ("owned-client", "units"),
+              ("initrd-grub", "initrdUnits"), ("prompt-grub", "initrdUnits")]
+    dirs = {}
+    for name, kind in groups:
+        units = (facts.get(name) or {}).get(kind)
+        label = f"{name}{' (stage 1)' if kind == 'initrdUnits' else ''}"
+        if not units:
+            R.fail(f"systemd-analyze verify: {label}", "no units (the evaluation failed)")
+            continue
+        d = write(label.replace(" ", "_").replace("(", "").replace(")", ""), units)
+        dirs[name] = d
+        files = sorted(os.listdir(d))
+        p = subprocess.run(["systemd-analyze", "verify", *files], cwd=d, capture_output=True, text=True)
+        out = (p.stdout + p.stderr).strip()
+        if p.returncode == 0 and not out:
+            R.ok(f"systemd-analyze verify: {label} ({' '.join(files)})")
+        else:
+            R.fail(f"systemd-analyze verify: {label}", out)
+
+    def score(path):
+        p = subprocess.run(["systemd-analyze", "security", "--offline=true", path], capture_output=True, text=True)
+        m = re.search(r"Overall exposure level for .*: ([0-9.]+)", p.stdout + p.stderr)
+        return (float(m.group(1)) if m else None), p.stdout + p.stderr
+
+    if "doc-server" in dirs:
+        s, out = score(os.path.join(dirs["doc-server"], "netsecrets-daemon.service"))
+        if s is not None and s <= 2.0:
+            R.ok(f"systemd-analyze security --offline=true netsecrets-daemon.service (documented server): "
+                 f"exposure {s} (<= 2.0)")
+        else:
+            R.fail(f"systemd-analyze security --offline=true netsecrets-daemon.service: exposure {s} (want <= 2.0)",
+                   "\n".join(line for line in out.splitlines() if "✗" in line))
+    if "lowport-server" in dirs:
+        print(f"info: exposure of netsecrets-daemon.service with port < 1024: "
+              f"{score(os.path.join(dirs['lowport-server'], 'netsecrets-daemon.service'))[0]}")
+    if "seed-client" in dirs:
+        print(f"info: exposure of the client's netsecrets-secret-db-password.service (runs as root): "
+              f"{score(os.path.join(dirs['seed-client'], 'netsecrets-secret-db-password.service'))[0]}")
+
+
+# ---- main ---------------------------------------------------------------------------------
+
+
+def main():
+    if not ensure_nix():
+        R.finish()
+    tmp = tempfile.mkdtemp(prefix="netsecrets-nix-")
+    try:
+        env = dict(os.environ, NIX_STATE_DIR=os.path.join(tmp, "nix-state"), NIX_LOG_DIR=os.path.join(tmp, "nix-log"),
+                   NIX_CONF_DIR=os.path.join(tmp, "nix-conf"), HOME=os.environ.get("HOME") or tmp)
+        for k in ("NIX_STATE_DIR", "NIX_LOG_DIR", "NIX_CONF_DIR"):
+            os.makedirs(env[k])
+        parse_all(env)
+        nixpkgs, where = find_nixpkgs(env)
+        if nixpkgs:
+            print(f"nixpkgs: {nixpkgs} ({where}; lib/.version {nixpkgs_version(nixpkgs)})", flush=True)
+            facts = nixos_checks(env, tmp, nixpkgs)
+            flake_checks(facts)
+        else:
+            R.skip(f"real-NixOS evaluation, flake checks and systemd-analyze: {where}. Set NETSECRETS_NIXPKGS "
+                   "to a nixpkgs tree (or put nixpkgs on NIX_PATH)")
+            facts = None
+        stub_checks(env, nixpkgs)
+        if facts is not None:
+            analyze(facts, tmp)
+    finally:
+        # The chroot store holds read-only files; make them removable.
+        subprocess.run(["chmod", "-R", "u+w", tmp], capture_output=True)
+        shutil.rmtree(tmp, ignore_errors=True)
+    R.finish()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,671 @@
+# The modules inside the real NixOS module system: every scenario is a whole
+# NixOS configuration built with nixos/lib/eval-config.nix of a nixpkgs tree
+# (tests/nix/check.py finds it; NixOS 24.05 from ../shared/nixpkgs by default),
+# so option names, unit rendering, boot.initrd.secrets and nixpkgs' own
+# assertions are those of that release.
+#
+#   nix-instantiate --eval --strict --json tests/nix/nixos.nix --arg nixpkgs <tree> \
+#     --arg only '[ "seed-server" ]' [--arg canaryDir '"<dir>"']
+#
+# gives { <scenario> = facts; } for the scenarios in `only` (all when null).
+# The facts are plain data (drvPath of config.system.build.toplevel or null,
+# failed assertions, warnings, rendered unit texts, ...); check.py holds the
+# expectations. Nothing here builds anything.
+{
+  nixpkgs,
+  only ? null,
+  # A directory with files named pw, key (contents known only to check.py):
+  # the scenario initrd-grub uses them as passwordFile/encryptionKeyFile, and
+  # check.py greps every derivation of that system for their contents.
+  canaryDir ? "/run/agenix",
+  system ? "x86_64-linux",
+}:
+let
+  lib = import (nixpkgs + "/lib");
+  repo = ../..;
+
+  # The package the modules default to (mkPackageOption pkgs "netsecrets"),
+  # as flake.nix's overlay builds it.
+  netsecretsOverlay = final: _prev: { netsecrets = final.pkgsStatic.callPackage (repo + "/nix/package.nix") { }; };
+  # A trimmed nixpkgs tree (../shared/nixpkgs: no hackage-packages.nix) cannot
+  # evaluate Haskell packages; writeShellApplication wants shellcheck. Mark it
+  # unavailable there (same as ../shared/nixpkgs/no-haskell-overlay.nix);
+  # a complete tree is used as it is.
+  trimmed = !builtins.pathExists (nixpkgs + "/pkgs/development/haskell-modules/hackage-packages.nix");
+  noHaskellOverlay = _final: prev: {
+    shellcheck-minimal = prev.emptyDirectory // {
+      compiler = {
+        meta.platforms = [ ];
+      };
+    };
+  };
+
+  base = {
+    imports = [ (repo + "/nix/modules") ];
+    nixpkgs.overlays = [ netsecretsOverlay ] ++ lib.optional trimmed noHaskellOverlay;
+    fileSystems."/" = {
+      device = "/dev/disk/by-label/nixos";
+      fsType = "ext4";
+    };
+    system.stateVersion = "24.05";
+  };
+
+  loaders = {
+    grub = {
+      boot.loader.grub.enable = true;
+      boot.loader.grub.device = "/dev/vda";
+    };
+    systemd-boot = {
+      boot.loader.grub.enable = false;
+      boot.loader.systemd-boot.enable = true;
+      fileSystems."/boot" = {
+        device = "/dev/disk/by-label/ESP";
+        fsType = "vfat";
+      };
+    };
+    # No boot loader at all (e.g. a container or a VM booted by its kernel):
+    # boot.loader.supportsInitrdSecrets is false.
+    none = {
+      boot.loader.grub.enable = false;
+    };
+  };
+
+  # Stage-1 networking as docs/nixos.md documents it.
+  initrdNetwork = {
+    boot.initrd.systemd.enable = true;
+    boot.initrd.network.enable = true;
+    boot.initrd.systemd.network.networks."10-lan" = {
+      matchConfig.Name = "eth0";
+      address = [ "10.0.0.5/24" ];
+    };
+  };
+
+  evalSystem =
+    modules:
+    (import (nixpkgs + "/nixos/lib/eval-config.nix") {
+      inherit system;
+      modules = [ base ] ++ modules;
+    }).config;
+
+  tryOr =
+    default: v:
+    let
+      r = builtins.tryEval (builtins.deepSeq v v);
+    in
+    if r.success then r.value else default;
+  try = tryOr null;
+
+  isOurs = n: lib.hasPrefix "netsecrets" n;
+  unitTexts = units: lib.mapAttrs (_: u: u.text) (lib.filterAttrs (n: _: isOurs n) units);
+
+  # Everything check.py looks at for one configuration. `toplevel = false`
+  # skips config.system.build.toplevel (the expensive part) for scenarios
+  # that only look at options, warnings or assertions.
+  facts =
+    {
+      modules,
+      toplevel ? true,
+    }:
+    let
+      c = evalSystem modules;
+      failed = map (a: a.message) (lib.filter (a: !a.assertion) c.assertions);
+    in
+    {
+      failedAssertions = tryOr [ "EVALUATING config.assertions FAILED" ] failed;
+      warnings = tryOr [ "EVALUATING config.warnings FAILED" ] c.warnings;
+      drvPath = if toplevel then try c.system.build.toplevel.drvPath else null;
+      supportsInitrdSecrets = c.boot.loader.supportsInitrdSecrets;
+      units = try (unitTexts c.systemd.units);
+      wantedBy = try (lib.mapAttrs (_: u: u.wantedBy) (lib.filterAttrs (n: _: isOurs n) c.systemd.units));
+      initrdWantedBy = try (
+        lib.mapAttrs (_: u: u.wantedBy) (lib.filterAttrs (n: _: isOurs n) c.boot.initrd.systemd.units)
+      );
+      initrdUnits = try (unitTexts c.boot.initrd.systemd.units);
+      # Stringified: a derivation here would be refused by nixpkgs on a
+      # machine without initrd-secret support; record the kind too.
+      initrdSecrets = try (
+        lib.mapAttrs (_: v: {
+          kind =
+            if builtins.isPath v then
+              "path"
+            else if builtins.isString v then
+              "string"
+            else if lib.isDerivation v then
+              "derivation"
+            else
+              builtins.typeOf v;
+          value = toString v;
+        }) c.boot.initrd.secrets
+      );
+      initrdStorePaths = try (map toString c.boot.initrd.systemd.storePaths);
+      tmpfiles = try (lib.filter (lib.hasInfix "netsecrets") c.systemd.tmpfiles.rules);
+      configJson = try (c.environment.etc."netsecrets/config.json".text or null);
+      etcMyapp = try (c.environment.etc."myapp/db.conf".source or null);
+      users = try (lib.mapAttrs (_: u: { inherit (u) isSystemUser group; }) (lib.filterAttrs (n: _: n == "netsecrets") c.users.users));
+      groups = try (lib.attrNames (lib.filterAttrs (n: _: n == "netsecrets") c.users.groups));
+      firewallTCP = try c.networking.firewall.allowedTCPPorts;
+      secrets = try (lib.mapAttrs (_: s: { inherit (s) file initrdFile owner group mode; }) c.secrets);
+      server = try (lib.filterAttrs (n: _: n != "package") c.netsecrets.server);
+      client = try (lib.filterAttrs (n: _: n != "package") c.netsecrets.client);
+      package = try "${c.netsecrets.client.package}";
+      systemctl = try "${c.systemd.package}/bin/systemctl";
+      initrdSystemctl = try "${c.boot.initrd.systemd.package}/bin/systemctl";
+    };
+
+  # Only whether an option value evaluates (type checks), and to what.
+  value =
+    modules: get:
+    let
+      c = evalSystem modules;
+      r = builtins.tryEval (builtins.deepSeq (get c) (get c));
+    in
+    {
+      ok = r.success;
+      value = if r.success then r.value else null;
+    };
+
+  # ---- the seed's examples, verbatim ------------------------------------
+
+  seedServer = {
+    netsecrets.server = {
+      enable = true;
+      ip = "10.0.0.1";
+      port = "8081";
+      password = "hunter2"; # or use password_file
+      password_file = ""; # path to file containing password
+      secrets = [
+        "db-password"
+        "api-key"
+      ];
+      authorized_ips = [ "10.0.0.0/24" ];
+      encryptionKey = "my-aes-key"; # optional; or use encryptionKeyFile
+      encryptionKeyFile = ""; # path to file; takes priority over encryptionKey
+      insecure = false;
+      verbose = false;
+      # merge extra systemd serviceConfig keys
+      systemdOverrides = { };
+    };
+  };
+
+  seedClient = {
+    netsecrets.client = {
+      enable = true;
+      server = "10.0.0.1";
+      port = 8081;
+      password = "hunter2";
+      encryptionKey = "my-aes-key"; # must match server; or use encryptionKeyFile
+      encryptionKeyFile = "/run/secrets/enc-key"; # takes priority over encryptionKey
+      request_secrets = [
+        "db-password"
+        "api-key"
+      ];
+      fallbacks = [ "10.0.0.2" ];
+      insecure = false;
+      verbose = false;
+      # initrd support (see below)
+      enableInitrd = false;
+      enableInitrdPassword = false;
+      systemdOverrides = { };
+      systemdInitrdOverrides = { };
+    };
+  };
+  # The seed's consumer example.
+  seedConsumer =
+    { config, ... }:
+    {
+      environment.etc."myapp/db.conf".source = config.secrets.db-password.file;
+      systemd.services.myapp.serviceConfig.EnvironmentFile = "/var/lib/netsecrets/db-password";
+    };
+
+  # ---- the documented file-based setups (README.md, docs/nixos.md) ------
+
+  docServer = {
+    netsecrets.server = {
+      enable = true;
+      ip = "10.0.0.1";
+      port = "8081";
+      password_file = "/run/agenix/netsecrets-password";
+      secrets = [
+        "db-password"
+        "api-key"
+      ];
+      authorized_ips = [ "10.0.0.0/24" ];
+      encryptionKeyFile = "/run/agenix/netsecrets-key";
+      insecure = false;
+      verbose = false;
+      openFirewall = true;
+      systemdOverrides = { };
+    };
+  };
+
+  docClient =
+    { config, ... }:
+    {
+      netsecrets.client = {
+        enable = true;
+        server = "10.0.0.1";
+        port = 8081;
+        passwordFile = "/run/agenix/netsecrets-password";
+        encryptionKeyFile = "/run/secrets/enc-key";
+        request_secrets = [
+          "db-password"
+          "api-key"
+        ];
+        fallbacks = [ "10.0.0.2" ];
+        insecure = false;
+        verbose = false;
+        timeout = null;
+        enableInitrd = false;
+        enableInitrdPassword = false;
+        systemdOverrides = { };
+        systemdInitrdOverrides = { };
+      };
+      secrets.api-key = {
+        owner = "myapp";
+        group = "myapp";
+        mode = "0440";
+      };
+      users.users.myapp = {
+        isSystemUser = true;
+        group = "myapp";
+      };
+      users.groups.myapp = { };
+      environment.etc."myapp/db.conf".source = config.secrets.db-password.file;
+    };
+
+  # Everything at once on the server side: secretFiles, overrides, a literal
+  # key that the key file makes ignored (it must reach nothing).
+  overridesServer = {
+    netsecrets.server = {
+      enable = true;
+      port = 8081;
+      passwordFile = "/run/agenix/netsecrets-password"; # the client's spelling
+      secrets = [
+        "db-password"
+        "api-key"
+      ];
+      secretFiles.db-password = "/run/agenix/db";
+      secretsDir = "/run/agenix";
+      authorized_ips = [
+        "10.0.0.0/24"
+        "fd00::/64"
+      ];
+      encryptionKey = "ignored-literal-key";
+      encryptionKeyFile = "/run/agenix/netsecrets-key";
+      verbose = true;
+      openFirewall = true;
+      systemdOverrides = {
+        RestartSec = "30s";
+        ProtectSystem = "full";
+      };
+    };
+  };
+
+  lowPortServer = {
+    netsecrets.server = {
+      enable = true;
+      port = 443;
+      password_file = "/run/keys/pw";
+      secrets = [ "x" ];
+      insecure = true;
+      encryptionKeyFile = "/run/keys/key";
+    };
+  };
+
+  # Owners, odd names, % and $ in arguments, overrides.
+  ownedClient = {
+    netsecrets.client = {
+      enable = true;
+      server = "10.0.0.1";
+      password_file = "/run/agenix/pw"; # the server's spelling
+      insecure = true;
+      request_secrets = [
+        "db-password"
+        "a@b+c"
+      ];
+      fallbacks = [
+        "10.0.0.2"
+        "odd%host$name"
+      ];
+      systemdOverrides.TimeoutStartSec = "5min";
+    };
+    secrets.db-password = {
+      owner = "postgres";
+      group = "postgres";
+      mode = "0440";
+    };
+    users.users.postgres = {
+      isSystemUser = true;
+      group = "postgres";
+    };
+    users.groups.postgres = { };
+  };
+
+  # ---- stage 1 -----------------------------------------------------------
+
+  # Files for the password and the key (documented), appended by the boot loader.
+  initrdFiles = {
+    imports = [ initrdNetwork ];
+    netsecrets.client = {
+      enable = true;
+      server = "10.0.0.1";
+      port = "8081";
+      passwordFile = "${canaryDir}/pw";
+      encryptionKeyFile = "${canaryDir}/key";
+      request_secrets = [
+        "luks-key"
+        "api-key"
+      ];
+      enableInitrd = true;
+      timeout = 120;
+      systemdInitrdOverrides.TimeoutStartSec = "10min";
+    };
+    boot.initrd.luks.devices.data = {
+      device = "/dev/vdb";
+      keyFile = "/run/netsecrets/luks-key";
+    };
+  };
+
+  # Literal password and key: store files, accepted in the initrd without a
+  # boot loader (the VM tests' setup).
+  initrdLiterals = {
+    imports = [ initrdNetwork ];
+    netsecrets.client = {
+      enable = true;
+      server = "10.0.0.1";
+      password = "literal-initrd-password";
+      encryptionKey = "literal-initrd-key";
+      request_secrets = [ "luks-key" ];
+      enableInitrd = true;
+    };
+  };
+
+  # The console prompt with a key file (documented).
+  promptKeyFile = {
+    imports = [ initrdNetwork ];
+    netsecrets.client = {
+      enable = true;
+      server = "10.0.0.1";
+      encryptionKeyFile = "/run/agenix/key";
+      request_secrets = [ "luks-key" ];
+      enableInitrd = true;
+      enableInitrdPassword = true;
+    };
+  };
+
+  # The console prompt with a literal key: works without a boot loader.
+  promptLiteralKey = {
+    imports = [ initrdNetwork ];
+    netsecrets.client = {
+      enable = true;
+      server = "10.0.0.1";
+      encryptionKey = "literal-prompt-key";
+      request_secrets = [ "luks-key" ];
+      enableInitrd = true;
+      enableInitrdPassword = true;
+    };
+  };
+
+  # The prompt alone (stage-2 fetch only): nothing needs appending.
+  promptOnly = {
+    boot.initrd.systemd.enable = true;
+    netsecrets.client = {
+      enable = true;
+      server = "10.0.0.1";
+      encryptionKeyFile = "/run/agenix/key";
+      request_secrets = [ "db-password" ];
+      enableInitrdPassword = true;
+    };
+  };
+
+  clientWith = extra: {
+    netsecrets.client = {
+      enable = true;
+      server = "10.0.0.1";
+      passwordFile = "/run/agenix/pw";
+      encryptionKeyFile = "/run/agenix/key";
+      request_secrets = [ "db-password" ];
+    }
+    // extra;
+  };
+  serverWith = extra: {
+    netsecrets.server = {
+      enable = true;
+      password_file = "/run/keys/pw";
+      secrets = [ "db-password" ];
+    }
+    // extra;
+  };
+
+  scenarios = {
+    # Whole systems: toplevel.drvPath must evaluate.
+    seed-server.modules = [
+      loaders.grub
+      seedServer
+    ];
+    seed-client.modules = [
+      loaders.grub
+      seedClient
+      seedConsumer
+    ];
+    doc-server.modules = [
+      loaders.grub
+      docServer
+    ];
+    doc-client.modules = [
+      loaders.grub
+      docClient
+    ];
+    overrides-server.modules = [
+      loaders.none
+      overridesServer
+    ];
+    lowport-server.modules = [
+      loaders.none
+      lowPortServer
+    ];
+    owned-client.modules = [
+      loaders.none
+      ownedClient
+    ];
+    initrd-grub.modules = [
+      loaders.grub
+      initrdFiles
+    ];
+    initrd-systemd-boot.modules = [
+      loaders.systemd-boot
+      initrdFiles
+    ];
+    initrd-none-literals.modules = [
+      loaders.none
+      initrdLiterals
+    ];
+    prompt-grub.modules = [
+      loaders.grub
+      promptKeyFile
+    ];
+    prompt-systemd-boot.modules = [
+      loaders.systemd-boot
+      promptKeyFile
+    ];
+    prompt-none-literal-key.modules = [
+      loaders.none
+      promptLiteralKey
+    ];
+    prompt-only-none.modules = [
+      loaders.none
+      promptOnly
+    ];
+
+    # Refused configurations and warnings: options and assertions only.
+    initrd-none-files = {
+      modules = [
+        loaders.none
+        initrdFiles
+      ];
+      toplevel = false;
+    };
+    # The seed's client with enableInitrd = true on a machine without a
+    # boot loader: its encryptionKeyFile cannot reach stage 1.
+    seed-client-initrd-none = {
+      modules = [
+        loaders.none
+        initrdNetwork
+        seedClient
+        { netsecrets.client.enableInitrd = lib.mkForce true; }
+      ];
+      toplevel = false;
+    };
+    prompt-none-key-file = {
+      modules = [
+        loaders.none
+        promptKeyFile
+      ];
+      toplevel = false;
+    };
+    prompt-with-password = {
+      modules = [
+        loaders.none
+        promptOnly
+        {
+          netsecrets.client.password = "typed-anyway";
+          netsecrets.client.passwordFile = "/run/agenix/pw";
+        }
+      ];
+      toplevel = false;
+    };
+    client-password-and-file = {
+      modules = [ (clientWith { password = "both-set"; }) ];
+      toplevel = false;
+    };
+    client-no-server = {
+      modules = [ (clientWith { server = null; }) ];
+      toplevel = false;
+    };
+    client-no-password = {
+      modules = [ (clientWith { passwordFile = null; }) ];
+      toplevel = false;
+    };
+    client-stray-secret = {
+      modules = [
+        (clientWith { })
+        { secrets.b.owner = "root"; }
+      ];
+      toplevel = false;
+    };
+    initrd-no-systemd = {
+      modules = [
+        (clientWith { enableInitrd = true; })
+        { boot.initrd.systemd.enable = false; }
+      ];
+      toplevel = false;
+    };
+    initrd-no-network = {
+      modules = [
+        loaders.grub
+        (clientWith { enableInitrd = true; })
+        { boot.initrd.systemd.enable = true; }
+      ];
+      toplevel = false;
+    };
+    server-no-password = {
+      modules = [ (serverWith { password_file = null; }) ];
+      toplevel = false;
+    };
+    server-no-secrets = {
+      modules = [ (serverWith { secrets = [ ]; }) ];
+      toplevel = false;
+    };
+    server-stray-file = {
+      modules = [ (serverWith { secretFiles.other = "/run/x"; }) ];
+      toplevel = false;
+    };
+    server-reserved-name = {
+      modules = [ (serverWith { secrets = [ "netsecrets.password" ]; }) ];
+      toplevel = false;
+    };
+    server-plaintext = {
+      modules = [ (serverWith { }) ];
+      toplevel = false;
+    };
+    disabled = {
+      modules = [
+        {
+          netsecrets.server.enable = false;
+          netsecrets.client.enable = false;
+        }
+      ];
+      toplevel = false;
+    };
+  };
+
+  # Option types: each entry evaluates one option value of a small
+  # configuration; check.py knows which must be refused.
+  types = {
+    server-port-string = value [ (serverWith { port = "8081"; }) ] (c: c.netsecrets.server.port);
+    server-port-int = value [ (serverWith { port = 8081; }) ] (c: c.netsecrets.server.port);
+    server-port-default = value [ (serverWith { }) ] (c: c.netsecrets.server.port);
+    client-port-string = value [ (clientWith { port = "8081"; }) ] (c: c.netsecrets.client.port);
+    server-port-name = value [ (serverWith { port = "http"; }) ] (c: c.netsecrets.server.port);
+    server-port-70000 = value [ (serverWith { port = 70000; }) ] (c: c.netsecrets.server.port);
+    server-password-file-store = value [ (serverWith { password_file = "${builtins.storeDir}/abc-pw"; }) ] (
+      c: c.netsecrets.server.password_file
+    );
+    server-key-file-store = value [ (serverWith { encryptionKeyFile = "${builtins.storeDir}/abc-key"; }) ] (
+      c: c.netsecrets.server.encryptionKeyFile
+    );
+    server-secret-file-store = value [ (serverWith { secretFiles.db-password = "${builtins.storeDir}/abc-db"; }) ] (
+      c: c.netsecrets.server.secretFiles
+    );
+    server-key-file-nix-path = value [ (serverWith { encryptionKeyFile = ./nixos.nix; }) ] (
+      c: c.netsecrets.server.encryptionKeyFile
+    );
+    server-password-file-relative = value [ (serverWith { password_file = "relative/pw"; }) ] (
+      c: c.netsecrets.server.password_file
+    );
+    client-key-file-store = value [ (clientWith { encryptionKeyFile = "${builtins.storeDir}/abc-key"; }) ] (
+      c: c.netsecrets.client.encryptionKeyFile
+    );
+    client-password-file-store = value [ (clientWith { passwordFile = "${builtins.storeDir}/abc-pw"; }) ] (
+      c: c.netsecrets.client.passwordFile
+    );
+    server-name-traversal = value [ (serverWith { secrets = [ "../etc/shadow" ]; }) ] (c: c.netsecrets.server.secrets);
+    server-name-dotdot = value [ (serverWith { secrets = [ ".." ]; }) ] (c: c.netsecrets.server.secrets);
+    client-name-space = value [ (clientWith { request_secrets = [ "a b" ]; }) ] (
+      c: c.netsecrets.client.request_secrets
+    );
+    client-console-password-file-readonly = value [ { netsecrets.client.consolePasswordFile = "/run/secrets/x"; } ] (
+      c: c.netsecrets.client.consolePasswordFile
+    );
+    client-mode-setuid = value [ (clientWith { request_secrets = [ "db-password" ]; }) { secrets.db-password.mode = "4755"; } ] (
+      c: c.secrets.db-password.mode
+    );
+    client-mode-0440 = value [ (clientWith { request_secrets = [ "db-password" ]; }) { secrets.db-password.mode = "0440"; } ] (
+      c: c.secrets.db-password.mode
+    );
+    # Both spellings, both modules, to the same option.
+    server-alias-passwordFile = value [
+      {
+        netsecrets.server = {
+          enable = true;
+          passwordFile = "/run/a/pw";
+          secrets = [ "db-password" ];
+        };
+      }
+    ] (c: c.netsecrets.server.password_file);
+    client-alias-password_file = value [
+      {
+        netsecrets.client = {
+          enable = true;
+          server = "10.0.0.1";
+          password_file = "/run/a/pw";
+          insecure = true;
+          request_secrets = [ "db-password" ];
+        };
+      }
+    ] (c: c.netsecrets.client.passwordFile);
+  };
+
+  pick = attrs: if only == null then attrs else lib.filterAttrs (n: _: lib.elem n only) attrs;
+in
+lib.mapAttrs (_: facts) (pick scenarios) // lib.optionalAttrs (only == null || lib.elem "types" only) { inherit types; }
