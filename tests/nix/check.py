@@ -487,8 +487,6 @@ def nixos_checks(env, tmp, nixpkgs):
     R.check("NixOS: two named clients: each password and key through LoadCredential=, the clients file in "
             "/etc names only credential ids (no secret), IPAddressAllow= and --authorized-ips include the "
             "clients' networks, ExecReload= sends SIGHUP, a clients-only change reloads", two_client_server)
-    R.check("NixOS: two named clients: the clients' password and key file contents are in no derivation",
-            closure_check("two-client-server", [canaries["pw"], canaries["key"]]))
 
     def clients_only_server():
         t = units("clients-only-server")["netsecrets-daemon.service"]
@@ -795,6 +793,8 @@ def nixos_checks(env, tmp, nixpkgs):
             closure_check("seed-client", ["my-aes-key"], {"hunter2": r"-netsecrets-client-password(\.drv)?$"}))
     R.check("NixOS: server: an encryptionKey ignored for encryptionKeyFile is in no derivation of the system",
             closure_check("overrides-server", ["ignored-literal-key"]))
+    R.check("NixOS: two named clients: the clients' password and key file contents are in no derivation",
+            closure_check("two-client-server", [canaries["pw"], canaries["key"]]))
     R.check("NixOS: enableInitrd with grub: the password and key files' contents are in no derivation "
             "(appended at install time, never copied into the store)",
             closure_check("initrd-grub", [canaries["pw"], canaries["key"]]))
