@@ -12,13 +12,20 @@
 //!
 //! Order of checks per connection: `--authorized-ips` and the admission [`Gate`] right after
 //! `accept`, before a byte is read; then one frame under a deadline for the whole exchange;
-//! then decryption, request parsing, the lockout again (connections opened in advance give no
-//! extra guesses), a constant-time password check (a wrong password, the only thing that counts
-//! toward a lockout, is counted before the connection closes), the lookup, and room for the
-//! answer among the answer bytes in flight. Any failure closes the connection without a
-//! response. Every connection ends in one log line with the peer, the name (only once the
-//! password matched), the outcome and the duration, never a value, password or key; lines for
-//! refused and unauthenticated connections are rate-limited per [`Kind`], with counts.
+//! then decryption with the keys of the clients allowed at the address (at most
+//! [`MAX_KEYS_PER_ADDRESS`](crate::server::clients::MAX_KEYS_PER_ADDRESS) tag checks), request
+//! parsing, the lockout again (connections opened in advance give no extra guesses), the client
+//! found by its password (`server/clients.rs`: a wrong password, the only thing that counts
+//! toward a lockout, is counted before the connection closes), the lookup (a name the client
+//! may not read is answered as a missing one), and room for the answer among the answer bytes
+//! in flight. Any failure closes the connection without a response. Every connection ends in
+//! one log line with the peer, the client and the name (only once the password matched), the
+//! outcome and the duration, never a value, password or key; lines for refused and
+//! unauthenticated connections are rate-limited per [`Kind`], with counts.
+//!
+//! The secrets and clients live in one `Arc` behind a lock: each connection clones it once and
+//! keeps it to the end. SIGHUP (blocked in every thread, taken by the monitor) reloads them
+//! from their files and swaps the `Arc`; a failed reload keeps the old one and says why.
 
 use std::fmt::Write as _;
 use std::io::Write as _;
