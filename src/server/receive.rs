@@ -253,7 +253,7 @@ impl Server {
 
     /// Serves forever: starts the monitor and the first workers, and becomes one of them.
     /// SIGHUP is blocked in this thread first, so every thread started here inherits the mask
-    /// and the monitor alone takes the signal, as a reload (see [`sighup`]).
+    /// and the monitor alone takes the signal, as a reload (see `mod sighup`).
     pub fn run(self) -> Result<()> {
         sighup::block()
             .map_err(|e| Error::config("cannot block SIGHUP for the reload").with_io(e))?;
