@@ -892,18 +892,22 @@ def analyze(facts, tmp):
     sysctl = shutil.which("systemctl") or shutil.which("true")
     print(f"ExecStart binaries for verify: netsecrets -> {bin_}, systemctl -> {sysctl}", flush=True)
     store_exe = re.compile(r'"/nix/store/[^"/]+/bin/(netsecrets|systemctl)"')
+    # ExecReload= is a plain command line: the store's coreutils kill -> this machine's kill.
+    store_kill = re.compile(r'/nix/store/[^ /]+-coreutils-[^ /]+/bin/kill ')
+    kill = shutil.which("kill") or shutil.which("true")
 
     def write(group, units):
         d = os.path.join(tmp, "units", group)
         os.makedirs(d)
         for name, text in units.items():
             text = store_exe.sub(lambda m: json.dumps(bin_ if m.group(1) == "netsecrets" else sysctl), text)
+            text = store_kill.sub(lambda m: kill + " ", text)
             with open(os.path.join(d, name), "w") as fh:
                 fh.write(text)
         return d
 
     groups = [("doc-server", "units"), ("overrides-server", "units"), ("seed-server", "units"),
-              ("lowport-server", "units"), ("seed-client", "units"), ("owned-client", "units"),
+              ("lowport-server", "units"), ("two-client-server", "units"), ("seed-client", "units"), ("owned-client", "units"),
               ("initrd-grub", "initrdUnits"), ("prompt-grub", "initrdUnits")]
     dirs = {}
     for name, kind in groups:
