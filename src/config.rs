@@ -7,17 +7,18 @@
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::cli::{FetchArgs, KeySource, Net, PasswordSource, ReceiveArgs};
 use crate::error::{Error, Result};
 use crate::server::cidr::Cidr;
+use crate::server::clients::{self, Access, Identities, Spec, DEFAULT_CLIENT};
 use crate::sys::input::{read_bounded, unfit_error, Unfit};
 use crate::sys::log;
 use crate::wire::crypto::{self, Codec, Key, OVERHEAD};
 use crate::wire::frame::MAX_RESPONSE;
-use crate::wire::protocol::NOT_FOUND;
+use crate::wire::protocol::{SecretName, NOT_FOUND};
 
 /// Default per-connection deadline on the server.
 pub const SERVER_TIMEOUT: Duration = Duration::from_secs(5);
@@ -29,9 +30,10 @@ pub const MAX_VALUE: usize = MAX_RESPONSE - OVERHEAD;
 /// Everything the server needs, checked.
 pub struct ServerConfig {
     pub bind: SocketAddr,
-    pub password: Vec<u8>,
-    pub secrets: HashMap<Vec<u8>, Vec<u8>>,
-    pub codec: Codec,
+    /// Where the reloadable part comes from; read again on SIGHUP.
+    pub sources: Sources,
+    /// The reloadable part, as first loaded.
+    pub live: Live,
     pub authorized: Vec<Cidr>,
     pub timeout: Duration,
     pub max_connections: usize,
@@ -154,18 +156,174 @@ fn bind_addr(net: &Net) -> Result<SocketAddr> {
     Ok(SocketAddr::new(ip, net.port))
 }
 
-pub fn server(args: ReceiveArgs) -> Result<ServerConfig> {
-    let bind = bind_addr(&args.net)?;
-    let password = password(args.net.password.as_ref(), true)?;
+/// What the server reads again on reload (SIGHUP): every file it was given. Literal `-S`
+/// values stay as given.
+pub struct Sources {
+    pub password: Option<PasswordSource>,
+    pub key: KeySource,
+    pub literal: Vec<(SecretName, Vec<u8>)>,
+    pub secret_files: Vec<(SecretName, PathBuf)>,
+    pub clients_file: Option<PathBuf>,
+}
+
+/// The part of the server's configuration that a reload replaces: the secrets and the clients.
+pub struct Live {
+    pub secrets: HashMap<Vec<u8>, Vec<u8>>,
+    pub ids: Identities,
+}
+
+/// Reads every file of `src` and checks them together; with `warn`, prints the warnings the
+/// configuration deserves (at start; a reload only says whether it worked).
+pub fn load(src: &Sources, warn: bool) -> Result<Live> {
+    let secrets = secrets(src, warn)?;
+    let default = match (&src.password, &src.clients_file) {
+        (None, Some(_)) => None,
+        (pw, _) => Some(password(pw.as_ref(), warn)?),
+    };
+    let entries = match &src.clients_file {
+        None => Vec::new(),
+        Some(path) => {
+            let text = read_file(path, "clients file", "--clients-file", MAX_VALUE)?;
+            let text = std::str::from_utf8(&text).map_err(|_| {
+                Error::config(format!("clients file {} is not UTF-8 text", path.display()))
+            })?;
+            clients::parse(text)
+                .map_err(|e| Error::config(format!("clients file {} {e}", path.display())))?
+        }
+    };
+    // Relative paths in the clients file: systemd's credentials first, else beside the file.
+    let base = match std::env::var_os("CREDENTIALS_DIRECTORY").filter(|d| !d.is_empty()) {
+        Some(dir) => PathBuf::from(dir),
+        None => src
+            .clients_file
+            .as_deref()
+            .and_then(Path::parent)
+            .map(Path::to_path_buf)
+            .unwrap_or_default(),
+    };
+    let mut codecs: Vec<Codec> = Vec::new();
+    let mut by_key: HashMap<Option<[u8; 32]>, usize> = HashMap::new();
+    let mut add_codec = |digest: Option<[u8; 32]>| {
+        *by_key.entry(digest).or_insert_with(|| {
+            codecs.push(digest.map_or(Codec::Plain, |d| Codec::Aes(Key::from_digest(&d))));
+            codecs.len() - 1
+        })
+    };
+    // The server's own key (or plaintext), read only when some client uses it.
+    let mut global: Option<Option<[u8; 32]>> = None;
+    let mut global_key = || -> Result<Option<[u8; 32]>> {
+        if let Some(g) = global {
+            return Ok(g);
+        }
+        let g = key_digest(&src.key, warn)?;
+        global = Some(g);
+        Ok(g)
+    };
+    let mut specs = Vec::with_capacity(entries.len() + 1);
+    if let Some(pw) = default {
+        specs.push(Spec {
+            name: DEFAULT_CLIENT.to_owned(),
+            password: pw,
+            codec: add_codec(global_key()?),
+            from: Vec::new(),
+            access: Access::All,
+        });
+    }
+    for e in entries {
+        let clients_file = src.clients_file.as_deref().unwrap_or(Path::new(""));
+        let line = e.line;
+        // Errors name the clients file and the line as well as the file that failed.
+        let here = |err: Error| {
+            Error::config(format!(
+                "clients file {} line {line}: {err}",
+                clients_file.display()
+            ))
+        };
+        let at = |p: &Path| base.join(p);
+        let what = format!("password file of client {:?}", e.name);
+        let pw = read_file(&at(&e.password), &what, "password=", MAX_SMALL_FILE).map_err(here)?;
+        let pw = crypto::strip_one_newline(&pw);
+        if pw.is_empty() {
+            return Err(here(Error::config(format!(
+                "the {what} ({}) is empty",
+                at(&e.password).display()
+            ))));
+        }
+        let digest = match &e.key {
+            None => global_key()?,
+            Some(k) => {
+                let bytes = read_file(
+                    &at(k),
+                    &format!("key file of client {:?}", e.name),
+                    "key=",
+                    MAX_SMALL_FILE,
+                )
+                .map_err(here)?;
+                if crypto::strip_one_newline(&bytes).is_empty() {
+                    return Err(here(Error::config(format!(
+                        "the key file of client {:?} ({}) is empty",
+                        e.name,
+                        at(k).display()
+                    ))));
+                }
+                Some(crypto::file_digest(&bytes))
+            }
+        };
+        specs.push(Spec {
+            name: e.name,
+            password: pw.to_vec(),
+            codec: add_codec(digest),
+            from: e.from,
+            access: e.access,
+        });
+    }
+    let mut salt = [0u8; 32];
+    getrandom::getrandom(&mut salt)
+        .map_err(|e| Error::config(format!("cannot read the OS random source: {e}")))?;
+    let ids = Identities::new(salt, codecs, specs).map_err(|e| match &src.clients_file {
+        Some(path) => Error::config(format!("clients file {}: {e}", path.display())),
+        None => Error::config(e),
+    })?;
+    if warn && ids.is_empty() {
+        log::line("warning: the clients file names no client: every request is refused");
+    }
+    Ok(Live { secrets, ids })
+}
+
+/// The AES key `key` stands for (SHA-256 of it), or `None` for plaintext, with the warnings
+/// that plaintext deserves.
+fn key_digest(key: &KeySource, warn: bool) -> Result<Option<[u8; 32]>> {
+    Ok(match key {
+        KeySource::Str(s) => {
+            codec(key, warn)?; // its warning
+            Some(crypto::str_digest(s))
+        }
+        KeySource::File(path) => {
+            let bytes = read_file(
+                path,
+                "encryption key file",
+                "--encryption-key-file",
+                MAX_SMALL_FILE,
+            )?;
+            if crypto::strip_one_newline(&bytes).is_empty() {
+                return Err(Error::config(format!(
+                    "the encryption key file {} is empty",
+                    path.display()
+                )));
+            }
+            Some(crypto::file_digest(&bytes))
+        }
+        KeySource::None | KeySource::Insecure { .. } => {
+            codec(key, warn)?;
+            None
+        }
+    })
+}
+
+fn secrets(src: &Sources, warn: bool) -> Result<HashMap<Vec<u8>, Vec<u8>>> {
     let mut secrets: HashMap<Vec<u8>, Vec<u8>> = HashMap::new();
-    if !args.secrets.is_empty() {
-        log::line("warning: -S NAME=VALUE is visible to every user in the process list; use --secret-file NAME=PATH");
-    }
-    for net in &args.authorized_warnings {
-        log::line(net);
-    }
-    let mut all = args.secrets;
-    for (name, path) in &args.secret_files {
+    let mut all = src.literal.clone();
+    for (name, path) in &src.secret_files {
         let data = read_bounded(path, MAX_VALUE).map_err(|why| match why {
             Unfit::Io(e) => Error::config(format!(
                 "cannot read secret file for {name:?}: {} (--secret-file)",
@@ -195,15 +353,32 @@ pub fn server(args: ReceiveArgs) -> Result<ServerConfig> {
             )));
         }
     }
-    if secrets.is_empty() {
+    if warn && secrets.is_empty() {
         log::line("warning: no secrets configured (-S NAME=VALUE or --secret-file NAME=PATH): every request gets \"Not found\"");
     }
-    let codec = codec(&args.net.key, true)?;
+    Ok(secrets)
+}
+
+pub fn server(args: ReceiveArgs) -> Result<ServerConfig> {
+    let bind = bind_addr(&args.net)?;
+    if !args.secrets.is_empty() {
+        log::line("warning: -S NAME=VALUE is visible to every user in the process list; use --secret-file NAME=PATH");
+    }
+    for net in &args.authorized_warnings {
+        log::line(net);
+    }
+    let sources = Sources {
+        password: args.net.password,
+        key: args.net.key,
+        literal: args.secrets,
+        secret_files: args.secret_files,
+        clients_file: args.clients_file,
+    };
+    let live = load(&sources, true)?;
     Ok(ServerConfig {
         bind,
-        password,
-        secrets,
-        codec,
+        sources,
+        live,
         authorized: args.authorized,
         timeout: args.net.timeout.unwrap_or(SERVER_TIMEOUT),
         max_connections: args.max_connections,

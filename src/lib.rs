@@ -15,8 +15,9 @@
 //!   - `frame.rs` (the 4-byte length frame), `protocol.rs` (the request/response texts; the
 //!     secret-name rule and `SecretName`), `crypto.rs` (AES-256-GCM, the password check).
 //! - `server/`   — `receive`:
-//!   - `receive.rs` (accept loop and worker pool), `limits.rs` (admission caps, failure
-//!     lockout, eviction), `cidr.rs` (allowed networks).
+//!   - `receive.rs` (accept loop, worker pool, SIGHUP reload), `limits.rs` (admission caps,
+//!     failure lockout, eviction), `clients.rs` (the `--clients-file` format and the
+//!     per-request lookup of keys, client and access), `cidr.rs` (allowed networks).
 //! - `client/`   — `send` and the stage-1 helpers that fetch:
 //!   - `fetch.rs` (servers, fallbacks, retries with backoff), `send.rs` (owner and group look-ups,
 //!     writing or printing), `initrd.rs` (`ask-password`, `copy-password`).

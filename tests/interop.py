@@ -174,6 +174,41 @@ def ask_password_on_pty(d, srv, pty, select):
         os.close(slave)
 
 
+def clients_python_client(d, value, secret_file):
+    for name, pw, key in [("alice", b"alice pw", b"alice key"), ("bob", b"bob pw", b"bob key\n")]:
+        for suffix, data in [("pw", pw), ("key", key)]:
+            with open(os.path.join(d, f"{name}.{suffix}"), "wb") as f:
+                f.write(data)
+    with open(os.path.join(d, "clients"), "w") as f:
+        f.write("alice password=alice.pw key=alice.key from=127.0.0.1 secrets=db\n"
+                "bob   password=bob.pw   key=bob.key   from=127.0.0.0/8 secrets=*\n")
+    with rust_server("--clients-file", os.path.join(d, "clients"), "--password", "pass word",
+                     "--encryption-key", "shared key", "-S", "db=hello", "--secret-file", f"bin={secret_file}",
+                     "--max-failures", "0") as srv:
+        alice, bob = key_of(b"alice key"), key_of(b"bob key")
+        r = py_request(srv.port, alice, b"alice pw", b"db")
+        check("python client -> rust server, named client with its own key: value", r == b"hello", r)
+        r = py_request(srv.port, bob, b"bob pw", b"bin")
+        check("python client -> rust server, second client, second key: binary value", r == value, r)
+        r = py_request(srv.port, alice, b"alice pw", b"bin")
+        check("python client -> rust server, secret the client may not read: Not found", r == b"Not found", r)
+        r = py_request(srv.port, key_of(b"shared key"), b"pass word", b"bin")
+        check("python client -> rust server, single-password client beside named ones", r == value, r)
+        try:
+            r = py_request(srv.port, bob, b"alice pw", b"db")
+            check("python client -> rust server, one client's password under another's key closes", False, r)
+        except EOFError:
+            check("python client -> rust server, one client's password under another's key closes", True)
+        # The log line is written just after the connection closes: wait for it (bounded).
+        end = time.time() + 10
+        while "client=default name=bin" not in srv.log() and time.time() < end:
+            time.sleep(0.05)
+        log = srv.log()
+        check("rust server log names the clients and the denial",
+              "client=alice name=bin outcome=denied-secret" in log and "client=bob name=bin outcome=served" in log
+              and "client=default name=bin outcome=served" in log, log)
+
+
 def main():
     value = b"v\x00\xff\nbinary"
     with tempfile.TemporaryDirectory() as d:
@@ -203,6 +238,10 @@ def main():
                     check(f"python client -> rust server, {label}: wrong password closes", False, r)
                 except EOFError:
                     check(f"python client -> rust server, {label}: wrong password closes", True)
+
+        # Python clients -> Rust server with named clients (--clients-file), each its own
+        # password and key, beside the single-password client: the wire is unchanged.
+        clients_python_client(d, value, secret_file)
 
         # Rust client -> Python server.
         for label, args, key in [

@@ -107,6 +107,10 @@ enum Srv {
     Real { log: Log, secrets: usize },
     /// `--candidate A,B`: other netsecrets binaries (e.g. patched builds), log to /dev/null.
     Candidate(usize),
+    /// netsecrets with this many named clients (`--clients-file`), each its own password and
+    /// (with AES) its own key, one address each; the load generator is one of them. Log to
+    /// /dev/null.
+    Clients(usize),
 }
 
 impl Srv {
@@ -116,6 +120,7 @@ impl Srv {
             Srv::Real { log: Log::Null, .. } => "netsecrets, log to /dev/null".into(),
             Srv::Real { log: Log::File, .. } => "netsecrets, log to a file".into(),
             Srv::Candidate(i) => format!("candidate {}, log to /dev/null", i + 1),
+            Srv::Clients(n) => format!("netsecrets, {n} named clients, log to /dev/null"),
         }
     }
 }
@@ -168,16 +173,20 @@ fn start(ctx: &Ctx, srv: &Srv, aes: bool, at: &At) -> Proc {
             }
             cmd.stderr(Stdio::null());
         }
-        Srv::Real { .. } | Srv::Candidate(_) => {
+        Srv::Real { .. } | Srv::Candidate(_) | Srv::Clients(_) => {
             let (log, secrets, bin) = match srv {
                 Srv::Real { log, secrets } => (log, secrets, &ctx.netsecrets),
                 Srv::Candidate(i) => (&Log::Null, &1, &ctx.candidates[*i]),
+                Srv::Clients(_) => (&Log::Null, &1, &ctx.netsecrets),
                 Srv::Floor(_) => unreachable!(),
             };
             cmd = in_ns(ns, bin);
-            cmd.args(["receive", "--server", bind, "--port", &port.to_string()])
-                .arg("--password-file")
-                .arg(ctx.work.join("password"));
+            cmd.args(["receive", "--server", bind, "--port", &port.to_string()]);
+            if let Srv::Clients(n) = srv {
+                cmd.arg("--clients-file").arg(clients_file(ctx, *n, aes, probe_ip));
+            } else {
+                cmd.arg("--password-file").arg(ctx.work.join("password"));
+            }
             if aes {
                 cmd.arg("--encryption-key-file").arg(ctx.work.join("key"));
             } else {
@@ -216,6 +225,33 @@ fn start(ctx: &Ctx, srv: &Srv, aes: bool, at: &At) -> Proc {
         die(&format!("{} did not start listening on {probe_ip}:{port}", srv.label()));
     }
     p
+}
+
+/// Writes (once per mode) a clients file naming `n` clients: the load generator's (the bench
+/// password and key, from `from`, may read everything) and `n - 1` others, each its own
+/// password file, own key file with `aes`, one address of 10.0.0.0/8, and one secret.
+fn clients_file(ctx: &Ctx, n: usize, aes: bool, from: &str) -> PathBuf {
+    let dir = ctx.work.join(if aes { "clients-aes" } else { "clients-plain" });
+    let file = dir.join("clients");
+    if file.exists() {
+        return file;
+    }
+    fs::create_dir_all(&dir).unwrap_or_else(|e| die(&format!("{}: {e}", dir.display())));
+    let mut text = String::new();
+    let key = if aes { format!(" key={}", ctx.work.join("key").display()) } else { String::new() };
+    let _ = writeln!(text, "bench password={}{key} from={from} secrets=*", ctx.work.join("password").display());
+    for i in 1..n {
+        fs::write(dir.join(format!("c{i}.pw")), format!("client {i} password\n")).unwrap();
+        let key = if aes {
+            fs::write(dir.join(format!("c{i}.key")), format!("client {i} key\n")).unwrap();
+            format!(" key=c{i}.key")
+        } else {
+            String::new()
+        };
+        let _ = writeln!(text, "c{i} password=c{i}.pw{key} from=10.{}.{}.{} secrets=s0", i >> 16, (i >> 8) & 255, i & 255);
+    }
+    fs::write(&file, text).unwrap_or_else(|e| die(&format!("{}: {e}", file.display())));
+    file
 }
 
 #[derive(Default, Clone)]
@@ -365,7 +401,7 @@ pub fn run(args: &Args) {
     let _ = writeln!(md, "{}", args.str("header", ""));
     let _ = writeln!(
         md,
-        "Load: {} s measured after {} s warm-up, median of {} repetition(s) run alternately (floor, netsecrets, netsecrets logging to a file); one connection per request, as netsecrets peers do.\n",
+        "Load: {} s measured after {} s warm-up, median of {} repetition(s) run alternately (floor, netsecrets, netsecrets logging to a file, netsecrets with 1 000 named clients); one connection per request, as netsecrets peers do.\n",
         ctx.secs, ctx.warmup, ctx.reps
     );
     // 1. Which floor thread model is fastest, per configuration.
@@ -502,6 +538,7 @@ fn compare(ctx: &Ctx, md: &mut String, concs: &[usize], best: &BTreeMap<(bool, u
                 Srv::Floor(best[&(aes, c)]),
                 Srv::Real { log: Log::Null, secrets: 1 },
                 Srv::Real { log: Log::File, secrets: 1 },
+                Srv::Clients(1000),
             ];
             servers.extend((0..ctx.candidates.len()).map(Srv::Candidate));
             let rs = alternated(ctx, &servers, aes, c);

@@ -36,6 +36,48 @@ let
 
   privilegedPort = cfg.port < 1024;
 
+  # Named clients (netsecrets.server.clients.<name>): each its own password
+  # file and optional key file, handed over with LoadCredential= as
+  # netsecrets.client.<name>.password / .key; the clients file names only
+  # those credential ids (resolved in $CREDENTIALS_DIRECTORY), so it holds no
+  # secret and lives in the store, at the stable path /etc/netsecrets/clients
+  # (a reload after a switch reads the new one).
+  clientNames = lib.attrNames cfg.clients;
+  hasClients = cfg.clients != { };
+  clientPwCred = name: "netsecrets.client.${name}.password";
+  clientKeyCred = name: "netsecrets.client.${name}.key";
+  clientsText = lib.concatMapStrings (
+    name:
+    let
+      c = cfg.clients.${name};
+    in
+    lib.concatStringsSep " " (
+      [
+        name
+        "password=${clientPwCred name}"
+      ]
+      ++ lib.optional (c.encryptionKeyFile != null) "key=${clientKeyCred name}"
+      ++ lib.optional (c.authorizedIps != [ ]) "from=${lib.concatStringsSep "," c.authorizedIps}"
+      ++ [ "secrets=${if lib.elem "*" c.secrets then "*" else lib.concatStringsSep "," c.secrets}" ]
+    )
+    + "\n"
+  ) clientNames;
+  clientsPath = "/etc/netsecrets/clients";
+
+  # Networks the kernel (IPAddressAllow=) and the daemon (--authorized-ips)
+  # let connect: authorized_ips plus every client's networks; with no
+  # authorized_ips, no shared password and every client limited to its
+  # networks, just the clients' networks; otherwise any address.
+  clientNets = lib.concatMap (n: cfg.clients.${n}.authorizedIps) clientNames;
+  allClientsLimited = lib.all (n: cfg.clients.${n}.authorizedIps != [ ]) clientNames;
+  allowedNets =
+    if cfg.authorized_ips != [ ] then
+      lib.unique (cfg.authorized_ips ++ clientNets)
+    else if hasClients && passwordFile == null && allClientsLimited then
+      lib.unique clientNets
+    else
+      [ ];
+
   execStart = common.execLine utils (
     [
       (lib.getExe cfg.package)
@@ -44,16 +86,22 @@ let
       cfg.ip
       "--port"
       (toString cfg.port)
+    ]
+    ++ lib.optionals (passwordFile != null) [
       "--password-file"
       { specifier = "%d/${common.passwordCredential}"; }
+    ]
+    ++ lib.optionals hasClients [
+      "--clients-file"
+      clientsPath
     ]
     ++ lib.concatMap (name: [
       "--secret-file"
       { specifier = "${name}=%d/${name}"; }
     ]) cfg.secrets
-    ++ lib.optionals (cfg.authorized_ips != [ ]) [
+    ++ lib.optionals (allowedNets != [ ]) [
       "--authorized-ips"
-      (lib.concatStringsSep "," cfg.authorized_ips)
+      (lib.concatStringsSep "," allowedNets)
     ]
     ++ lib.optionals (keyFile != null) [
       "--encryption-key-file"
@@ -83,9 +131,9 @@ let
   # Only the authorized networks may talk to the daemon at all (kernel-side,
   # before the daemon's own check). With no list every address is allowed,
   # as the daemon itself does.
-  // lib.optionalAttrs (cfg.authorized_ips != [ ]) {
+  // lib.optionalAttrs (allowedNets != [ ]) {
     IPAddressDeny = "any";
-    IPAddressAllow = cfg.authorized_ips;
+    IPAddressAllow = allowedNets;
   };
 in
 {
@@ -241,6 +289,76 @@ in
       description = "Log progress (never values, passwords or keys).";
     };
 
+    clients = lib.mkOption {
+      default = { };
+      example = lib.literalExpression ''
+        {
+          laptop = {
+            passwordFile = "/run/agenix/netsecrets-laptop-password";
+            encryptionKeyFile = "/run/agenix/netsecrets-laptop-key";
+            authorizedIps = [ "10.0.0.7" ];
+            secrets = [ "wifi" ];
+          };
+          builder = {
+            passwordFile = "/run/agenix/netsecrets-builder-password";
+            encryptionKeyFile = "/run/agenix/netsecrets-builder-key";
+            authorizedIps = [ "10.0.1.0/24" ];
+            secrets = [ "*" ];
+          };
+        }
+      '';
+      description = ''
+        Named clients, each with its own password, optionally its own key, the
+        networks it may connect from and the secrets it may read (one identity
+        per client: a stolen client reveals only its own secrets). Its files
+        reach the daemon with LoadCredential=; the generated clients file
+        (/etc/netsecrets/clients) names no secret. A secret a client may not
+        read is answered exactly like a missing one. Removing a client and
+        switching revokes it; `systemctl reload netsecrets-daemon` re-reads
+        every file. The shared password, when set, stays a client that may
+        read everything.
+      '';
+      type = lib.types.attrsOf (
+        lib.types.submodule {
+          options = {
+            passwordFile = lib.mkOption {
+              type = common.pathNotInStore;
+              example = "/run/agenix/netsecrets-laptop-password";
+              description = "A root-only file holding this client's own password (one trailing newline is stripped).";
+            };
+            encryptionKeyFile = lib.mkOption {
+              type = lib.types.nullOr common.pathNotInStore;
+              default = null;
+              example = "/run/agenix/netsecrets-laptop-key";
+              description = ''
+                A root-only file holding this client's own key material
+                (`netsecrets keygen`); null: the server's key (or plaintext
+                with `insecure`).
+              '';
+            };
+            authorizedIps = lib.mkOption {
+              type = lib.types.listOf lib.types.str;
+              default = [ ];
+              example = [ "10.0.0.7" ];
+              description = ''
+                Networks (CIDRs or addresses) this client may connect from;
+                added to IPAddressAllow=. Empty: anywhere
+                {option}`netsecrets.server.authorized_ips` allows.
+              '';
+            };
+            secrets = lib.mkOption {
+              type = lib.types.listOf lib.types.str;
+              example = [ "wifi" ];
+              description = ''
+                Names (from {option}`netsecrets.server.secrets`) this client
+                may read; `[ "*" ]` for all.
+              '';
+            };
+          };
+        }
+      );
+    };
+
     systemdOverrides = lib.mkOption {
       type = lib.types.attrsOf lib.types.anything;
       default = { };
@@ -257,8 +375,8 @@ in
   config = lib.mkIf cfg.enable {
     assertions = [
       {
-        assertion = passwordFile != null;
-        message = "netsecrets.server: set netsecrets.server.password_file (or netsecrets.server.password).";
+        assertion = passwordFile != null || hasClients;
+        message = "netsecrets.server: set netsecrets.server.password_file (or netsecrets.server.password, or netsecrets.server.clients).";
       }
       {
         assertion = cfg.secrets != [ ];
@@ -266,14 +384,36 @@ in
       }
       {
         assertion =
-          !(lib.elem common.passwordCredential cfg.secrets) && !(lib.elem common.keyCredential cfg.secrets);
-        message = "netsecrets.server.secrets: the names ${common.passwordCredential} and ${common.keyCredential} are reserved; rename that secret.";
+          !(lib.elem common.passwordCredential cfg.secrets)
+          && !(lib.elem common.keyCredential cfg.secrets)
+          && !(lib.any (lib.hasPrefix "netsecrets.client.") cfg.secrets);
+        message = "netsecrets.server.secrets: the names ${common.passwordCredential}, ${common.keyCredential} and netsecrets.client.* are reserved; rename that secret.";
       }
     ]
     ++ map (name: {
       assertion = lib.elem name cfg.secrets;
       message = "netsecrets.server.secretFiles.${name} is set, but \"${name}\" is not in netsecrets.server.secrets; add it there.";
-    }) (lib.attrNames cfg.secretFiles);
+    }) (lib.attrNames cfg.secretFiles)
+    ++ lib.concatMap (
+      name:
+      let
+        c = cfg.clients.${name};
+      in
+      [
+        {
+          assertion = builtins.match "[A-Za-z0-9._-]{1,64}" name != null && name != "default";
+          message = "netsecrets.server.clients.\"${name}\": use 1 to 64 letters, digits, '.', '_' or '-' (and not \"default\", the shared password's client).";
+        }
+        {
+          assertion = c.secrets != [ ];
+          message = "netsecrets.server.clients.${name}.secrets is empty; list the secrets it may read (or [ \"*\" ]).";
+        }
+      ]
+      ++ map (s: {
+        assertion = s == "*" || lib.elem s cfg.secrets;
+        message = "netsecrets.server.clients.${name}.secrets names \"${s}\", which is not in netsecrets.server.secrets; add it there or remove it.";
+      }) c.secrets
+    ) clientNames;
 
     warnings =
       lib.optional (nonEmpty cfg.password && !(nonEmpty cfg.password_file)) ''
@@ -292,7 +432,11 @@ in
         netsecrets.server.encryptionKey is set: the key is copied into the world-readable
         Nix store. Use netsecrets.server.encryptionKeyFile with a root-only file instead.
       ''
-      ++ lib.optional (keyFile == null && !cfg.insecure) ''
+      ++ lib.optional (
+        keyFile == null
+        && !cfg.insecure
+        && (passwordFile != null || lib.any (n: cfg.clients.${n}.encryptionKeyFile == null) clientNames)
+      ) ''
         netsecrets.server has no encryption key: secrets and the password travel in
         plaintext. Set netsecrets.server.encryptionKeyFile (or insecure = true to say so).
       '';
@@ -321,11 +465,16 @@ in
       secret_files = lib.genAttrs cfg.secrets secretFile;
     };
 
+    # Names credential ids only (no secret): safe in the store.
+    environment.etc."netsecrets/clients" = lib.mkIf hasClients { text = clientsText; };
+
     networking.firewall.allowedTCPPorts = lib.mkIf cfg.openFirewall [ cfg.port ];
 
     systemd.services.netsecrets-daemon = {
       description = "netsecrets server";
       wantedBy = [ "multi-user.target" ];
+      # A switch that changes only the clients file (networks, secrets) reloads.
+      reloadTriggers = lib.optional hasClients config.environment.etc."netsecrets/clients".source;
       after = [ "network-online.target" ];
       wants = [ "network-online.target" ];
       serviceConfig =
@@ -333,6 +482,9 @@ in
         // {
           Type = "exec";
           ExecStart = execStart;
+          # SIGHUP: the daemon re-reads every file (password, key, secrets,
+          # clients); a bad one keeps the previous set and logs why.
+          ExecReload = "${pkgs.coreutils}/bin/kill -HUP $MAINPID";
           Restart = "on-failure";
           RestartSec = "5s";
           # Read by systemd as root, handed over as %d/<name> readable by the
@@ -340,7 +492,17 @@ in
           LoadCredential =
             lib.optional (passwordFile != null) (common.loadCredential common.passwordCredential passwordFile)
             ++ map (name: common.loadCredential name (secretFile name)) cfg.secrets
-            ++ lib.optional (keyFile != null) (common.loadCredential common.keyCredential keyFile);
+            ++ lib.optional (keyFile != null) (common.loadCredential common.keyCredential keyFile)
+            ++ lib.concatMap (
+              name:
+              let
+                c = cfg.clients.${name};
+              in
+              [ (common.loadCredential (clientPwCred name) c.passwordFile) ]
+              ++ lib.optional (c.encryptionKeyFile != null) (
+                common.loadCredential (clientKeyCred name) c.encryptionKeyFile
+              )
+            ) clientNames;
         }
         // cfg.systemdOverrides;
     };

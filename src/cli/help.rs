@@ -30,6 +30,9 @@ Serve secrets from memory over TCP.
   -S NAME=VALUE               a secret to serve; repeatable; visible in ps, prefer:
   --secret-file NAME=PATH     a secret whose value is the regular file's exact bytes (16 MiB
                               at most); repeatable
+  --clients-file PATH         named clients, one a line: NAME password=FILE [key=FILE]
+                              [from=CIDR,...] secrets=NAME,...|* (paths relative to
+                              $CREDENTIALS_DIRECTORY, else to the file); see README
   -a, --authorized-ips CIDR,...  allowed client networks (IPv4/IPv6 CIDRs or addresses);
                               repeatable; default: any address; an empty list is an error
   --encryption-key STR        AES-256-GCM key = SHA-256(STR); visible in ps, prefer:
@@ -43,6 +46,8 @@ Serve secrets from memory over TCP.
                               doubling on each further failure; 0 disables [5]
   --verbose                   more detail on stderr (never values, passwords or keys)
   -h, --help
+
+SIGHUP re-reads every file (password, key, secrets, clients); a bad one keeps the old set.
 ";
 
 pub const SEND_HELP: &str = "\

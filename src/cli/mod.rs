@@ -76,6 +76,9 @@ pub struct ReceiveArgs {
     pub secrets: Vec<(SecretName, Vec<u8>)>,
     /// `--secret-file NAME=PATH`, in order.
     pub secret_files: Vec<(SecretName, PathBuf)>,
+    /// `--clients-file PATH`: named clients, each with its own password, key, networks and
+    /// secrets (`server/clients.rs`).
+    pub clients_file: Option<PathBuf>,
     pub authorized: Vec<Cidr>,
     /// Warnings for `--authorized-ips` networks written with host bits (`10.0.0.1/0`), printed
     /// by `config.rs`.

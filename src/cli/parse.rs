@@ -56,6 +56,7 @@ fn parse_receive(p: &mut lexopt::Parser, env: Env) -> Result<Command> {
     let mut net = NetFlags::default();
     let mut secrets = Vec::new();
     let mut secret_files = Vec::new();
+    let mut clients_file = None;
     let mut authorized = Vec::new();
     let mut authorized_warnings = Vec::new();
     let mut max_connections = 256;
@@ -74,6 +75,7 @@ fn parse_receive(p: &mut lexopt::Parser, env: Env) -> Result<Command> {
                 let (name, path) = name_eq(p.value()?, "--secret-file NAME=PATH")?;
                 secret_files.push((name, PathBuf::from(OsString::from_vec(path))));
             }
+            "--clients-file" => clients_file = Some(PathBuf::from(p.value()?)),
             "-a" | "--authorized-ips" | "--authorized_ips" => {
                 let list = string(p, "--authorized-ips")?;
                 let nets = cidr::parse_list(&list)
@@ -109,6 +111,7 @@ fn parse_receive(p: &mut lexopt::Parser, env: Env) -> Result<Command> {
         net: net.finish(env)?,
         secrets,
         secret_files,
+        clients_file,
         authorized,
         authorized_warnings,
         max_connections,

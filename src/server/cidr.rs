@@ -28,6 +28,17 @@ impl Cidr {
             _ => false,
         }
     }
+
+    /// True when every address of `other` is inside this network.
+    pub fn covers(&self, other: &Cidr) -> bool {
+        self.prefix <= other.prefix && self.contains(other.addr)
+    }
+
+    /// True for a single address (`/32`, `/128`).
+    pub fn host(&self) -> Option<IpAddr> {
+        let max = if self.addr.is_ipv4() { 32 } else { 128 };
+        (self.prefix == max).then_some(self.addr)
+    }
 }
 
 fn mask32(prefix: u8) -> u32 {
@@ -81,6 +92,12 @@ impl FromStr for Cidr {
             }),
             _ => Ok(Cidr { addr: raw, prefix }),
         }
+    }
+}
+
+impl std::fmt::Display for Cidr {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.addr, self.prefix)
     }
 }
 

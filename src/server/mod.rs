@@ -6,9 +6,12 @@
 //! - `limits.rs`  — admission: connection caps per server and per address, answer bytes in
 //!   flight, wrong-password lockout (per address and IPv6 /64), eviction of incomplete
 //!   connections.
+//! - `clients.rs` — named clients: the `--clients-file` format, keys to try per address,
+//!   the client a password belongs to, what it may read.
 //! - `cidr.rs`    — allowed networks, IPv4/IPv6 and IPv4-mapped peers.
 
 pub mod cidr;
+pub mod clients;
 pub mod limits;
 mod receive;
 

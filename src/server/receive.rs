@@ -12,31 +12,37 @@
 //!
 //! Order of checks per connection: `--authorized-ips` and the admission [`Gate`] right after
 //! `accept`, before a byte is read; then one frame under a deadline for the whole exchange;
-//! then decryption, request parsing, the lockout again (connections opened in advance give no
-//! extra guesses), a constant-time password check (a wrong password, the only thing that counts
-//! toward a lockout, is counted before the connection closes), the lookup, and room for the
-//! answer among the answer bytes in flight. Any failure closes the connection without a
-//! response. Every connection ends in one log line with the peer, the name (only once the
-//! password matched), the outcome and the duration, never a value, password or key; lines for
-//! refused and unauthenticated connections are rate-limited per [`Kind`], with counts.
+//! then decryption with the keys of the clients allowed at the address (at most
+//! [`MAX_KEYS_PER_ADDRESS`](crate::server::clients::MAX_KEYS_PER_ADDRESS) tag checks), request
+//! parsing, the lockout again (connections opened in advance give no extra guesses), the client
+//! found by its password (`server/clients.rs`: a wrong password, the only thing that counts
+//! toward a lockout, is counted before the connection closes), the lookup (a name the client
+//! may not read is answered as a missing one), and room for the answer among the answer bytes
+//! in flight. Any failure closes the connection without a response. Every connection ends in
+//! one log line with the peer, the client and the name (only once the password matched), the
+//! outcome and the duration, never a value, password or key; lines for refused and
+//! unauthenticated connections are rate-limited per [`Kind`], with counts.
+//!
+//! The secrets and clients live in one `Arc` behind a lock: each connection clones it once and
+//! keeps it to the end. SIGHUP (blocked in every thread, taken by the monitor) reloads them
+//! from their files and swaps the `Arc`; a failed reload keeps the old one and says why.
 
-use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::io::Write as _;
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 use std::thread;
 use std::time::{Duration, Instant};
 
 use crate::cli::ReceiveArgs;
-use crate::config::{self, ServerConfig};
+use crate::config::{self, Live, ServerConfig, Sources};
 use crate::error::{Error, Result};
 use crate::server::cidr::{self, Cidr};
 use crate::server::limits::{Gate, Pending, Permit, Refusal};
 use crate::sys::log::{self, Millis, Printable};
 use crate::sys::net::{self, Deadline};
-use crate::wire::crypto::{Codec, PasswordCheck, SealError, OVERHEAD};
+use crate::wire::crypto::{SealError, OVERHEAD};
 use crate::wire::frame::{self, FrameError, MAX_REQUEST};
 use crate::wire::protocol::{self, NOT_FOUND};
 
@@ -66,10 +72,11 @@ const SUMMARY_TICKS: u32 = 200;
 struct Shared {
     listener: TcpListener,
     authorized: Vec<Cidr>,
-    /// The password, as a digest compared in constant time.
-    password: PasswordCheck,
-    secrets: HashMap<Vec<u8>, Vec<u8>>,
-    codec: Codec,
+    /// The secrets and clients. A connection takes a clone of the `Arc` once, when it is
+    /// accepted, and keeps it to the end; a reload swaps in a new one for the connections after.
+    live: RwLock<Arc<Live>>,
+    /// Where a reload reads them again.
+    sources: Sources,
     timeout: Duration,
     verbose: bool,
     gate: Arc<Gate>,
@@ -91,6 +98,10 @@ struct Shared {
 enum Outcome {
     Served(Vec<u8>),
     NotFound(Vec<u8>),
+    /// The client may not read that name: answered exactly as [`Outcome::NotFound`].
+    DeniedSecret(Vec<u8>),
+    /// No configured client may connect from this address.
+    NoClient,
     WrongPassword,
     /// Refused after the request arrived: locked out (re-checked before the password
     /// comparison) or the answer-bytes cap.
@@ -109,9 +120,11 @@ impl Outcome {
         Some(match self {
             Outcome::Served(_)
             | Outcome::NotFound(_)
+            | Outcome::DeniedSecret(_)
             | Outcome::WriteFailed(_)
             | Outcome::SealFailed(_) => return None,
             Outcome::WrongPassword => Kind::WrongPassword,
+            Outcome::NoClient => Kind::Denied,
             Outcome::Refused(_) => Kind::Refused,
             Outcome::Undecryptable => Kind::Undecryptable,
             Outcome::Malformed(_) => Kind::Malformed,
@@ -159,6 +172,9 @@ struct Job {
 
 /// `netsecrets receive`: checks the configuration, binds, says where, and serves forever.
 pub fn receive(args: ReceiveArgs) -> Result<()> {
+    // Before anything else, so that a reload asked for during the start is kept pending for the
+    // monitor rather than ending the process (SIGHUP's default action).
+    sighup::block().map_err(|e| Error::config("cannot block SIGHUP for the reload").with_io(e))?;
     let server = Server::bind(config::server(args)?)?;
     log::line(&format!("listening on {}", server.local_addr()?));
     server.run()
@@ -210,9 +226,8 @@ impl Server {
         let shared = Arc::new(Shared {
             listener,
             authorized: cfg.authorized,
-            password: PasswordCheck::new(&cfg.password),
-            secrets: cfg.secrets,
-            codec: cfg.codec,
+            live: RwLock::new(Arc::new(cfg.live)),
+            sources: cfg.sources,
             timeout: cfg.timeout,
             verbose: cfg.verbose,
             gate: Gate::new(cfg.max_connections, cfg.max_per_ip, cfg.max_failures),
@@ -237,7 +252,11 @@ impl Server {
     }
 
     /// Serves forever: starts the monitor and the first workers, and becomes one of them.
+    /// SIGHUP is blocked in this thread first, so every thread started here inherits the mask
+    /// and the monitor alone takes the signal, as a reload (see `mod sighup`).
     pub fn run(self) -> Result<()> {
+        sighup::block()
+            .map_err(|e| Error::config("cannot block SIGHUP for the reload").with_io(e))?;
         let me = Arc::clone(&self.shared);
         thread::Builder::new()
             .name("monitor".into())
@@ -262,7 +281,10 @@ fn monitor(shared: &Arc<Shared>) {
     let mut burst = FIRST_BURST;
     let mut ticks = 0u32;
     loop {
-        thread::sleep(TICK);
+        // The tick's sleep, cut short by a SIGHUP.
+        if sighup::wait(TICK) {
+            reload(shared);
+        }
         ticks += 1;
         if ticks >= SUMMARY_TICKS {
             ticks = 0;
@@ -281,6 +303,65 @@ fn monitor(shared: &Arc<Shared>) {
             }
         }
         burst = (burst * 2).min(MAX_BURST);
+    }
+}
+
+/// Reads the configuration's files again and, when they are all good, makes new connections
+/// use them; connections in flight finish with the configuration they started with.
+fn reload(shared: &Shared) {
+    match config::load(&shared.sources, false) {
+        Ok(live) => {
+            let (clients, secrets) = (live.ids.len(), live.secrets.len());
+            *shared.live.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(live);
+            log::line(&format!(
+                "reloaded: {clients} clients, {secrets} secrets (new connections use them)"
+            ));
+        }
+        Err(e) => log::line(&format!(
+            "reload failed, still serving the previous configuration: {e}"
+        )),
+    }
+}
+
+/// SIGHUP, taken synchronously: blocked in every thread of the server (so it never interrupts
+/// anything or runs a handler), and collected by the monitor with `sigtimedwait`.
+mod sighup {
+    use std::time::Duration;
+
+    fn set() -> libc::sigset_t {
+        // SAFETY: sigemptyset and sigaddset only write the set, a local value owned here, and
+        // cannot fail for a valid pointer and signal number.
+        unsafe {
+            let mut set: libc::sigset_t = std::mem::zeroed();
+            libc::sigemptyset(&mut set);
+            libc::sigaddset(&mut set, libc::SIGHUP);
+            set
+        }
+    }
+
+    /// Blocks SIGHUP in the calling thread (and so in the threads it starts afterwards).
+    pub fn block() -> std::io::Result<()> {
+        let set = set();
+        // SAFETY: `set` is a valid, initialised set; the old mask is not asked for (null).
+        let rc = unsafe { libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut()) };
+        if rc == 0 {
+            Ok(())
+        } else {
+            Err(std::io::Error::from_raw_os_error(rc))
+        }
+    }
+
+    /// Waits at most `limit` for a SIGHUP; true when one arrived (and was consumed).
+    pub fn wait(limit: Duration) -> bool {
+        let set = set();
+        let timeout = libc::timespec {
+            tv_sec: 0,
+            // The tick is a few milliseconds: it fits.
+            tv_nsec: limit.subsec_nanos() as libc::c_long,
+        };
+        // SAFETY: `set` and `timeout` are valid for the call; no siginfo is asked for (null).
+        let sig = unsafe { libc::sigtimedwait(&set, std::ptr::null_mut(), &timeout) };
+        sig == libc::SIGHUP
     }
 }
 
@@ -526,21 +607,34 @@ impl RateLimit {
 }
 
 fn handle(shared: &Shared, mut job: Job) {
-    let outcome = serve(shared, &mut job);
+    // The one clone of the configuration per connection.
+    let live = Arc::clone(&shared.live.read().unwrap_or_else(|p| p.into_inner()));
+    let mut client = None;
+    let outcome = serve(shared, &live, &mut job, &mut client);
     // Close at once, before the bookkeeping and the log line: the socket is corked (see
     // `Server::bind`), so this is what sends the answer, with the FIN. Deregistered first, so
     // that this is the stream's last owner and the close happens here and now.
     job.registration.finish();
     drop(job.stream);
-    if matches!(outcome, Outcome::Served(_) | Outcome::NotFound(_)) {
+    if matches!(
+        outcome,
+        Outcome::Served(_) | Outcome::NotFound(_) | Outcome::DeniedSecret(_)
+    ) {
         shared.gate.succeeded(job.peer.ip());
     }
     // One line, built in one buffer: this runs once per connection.
-    let mut text = log::start_line(112);
+    let mut text = log::start_line(128);
     let _ = write!(text, "peer={}", job.peer);
+    if let Some(c) = client.and_then(|i| live.ids.client(i)) {
+        let _ = write!(text, " client={}", c.name);
+    }
     let _ = match &outcome {
         Outcome::Served(name) => write!(text, " name={} outcome=served", Printable(name)),
         Outcome::NotFound(name) => write!(text, " name={} outcome=not-found", Printable(name)),
+        Outcome::DeniedSecret(name) => {
+            write!(text, " name={} outcome=denied-secret", Printable(name))
+        }
+        Outcome::NoClient => write!(text, " outcome=denied (no client may connect from here)"),
         Outcome::WrongPassword => write!(text, " outcome=wrong-password"),
         Outcome::Refused(r) => write!(text, " outcome={}", r.describe()),
         Outcome::Undecryptable => {
@@ -567,7 +661,13 @@ fn handle(shared: &Shared, mut job: Job) {
     }
 }
 
-fn serve(shared: &Shared, job: &mut Job) -> Outcome {
+/// Serves one connection; sets `client` (an index into `live.ids`) once the password matched.
+fn serve(shared: &Shared, live: &Live, job: &mut Job, client: &mut Option<usize>) -> Outcome {
+    let ip = job.peer.ip();
+    let candidates = live.ids.candidates(ip);
+    if candidates.is_empty() {
+        return Outcome::NoClient;
+    }
     // Accepted sockets inherit the listener's timeouts, which are the connection deadline.
     let mut io = Deadline::preset(&job.stream, job.accepted + shared.timeout, shared.timeout);
     let payload = {
@@ -582,7 +682,8 @@ fn serve(shared: &Shared, job: &mut Job) -> Outcome {
     // counts against its address until its answer is written (a client that does not read
     // holds its slot).
     job.registration.finish();
-    let Ok(plain) = shared.codec.open(payload) else {
+    // One tag check per key of the clients allowed here (a bounded number), plaintext last.
+    let Ok((plain, codec_idx)) = live.ids.open(&candidates, payload) else {
         return Outcome::Undecryptable;
     };
     let req = match protocol::parse_request(&plain) {
@@ -590,19 +691,30 @@ fn serve(shared: &Shared, job: &mut Job) -> Outcome {
         Err(e) => return Outcome::Malformed(e.as_str()),
     };
     // Re-checked here, not only at accept: connections opened in advance give no extra guesses.
-    let ip = job.peer.ip();
     if let Err(r) = shared.gate.may_guess(ip, Instant::now()) {
         return Outcome::Refused(r);
     }
-    if !shared.password.matches(req.password) {
+    // A password of a client not allowed here, or sent with another client's key, is as wrong
+    // as one nobody has.
+    let (Some(who), Some(codec)) = (
+        live.ids.find(req.password, codec_idx, ip),
+        live.ids.codec(codec_idx),
+    ) else {
         // Counted before the connection closes, so the next guess already sees it.
         shared.gate.failed(ip, Instant::now());
         return Outcome::WrongPassword;
-    }
+    };
+    *client = Some(who);
+    let may_read = live
+        .ids
+        .client(who)
+        .is_some_and(|c| c.access.allows(req.name));
     let name = req.name.to_vec();
-    let (value, found) = match shared.secrets.get(req.name) {
-        Some(v) => (v.as_slice(), true),
-        None => (NOT_FOUND, false),
+    // A name the client may not read gets the very answer of a name that does not exist.
+    let (value, found) = match live.secrets.get(req.name) {
+        Some(v) if may_read => (v.as_slice(), Some(true)),
+        Some(_) => (NOT_FOUND, None),
+        None => (NOT_FOUND, Some(false)),
     };
     // Reserved before the answer is allocated: clients that do not read hold at most
     // MAX_ANSWER_BYTES of answers (and their --max-per-ip slots) until their deadline.
@@ -613,7 +725,7 @@ fn serve(shared: &Shared, job: &mut Job) -> Outcome {
         Ok(r) => r,
         Err(r) => return Outcome::Refused(r),
     };
-    let answer = match shared.codec.seal_frame(value) {
+    let answer = match codec.seal_frame(value) {
         Ok(a) => a,
         Err(e) => return Outcome::SealFailed(e),
     };
@@ -625,14 +737,15 @@ fn serve(shared: &Shared, job: &mut Job) -> Outcome {
     job.permit.release_source();
     if shared.verbose {
         log::line(&format!(
-            "peer={} sent {} bytes",
+            "peer={} client={} sent {} bytes",
             job.peer,
+            live.ids.client(who).map_or("?", |c| c.name.as_str()),
             answer.len().saturating_sub(frame::HEADER_LEN)
         ));
     }
-    if found {
-        Outcome::Served(name)
-    } else {
-        Outcome::NotFound(name)
+    match found {
+        Some(true) => Outcome::Served(name),
+        Some(false) => Outcome::NotFound(name),
+        None => Outcome::DeniedSecret(name),
     }
 }

@@ -69,9 +69,14 @@ impl Key {
     }
 
     fn from_material(material: &[u8]) -> Key {
-        let digest = Sha256::digest(material);
+        Key::from_digest(&Sha256::digest(material).into())
+    }
+
+    /// The key whose file contents have [`file_digest`] `digest` (so that a server with many
+    /// clients can tell equal keys apart without keeping their material).
+    pub fn from_digest(digest: &[u8; 32]) -> Key {
         Key {
-            cipher: Aes256Gcm::new(&digest),
+            cipher: Aes256Gcm::new(digest.into()),
         }
     }
 
@@ -171,6 +176,16 @@ impl Codec {
             Codec::Aes(key) => key.open(payload),
         }
     }
+}
+
+/// The AES key of a key given as a string: SHA-256 of its bytes.
+pub fn str_digest(key: &[u8]) -> [u8; 32] {
+    Sha256::digest(key).into()
+}
+
+/// The AES key of a key file: SHA-256 of its contents minus at most one trailing newline.
+pub fn file_digest(contents: &[u8]) -> [u8; 32] {
+    Sha256::digest(strip_one_newline(contents)).into()
 }
 
 /// Removes at most one trailing `\n` or `\r\n` (how password and key files are read).

@@ -276,7 +276,8 @@ def words(text, key):
 
 # One nix-instantiate per group, two at a time (each system needs about 1 GB while evaluated).
 GROUPS = {
-    "servers": ["seed-server", "doc-server", "overrides-server", "lowport-server"],
+    "servers": ["seed-server", "doc-server", "overrides-server", "lowport-server", "two-client-server",
+                "clients-only-server"],
     "clients": ["seed-client", "doc-client", "owned-client", "prompt-only-none"],
     "initrd": ["initrd-grub", "initrd-systemd-boot", "initrd-none-literals"],
     "prompt": ["prompt-grub", "prompt-systemd-boot", "prompt-none-literal-key"],
@@ -288,6 +289,7 @@ GROUPS = {
         "prompt-with-password", "client-password-and-file", "client-no-server", "client-no-password",
         "client-stray-secret", "initrd-no-systemd", "initrd-no-network", "server-no-password",
         "server-no-secrets", "server-stray-file", "server-reserved-name", "server-plaintext", "disabled",
+        "server-client-bad",
     ],
 }
 WHOLE_SYSTEMS = GROUPS["servers"] + GROUPS["clients"] + GROUPS["initrd"] + GROUPS["prompt"]
@@ -457,6 +459,49 @@ def nixos_checks(env, tmp, nixpkgs):
         expect(x["firewallTCP"] == [8081], x["firewallTCP"])
         no_warn("doc-server", "netsecrets")
     R.check("NixOS: documented file-based server: credentials from the files, openFirewall, no warning", doc_server)
+
+    def two_client_server():
+        x = f("two-client-server")
+        t = units("two-client-server")["netsecrets-daemon.service"]
+        e = exec_start(t)
+        for s_ in ['"--password-file" %d/netsecrets.password', '"--clients-file" "/etc/netsecrets/clients"',
+                   '"--authorized-ips" "10.0.0.0/24,10.0.1.0/24,fd00::/64,10.0.5.7"']:
+            has(s_, e, "ExecStart")
+        expect(unit_lines(t, "IPAddressAllow") == ["10.0.0.0/24", "10.0.1.0/24", "fd00::/64", "10.0.5.7"],
+               unit_lines(t, "IPAddressAllow"))
+        lc = unit_lines(t, "LoadCredential")
+        expect(lc[-3:] == ["netsecrets.client.builder.password:/run/agenix/netsecrets-builder-password",
+                           f"netsecrets.client.laptop.password:{canary_dir}/pw",
+                           f"netsecrets.client.laptop.key:{canary_dir}/key"], lc)
+        reload = unit_lines(t, "ExecReload")
+        expect(len(reload) == 1 and re.match(r"^/nix/store/[^ ]+-coreutils-[^ ]+/bin/kill -HUP \$MAINPID$", reload[0]),
+               f"ExecReload: {reload}")
+        expect(x["clientsFile"] ==
+               "builder password=netsecrets.client.builder.password from=10.0.1.0/24,fd00::/64 secrets=*\n"
+               "laptop password=netsecrets.client.laptop.password key=netsecrets.client.laptop.key from=10.0.5.7 "
+               "secrets=wifi\n", x["clientsFile"])
+        for v in canaries.values():
+            expect(v not in x["clientsFile"] and v not in t, "a client's password or key in the unit or clients file")
+        expect(len(x["reloadTriggers"]) == 1 and x["reloadTriggers"][0].startswith("/nix/store/"), x["reloadTriggers"])
+        no_warn("two-client-server", "netsecrets")
+    R.check("NixOS: two named clients: each password and key through LoadCredential=, the clients file in "
+            "/etc names only credential ids (no secret), IPAddressAllow= and --authorized-ips include the "
+            "clients' networks, ExecReload= sends SIGHUP, a clients-only change reloads", two_client_server)
+
+    def clients_only_server():
+        t = units("clients-only-server")["netsecrets-daemon.service"]
+        e = exec_start(t)
+        has_not("--password-file", e, "ExecStart")
+        has_not("--encryption-key-file", e, "ExecStart")
+        has('"--authorized-ips" "10.0.5.7"', e, "ExecStart")
+        expect(unit_lines(t, "IPAddressAllow") == ["10.0.5.7"] and unit_lines(t, "IPAddressDeny") == ["any"], t)
+        expect(unit_lines(t, "LoadCredential") == [
+            "wifi:/run/secrets/wifi", "netsecrets.client.laptop.password:/run/agenix/laptop-pw",
+            "netsecrets.client.laptop.key:/run/agenix/laptop-key"], unit_lines(t, "LoadCredential"))
+        no_warn("clients-only-server", "no encryption key")
+        asserts("server-client-bad", 'clients."default"', 'names "disk"')
+    R.check("NixOS: clients only: no shared password or server key needed, IPAddressAllow= is the clients' "
+            "networks; a reserved client name and a secret not served are refused", clients_only_server)
 
     def overrides_server():
         t = units("overrides-server")["netsecrets-daemon.service"]
@@ -748,6 +793,8 @@ def nixos_checks(env, tmp, nixpkgs):
             closure_check("seed-client", ["my-aes-key"], {"hunter2": r"-netsecrets-client-password(\.drv)?$"}))
     R.check("NixOS: server: an encryptionKey ignored for encryptionKeyFile is in no derivation of the system",
             closure_check("overrides-server", ["ignored-literal-key"]))
+    R.check("NixOS: two named clients: the clients' password and key file contents are in no derivation",
+            closure_check("two-client-server", [canaries["pw"], canaries["key"]]))
     R.check("NixOS: enableInitrd with grub: the password and key files' contents are in no derivation "
             "(appended at install time, never copied into the store)",
             closure_check("initrd-grub", [canaries["pw"], canaries["key"]]))
@@ -845,18 +892,22 @@ def analyze(facts, tmp):
     sysctl = shutil.which("systemctl") or shutil.which("true")
     print(f"ExecStart binaries for verify: netsecrets -> {bin_}, systemctl -> {sysctl}", flush=True)
     store_exe = re.compile(r'"/nix/store/[^"/]+/bin/(netsecrets|systemctl)"')
+    # ExecReload= is a plain command line: the store's coreutils kill -> this machine's kill.
+    store_kill = re.compile(r'/nix/store/[^ /]+-coreutils-[^ /]+/bin/kill ')
+    kill = shutil.which("kill") or shutil.which("true")
 
     def write(group, units):
         d = os.path.join(tmp, "units", group)
         os.makedirs(d)
         for name, text in units.items():
             text = store_exe.sub(lambda m: json.dumps(bin_ if m.group(1) == "netsecrets" else sysctl), text)
+            text = store_kill.sub(lambda m: kill + " ", text)
             with open(os.path.join(d, name), "w") as fh:
                 fh.write(text)
         return d
 
     groups = [("doc-server", "units"), ("overrides-server", "units"), ("seed-server", "units"),
-              ("lowport-server", "units"), ("seed-client", "units"), ("owned-client", "units"),
+              ("lowport-server", "units"), ("two-client-server", "units"), ("seed-client", "units"), ("owned-client", "units"),
               ("initrd-grub", "initrdUnits"), ("prompt-grub", "initrdUnits")]
     dirs = {}
     for name, kind in groups:

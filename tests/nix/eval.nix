@@ -33,6 +33,7 @@ let
   pkgs = {
     stdenv.hostPlatform.system = "x86_64-linux";
     netsecrets = fakeDrv "netsecrets-0.1.0";
+    coreutils = fakeDrv "coreutils-9.5";
     writeText = name: text: {
       type = "derivation";
       inherit name;
@@ -71,6 +72,13 @@ let
         default = [ ];
       }
     )
+    // {
+      # As NixOS: store paths whose change reloads the unit instead of restarting it.
+      reloadTriggers = lib.mkOption {
+        type = lib.types.listOf lib.types.unspecified;
+        default = [ ];
+      };
+    }
     // lib.genAttrs [ "unitConfig" "serviceConfig" "environment" ] (
       _:
       lib.mkOption {

@@ -140,6 +140,8 @@ let
       initrdStorePaths = try (map toString c.boot.initrd.systemd.storePaths);
       tmpfiles = try (lib.filter (lib.hasInfix "netsecrets") c.systemd.tmpfiles.rules);
       configJson = try (c.environment.etc."netsecrets/config.json".text or null);
+      clientsFile = try (c.environment.etc."netsecrets/clients".text or null);
+      reloadTriggers = try (map toString (c.systemd.services.netsecrets-daemon.reloadTriggers or [ ]));
       etcMyapp = try (c.environment.etc."myapp/db.conf".source or null);
       users = try (lib.mapAttrs (_: u: { inherit (u) isSystemUser group; }) (lib.filterAttrs (n: _: n == "netsecrets") c.users.users));
       groups = try (lib.attrNames (lib.filterAttrs (n: _: n == "netsecrets") c.users.groups));
@@ -437,7 +439,80 @@ let
     // extra;
   };
 
+  # Two named clients (README, docs/nixos.md), each its own password and
+  # key, beside the shared password; file contents come from canaryDir so
+  # check.py can grep every derivation for them.
+  twoClientServer = {
+    netsecrets.server = {
+      enable = true;
+      ip = "10.0.0.1";
+      port = 8081;
+      password_file = "/run/agenix/netsecrets-password";
+      encryptionKeyFile = "/run/agenix/netsecrets-key";
+      secrets = [
+        "wifi"
+        "db-password"
+      ];
+      authorized_ips = [ "10.0.0.0/24" ];
+      clients = {
+        laptop = {
+          passwordFile = "${canaryDir}/pw";
+          encryptionKeyFile = "${canaryDir}/key";
+          authorizedIps = [ "10.0.5.7" ];
+          secrets = [ "wifi" ];
+        };
+        builder = {
+          passwordFile = "/run/agenix/netsecrets-builder-password";
+          authorizedIps = [
+            "10.0.1.0/24"
+            "fd00::/64"
+          ];
+          secrets = [ "*" ];
+        };
+      };
+    };
+  };
+
+  # Only named clients, all limited to their networks: IPAddressAllow= is
+  # exactly their networks; no shared password, no server key needed.
+  clientsOnlyServer = {
+    netsecrets.server = {
+      enable = true;
+      secrets = [ "wifi" ];
+      clients.laptop = {
+        passwordFile = "/run/agenix/laptop-pw";
+        encryptionKeyFile = "/run/agenix/laptop-key";
+        authorizedIps = [ "10.0.5.7" ];
+        secrets = [ "wifi" ];
+      };
+    };
+  };
+
   scenarios = {
+    two-client-server.modules = [
+      loaders.none
+      twoClientServer
+    ];
+    clients-only-server.modules = [
+      loaders.none
+      clientsOnlyServer
+    ];
+    server-client-bad = {
+      toplevel = false;
+      modules = [
+        loaders.none
+        {
+          netsecrets.server = {
+            enable = true;
+            secrets = [ "wifi" ];
+            clients."default" = {
+              passwordFile = "/run/agenix/pw";
+              secrets = [ "disk" ];
+            };
+          };
+        }
+      ];
+    };
     # Whole systems: toplevel.drvPath must evaluate.
     seed-server.modules = [
       loaders.grub
