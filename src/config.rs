@@ -99,6 +99,24 @@ pub fn password(src: Option<&PasswordSource>, warn: bool) -> Result<Vec<u8>> {
     Ok(pw)
 }
 
+/// The contents of `--encryption-key-file`: a bounded regular file that is not empty once one
+/// trailing newline is stripped.
+fn key_file(path: &Path) -> Result<Vec<u8>> {
+    let bytes = read_file(
+        path,
+        "encryption key file",
+        "--encryption-key-file",
+        MAX_SMALL_FILE,
+    )?;
+    if crypto::strip_one_newline(&bytes).is_empty() {
+        return Err(Error::config(format!(
+            "the encryption key file {} is empty",
+            path.display()
+        )));
+    }
+    Ok(bytes)
+}
+
 /// Builds the codec and says on stderr when traffic will be plaintext.
 pub fn codec(key: &KeySource, warn: bool) -> Result<Codec> {
     Ok(match key {
@@ -124,21 +142,7 @@ pub fn codec(key: &KeySource, warn: bool) -> Result<Codec> {
             }
             Codec::Aes(Key::from_str_key_bytes(s))
         }
-        KeySource::File(path) => {
-            let bytes = read_file(
-                path,
-                "encryption key file",
-                "--encryption-key-file",
-                MAX_SMALL_FILE,
-            )?;
-            if crypto::strip_one_newline(&bytes).is_empty() {
-                return Err(Error::config(format!(
-                    "the encryption key file {} is empty",
-                    path.display()
-                )));
-            }
-            Codec::Aes(Key::from_file_contents(&bytes))
-        }
+        KeySource::File(path) => Codec::Aes(Key::from_file_contents(&key_file(path)?)),
     })
 }
 
@@ -298,21 +302,7 @@ fn key_digest(key: &KeySource, warn: bool) -> Result<Option<[u8; 32]>> {
             codec(key, warn)?; // its warning
             Some(crypto::str_digest(s))
         }
-        KeySource::File(path) => {
-            let bytes = read_file(
-                path,
-                "encryption key file",
-                "--encryption-key-file",
-                MAX_SMALL_FILE,
-            )?;
-            if crypto::strip_one_newline(&bytes).is_empty() {
-                return Err(Error::config(format!(
-                    "the encryption key file {} is empty",
-                    path.display()
-                )));
-            }
-            Some(crypto::file_digest(&bytes))
-        }
+        KeySource::File(path) => Some(crypto::file_digest(&key_file(path)?)),
         KeySource::None | KeySource::Insecure { .. } => {
             codec(key, warn)?;
             None

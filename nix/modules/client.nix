@@ -103,6 +103,20 @@ let
     }
   ];
 
+  # Where the server is, for `send` and the console prompt's check.
+  serverArgs = [
+    "--server"
+    # null fails an assertion (below); "" keeps the unit text evaluable
+    # so that the assertion's message, not an escaping error, is shown.
+    (if cfg.server == null then "" else cfg.server)
+    "--port"
+    (toString cfg.port)
+  ]
+  ++ lib.optionals (cfg.fallbacks != [ ]) [
+    "--fallbacks"
+    (lib.concatStringsSep "," cfg.fallbacks)
+  ];
+
   # `netsecrets send` for one secret. `password` and `key` are a path or
   # { specifier = "%d/..."; } (a credential); see common.execLine.
   sendLine =
@@ -119,17 +133,8 @@ let
       [
         exe
         "send"
-        "--server"
-        # null fails an assertion (below); "" keeps the unit text evaluable
-        # so that the assertion's message, not an escaping error, is shown.
-        (if cfg.server == null then "" else cfg.server)
-        "--port"
-        (toString cfg.port)
       ]
-      ++ lib.optionals (cfg.fallbacks != [ ]) [
-        "--fallbacks"
-        (lib.concatStringsSep "," cfg.fallbacks)
-      ]
+      ++ serverArgs
       ++ [
         "--password-file"
         password
@@ -252,15 +257,8 @@ let
     [
       "--verify-secret"
       (lib.head names)
-      "--server"
-      (if cfg.server == null then "" else cfg.server)
-      "--port"
-      (toString cfg.port)
     ]
-    ++ lib.optionals (cfg.fallbacks != [ ]) [
-      "--fallbacks"
-      (lib.concatStringsSep "," cfg.fallbacks)
-    ]
+    ++ serverArgs
     ++ (
       if keyFile != null then
         [
