@@ -193,10 +193,12 @@ class Server(ServerProcess):
             pats = [f"peer={peer_ip}:", f"peer=[::ffff:{peer_ip}]:"]
         return [l for l in self.log().splitlines() if any(p in l for p in pats)]
 
-    def wait_line(self, peer_ip, pattern, timeout=6.0):
+    def wait_line(self, peer_ip, pattern, timeout=6.0, after=0):
+        """The first log line for `peer_ip` matching `pattern`, skipping the first `after` such
+        lines; waits for it, since the server writes a connection's line after closing it."""
         end = time.time() + timeout
         while time.time() < end:
-            for l in self.lines_for(peer_ip):
+            for l in self.lines_for(peer_ip)[after:]:
                 if re.search(pattern, l):
                     return l
             time.sleep(0.05)
