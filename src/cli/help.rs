@@ -60,6 +60,12 @@ Fetch secrets; write them to stdout (one per line) or atomically to a file.
   --owner USER|UID            owner of the output file [the caller]
   --group GROUP|GID           group of the output file [the caller's]
   --mode OCTAL                mode of the output file, up to 0777 [0400]
+  --restart-unit UNIT         after the file was created or changed: systemctl --no-block
+                              try-restart UNIT; repeatable
+  --reload-unit UNIT          likewise try-reload-or-restart UNIT; repeatable
+  --start-unit UNIT           after every successful fetch: systemctl --no-block start UNIT
+                              (units waiting for this secret); repeatable
+  --systemctl PATH            the systemctl to run [systemctl from PATH]
   --fallbacks IP,...          more servers, same port, tried in order (env NETSECRETS_FALLBACKS)
   --encryption-key STR        AES-256-GCM key = SHA-256(STR); visible in ps, prefer:
   --encryption-key-file PATH  key = SHA-256(file minus one trailing newline); beats --encryption-key
@@ -69,6 +75,8 @@ Fetch secrets; write them to stdout (one per line) or atomically to a file.
   -h, --help
 
 Nothing is written unless every secret arrived; an existing file is left intact on failure.
+A file that already holds the same bytes, owner, group and mode is left untouched (timestamps
+too) and no restart or reload follows. A failed systemctl is a warning (the value is in place).
 ";
 
 pub const ASK_HELP: &str = "\

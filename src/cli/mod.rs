@@ -100,6 +100,9 @@ pub struct SendArgs {
     pub owner: Option<String>,
     pub group: Option<String>,
     pub mode: Mode,
+    /// `--restart-unit`, `--reload-unit`, `--start-unit`, `--systemctl`: what to tell systemd
+    /// after the file was written (needs `--file-output`).
+    pub actions: crate::sys::systemctl::Actions,
 }
 
 pub struct AskArgs {

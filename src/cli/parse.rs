@@ -18,6 +18,7 @@ use super::{
 };
 use crate::error::{Error, Result};
 use crate::server::cidr;
+use crate::sys::systemctl::Actions;
 use crate::wire::protocol::SecretName;
 
 /// The environment: a lookup standing in for the process's, so tests never touch the real one.
@@ -123,6 +124,7 @@ fn parse_send(p: &mut lexopt::Parser, env: Env) -> Result<Command> {
     let mut owner = None;
     let mut group = None;
     let mut mode = Mode(0o400);
+    let mut actions = Actions::default();
     while let Some(arg) = p.next()? {
         let arg = flag(arg)?;
         if f.take(&arg, p)? {
@@ -130,6 +132,10 @@ fn parse_send(p: &mut lexopt::Parser, env: Env) -> Result<Command> {
         }
         match arg.as_str() {
             "--file-output" | "--file_output" => file_output = Some(PathBuf::from(p.value()?)),
+            "--restart-unit" => actions.restart.push(unit(p, "--restart-unit")?),
+            "--reload-unit" => actions.reload.push(unit(p, "--reload-unit")?),
+            "--start-unit" => actions.start.push(unit(p, "--start-unit")?),
+            "--systemctl" => actions.systemctl = Some(PathBuf::from(p.value()?)),
             "--owner" => owner = Some(string(p, "--owner")?),
             "--group" => group = Some(string(p, "--group")?),
             "--mode" => mode = value(p, "--mode", "--mode")?,
@@ -143,12 +149,18 @@ fn parse_send(p: &mut lexopt::Parser, env: Env) -> Result<Command> {
             "no secrets requested: give --request_secrets NAMES (or NETSECRETS_REQUEST_SECRETS)",
         ));
     }
+    if file_output.is_none() && !actions.is_empty() {
+        return Err(Error::usage(
+            "--restart-unit/--reload-unit/--start-unit need --file-output (they follow a change of that file)",
+        ));
+    }
     Ok(Command::Send(SendArgs {
         fetch,
         file_output,
         owner,
         group,
         mode,
+        actions,
     }))
 }
 
@@ -277,6 +289,19 @@ pub(super) fn parse_as<T: FromStr<Err = Expected>>(s: &str, label: &str) -> Resu
 /// The one error for a value that does not parse (not generic: one copy in the binary).
 fn invalid(s: &str, label: &str, Expected(what): Expected) -> Error {
     Error::usage(format!("invalid {label} {s:?}: expected {what}"))
+}
+
+/// A systemd unit name for a change action: printable, no spaces, not starting with '-' (it
+/// would be read as a flag), with a type suffix.
+pub(super) fn unit(p: &mut lexopt::Parser, flag: &str) -> Result<String> {
+    let u = string(p, flag)?;
+    let printable = u.bytes().all(|b| b.is_ascii_graphic());
+    if u.is_empty() || u.len() > 255 || u.starts_with('-') || !printable || !u.contains('.') {
+        return Err(Error::usage(format!(
+            "{flag} {u:?}: not a unit name; give one like foo.service"
+        )));
+    }
+    Ok(u)
 }
 
 fn count(p: &mut lexopt::Parser, flag: &str) -> Result<usize> {
