@@ -24,7 +24,8 @@
 //!   - `net.rs` (deadlines on sockets, socket options, timeouts), `input.rs` (secret, password
 //!     and key files: regular only, bounded), `output.rs` (atomic secret files with owner,
 //!     group and mode, rewritten only when changed), `systemctl.rs` (change actions:
-//!     `systemctl --no-block try-restart ...`), `console.rs` (the password prompt, echo off),
+//!     `systemctl --no-block try-restart ...`), `notify.rs` (`READY=1` for systemd),
+//!     `console.rs` (the password prompt, echo off),
 //!     `keygen.rs` (`keygen`), `log.rs` (single-write log lines), and, compiled into the
 //!     static binary only (by `main.rs`), `thread_name.rs` (thread names without musl's
 //!     `printf`) and `unwind.rs` (the do-nothing unwinder).
