@@ -19,7 +19,8 @@
 //!     lockout, eviction), `cidr.rs` (allowed networks).
 //! - `client/`   — `send` and the stage-1 helpers that fetch:
 //!   - `fetch.rs` (servers, fallbacks, retries with backoff), `send.rs` (owner and group look-ups,
-//!     writing or printing), `initrd.rs` (`ask-password`, `copy-password`).
+//!     writing or printing), `initrd.rs` (`ask-password`, `copy-password`),
+//!     `credentials.rs` (`credentials`: `LoadCredential=` over an AF_UNIX socket).
 //! - `sys/`      — what the program asks of the operating system:
 //!   - `net.rs` (deadlines on sockets, socket options, timeouts), `input.rs` (secret, password
 //!     and key files: regular only, bounded), `output.rs` (atomic secret files with owner,
