@@ -216,12 +216,13 @@ pub const REFUSAL_BYTES: usize = 16 << 20;
 /// give the unit an empty credential; so the answer is zeros, more than systemd accepts for one
 /// credential: its read fails (`E2BIG`), it closes, and the writes here stop (`EPIPE`).
 fn refuse(stream: UnixStream) {
-    static ZEROS: [u8; 64 * 1024] = [0; 64 * 1024];
+    // On the stack: a zeroed `static` would sit in the binary's read-only data (64 KiB once).
+    let zeros = [0u8; 8192];
     let _ = stream.set_write_timeout(Some(std::time::Duration::from_secs(10)));
     let mut s = &stream;
     let mut sent = 0;
     while sent <= REFUSAL_BYTES {
-        match s.write(&ZEROS) {
+        match s.write(&zeros) {
             Ok(n) if n > 0 => sent += n,
             _ => break,
         }
