@@ -184,21 +184,26 @@ let
 
 
   # netsecrets-client.service wants every fetch unit and runs after them,
-  # then fails unless all of them are active, i.e. every secret arrived. A
+  # then fails unless each of them is active, i.e. every secret arrived. A
   # fetch that fails leaves the others alone (Wants=, not Requires=), and
   # `systemctl start netsecrets-client` retries just the failed ones.
   systemctl = systemd: "${systemd}/bin/systemctl";
+  # One `systemctl is-active --quiet U` per fetch unit, each its own
+  # ExecStart= of the oneshot: with several units in one call, is-active
+  # succeeds when ANY of them is active (systemctl(1)), so one failed fetch
+  # next to a good one went unnoticed (found by the boot test's scenario 7).
   allFetched =
     systemd:
-    common.execLine utils (
-      [
+    map (
+      u:
+      common.execLine utils [
         (systemctl systemd)
         "is-active"
         "--quiet"
+        u
       ]
-      ++ fetchUnits
-    );
-  allFetchedOrTrue = systemd: if fetchUnits == [ ] then "${pkgs.coreutils}/bin/true" else allFetched systemd;
+    ) fetchUnits;
+  allFetchedOrTrue = systemd: if fetchUnits == [ ] then [ "${pkgs.coreutils}/bin/true" ] else allFetched systemd;
 
   credentials =
     lib.optional (passwordFile != null) (common.loadCredential common.passwordCredential passwordFile)
