@@ -41,7 +41,11 @@ fn ask(socket: &Path, who: Option<(&str, &str)>) -> std::io::Result<Vec<u8>> {
     // SAFETY: fd is a fresh socket owned by nobody else.
     let stream = unsafe { UnixStream::from_raw_fd(fd) };
     if let Some((unit, id)) = who {
-        let name = format!("\0{:016x}/unit/{unit}/{id}", std::process::id());
+        // Unique per connection, as systemd's random_u64(): an earlier connection of this
+        // process may still hold its name while the server finishes with it.
+        static SEQ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let seq = SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let name = format!("\0{:08x}{seq:08x}/unit/{unit}/{id}", std::process::id());
         let (a, len) = sockaddr(name.as_bytes());
         // SAFETY: a valid sockaddr_un of length len.
         let r = unsafe { libc::bind(fd, (&a as *const libc::sockaddr_un).cast(), len) };
