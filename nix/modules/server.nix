@@ -78,6 +78,18 @@ let
     else
       [ ];
 
+  # The files the daemon is configured from that live outside the store (a
+  # literal password or key is a store file and never changes).
+  watchedFiles =
+    map secretFile cfg.secrets
+    ++ lib.optional (nonEmpty cfg.password_file) cfg.password_file
+    ++ lib.optional (!cfg.insecure && nonEmpty cfg.encryptionKeyFile) cfg.encryptionKeyFile
+    ++ lib.concatMap (
+      name:
+      [ cfg.clients.${name}.passwordFile ]
+      ++ lib.optional (cfg.clients.${name}.encryptionKeyFile != null) cfg.clients.${name}.encryptionKeyFile
+    ) clientNames;
+
   execStart = common.execLine utils (
     [
       (lib.getExe cfg.package)
@@ -126,7 +138,8 @@ let
       RemoveIPC = true;
       SystemCallErrorNumber = "EPERM";
       KeyringMode = "private";
-      NotifyAccess = "none";
+      # READY=1 comes from the daemon itself once it listens (Type=notify).
+      NotifyAccess = "main";
     }
   # Only the authorized networks may talk to the daemon at all (kernel-side,
   # before the daemon's own check). With no list every address is allowed,
@@ -480,7 +493,9 @@ in
       serviceConfig =
         hardening
         // {
-          Type = "exec";
+          # READY=1 once listening (src/sys/notify.rs): units ordered after
+          # netsecrets-daemon find it accepting connections.
+          Type = "notify";
           ExecStart = execStart;
           # SIGHUP: the daemon re-reads every file (password, key, secrets,
           # clients); a bad one keeps the previous set and logs why.
@@ -505,6 +520,29 @@ in
             ) clientNames;
         }
         // cfg.systemdOverrides;
+    };
+
+    # Rotation: when a source file changes (sops-nix or agenix switching
+    # generations, an edited file), netsecrets-daemon is restarted so that it
+    # serves the new values. A restart, not a reload: the daemon reads its
+    # files through LoadCredential=, whose copies systemd 255 makes only when
+    # the service starts (systemd PR #25160 tried refreshing them on reload and
+    # was reverted; a later release adds it, PR #40093). Clients retry with
+    # backoff, so a connection cut by the restart costs them one retry.
+    systemd.paths.netsecrets-daemon-sources = {
+      description = "netsecrets: watch the server's secret, password and key files";
+      wantedBy = [ "multi-user.target" ];
+      pathConfig = {
+        PathChanged = watchedFiles;
+        Unit = "netsecrets-daemon-sources.service";
+      };
+    };
+    systemd.services.netsecrets-daemon-sources = {
+      description = "netsecrets: serve the changed secret files (restart netsecrets-daemon)";
+      serviceConfig = {
+        Type = "oneshot";
+        ExecStart = "${config.systemd.package}/bin/systemctl try-restart netsecrets-daemon.service";
+      };
     };
   };
 }

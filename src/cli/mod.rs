@@ -105,6 +105,19 @@ pub struct SendArgs {
     pub owner: Option<String>,
     pub group: Option<String>,
     pub mode: Mode,
+    /// `--restart-unit`, `--reload-unit`, `--start-unit`, `--systemctl`: what to tell systemd
+    /// after the file was written (needs `--file-output`).
+    pub actions: crate::sys::systemctl::Actions,
+}
+
+/// `netsecrets credentials`: serve secrets to systemd's `LoadCredential=` over a socket.
+pub struct CredentialsArgs {
+    /// The connection to the netsecrets server (no names: those are in `allow`).
+    pub fetch: FetchArgs,
+    /// `--socket PATH`; `None`: the socket systemd passes (`LISTEN_FDS`).
+    pub socket: Option<PathBuf>,
+    /// `--allow NAME=UNIT,...`: the units that may load each secret.
+    pub allow: Vec<(SecretName, Vec<String>)>,
 }
 
 pub struct AskArgs {
@@ -128,6 +141,7 @@ pub struct KeygenArgs {
 pub enum Command {
     Receive(ReceiveArgs),
     Send(SendArgs),
+    Credentials(CredentialsArgs),
     AskPassword(AskArgs),
     CopyPassword(CopyArgs),
     Keygen(KeygenArgs),

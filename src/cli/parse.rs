@@ -10,14 +10,17 @@ use std::str::FromStr;
 use lexopt::prelude::*;
 
 use super::conn::{FetchFlags, NetFlags};
-use super::help::{ASK_HELP, COPY_HELP, KEYGEN_HELP, MAIN_HELP, RECEIVE_HELP, SEND_HELP};
+use super::help::{
+    ASK_HELP, COPY_HELP, CREDENTIALS_HELP, KEYGEN_HELP, MAIN_HELP, RECEIVE_HELP, SEND_HELP,
+};
 use super::values::{self, Count, Expected, Mode};
 use super::{
-    AskArgs, Command, CopyArgs, KeygenArgs, ReceiveArgs, SendArgs, DEFAULT_PASSWORD_COPY,
-    DEFAULT_PASSWORD_PATH,
+    AskArgs, Command, CopyArgs, CredentialsArgs, KeygenArgs, ReceiveArgs, SendArgs,
+    DEFAULT_PASSWORD_COPY, DEFAULT_PASSWORD_PATH,
 };
 use crate::error::{Error, Result};
 use crate::server::cidr;
+use crate::sys::systemctl::Actions;
 use crate::wire::protocol::SecretName;
 
 /// The environment: a lookup standing in for the process's, so tests never touch the real one.
@@ -34,12 +37,13 @@ where
         Some(Value(cmd)) => match cmd.to_str() {
             Some("receive") => parse_receive(&mut p, env),
             Some("send") => parse_send(&mut p, env),
+            Some("credentials") => parse_credentials(&mut p, env),
             Some("ask-password") => parse_ask(&mut p, env),
             Some("copy-password") => parse_copy(&mut p),
             Some("keygen") => parse_keygen(&mut p),
             Some("help") => Ok(Command::Help(MAIN_HELP)),
             _ => Err(Error::usage(format!(
-                "unknown command {:?}: use receive, send, ask-password, copy-password or keygen",
+                "unknown command {:?}: use receive, send, credentials, ask-password, copy-password or keygen",
                 cmd.to_string_lossy()
             ))),
         },
@@ -126,6 +130,7 @@ fn parse_send(p: &mut lexopt::Parser, env: Env) -> Result<Command> {
     let mut owner = None;
     let mut group = None;
     let mut mode = Mode(0o400);
+    let mut actions = Actions::default();
     while let Some(arg) = p.next()? {
         let arg = flag(arg)?;
         if f.take(&arg, p)? {
@@ -133,6 +138,10 @@ fn parse_send(p: &mut lexopt::Parser, env: Env) -> Result<Command> {
         }
         match arg.as_str() {
             "--file-output" | "--file_output" => file_output = Some(PathBuf::from(p.value()?)),
+            "--restart-unit" => actions.restart.push(unit(p, "--restart-unit")?),
+            "--reload-unit" => actions.reload.push(unit(p, "--reload-unit")?),
+            "--start-unit" => actions.start.push(unit(p, "--start-unit")?),
+            "--systemctl" => actions.systemctl = Some(PathBuf::from(p.value()?)),
             "--owner" => owner = Some(string(p, "--owner")?),
             "--group" => group = Some(string(p, "--group")?),
             "--mode" => mode = value(p, "--mode", "--mode")?,
@@ -146,12 +155,59 @@ fn parse_send(p: &mut lexopt::Parser, env: Env) -> Result<Command> {
             "no secrets requested: give --request_secrets NAMES (or NETSECRETS_REQUEST_SECRETS)",
         ));
     }
+    if file_output.is_none() && !actions.is_empty() {
+        return Err(Error::usage(
+            "--restart-unit/--reload-unit/--start-unit need --file-output (they follow a change of that file)",
+        ));
+    }
     Ok(Command::Send(SendArgs {
         fetch,
         file_output,
         owner,
         group,
         mode,
+        actions,
+    }))
+}
+
+fn parse_credentials(p: &mut lexopt::Parser, env: Env) -> Result<Command> {
+    let mut f = FetchFlags::default();
+    let mut socket = None;
+    let mut allow = Vec::new();
+    while let Some(arg) = p.next()? {
+        let arg = flag(arg)?;
+        if f.take(&arg, p)? {
+            continue;
+        }
+        match arg.as_str() {
+            "--socket" => socket = Some(PathBuf::from(p.value()?)),
+            "--allow" => {
+                let (name, units) = name_eq(p.value()?, "--allow NAME=UNIT,...")?;
+                let units = String::from_utf8(units).unwrap_or_default();
+                let units: Vec<String> = values::list(&units);
+                if units.is_empty() {
+                    return Err(Error::usage(format!(
+                        "--allow {name}=: no unit given; list the units that may load {name}, like {name}=app.service"
+                    )));
+                }
+                for u in &units {
+                    check_unit(u, "--allow")?;
+                }
+                allow.push((name, units));
+            }
+            "-h" | "--help" => return Ok(Command::Help(CREDENTIALS_HELP)),
+            _ => return Err(unknown(&arg)),
+        }
+    }
+    if allow.is_empty() {
+        return Err(Error::usage(
+            "no --allow NAME=UNIT,... given: nothing would ever be served",
+        ));
+    }
+    Ok(Command::Credentials(CredentialsArgs {
+        fetch: f.finish(env)?,
+        socket,
+        allow,
     }))
 }
 
@@ -280,6 +336,24 @@ pub(super) fn parse_as<T: FromStr<Err = Expected>>(s: &str, label: &str) -> Resu
 /// The one error for a value that does not parse (not generic: one copy in the binary).
 fn invalid(s: &str, label: &str, Expected(what): Expected) -> Error {
     Error::usage(format!("invalid {label} {s:?}: expected {what}"))
+}
+
+/// A systemd unit name for a change action: printable, no spaces, not starting with '-' (it
+/// would be read as a flag), with a type suffix.
+pub(super) fn unit(p: &mut lexopt::Parser, flag: &str) -> Result<String> {
+    let u = string(p, flag)?;
+    check_unit(&u, flag)?;
+    Ok(u)
+}
+
+fn check_unit(u: &str, flag: &str) -> Result<()> {
+    let printable = u.bytes().all(|b| b.is_ascii_graphic());
+    if u.is_empty() || u.len() > 255 || u.starts_with('-') || !printable || !u.contains('.') {
+        return Err(Error::usage(format!(
+            "{flag} {u:?}: not a unit name; give one like foo.service"
+        )));
+    }
+    Ok(())
 }
 
 fn count(p: &mut lexopt::Parser, flag: &str) -> Result<usize> {

@@ -1,7 +1,8 @@
 //! `netsecrets send`: the glue between the parsed flags and the [`Client`]: resolve the output
 //! file's owner and group (in `/etc/passwd` and `/etc/group`, no NSS), read the password, fetch
 //! every secret, then write them all to the file or to stdout. Nothing is written unless every
-//! secret arrived. How secrets are fetched is `fetch.rs`'s business, how a file is written
+//! secret arrived, and a file that already holds the same bytes, owner, group and mode is not
+//! rewritten; a written one is followed by the change actions (`sys/systemctl.rs`). How secrets are fetched is `fetch.rs`'s business, how a file is written
 //! `sys/output.rs`'s.
 
 use std::io::Write;
@@ -25,14 +26,16 @@ pub fn send(args: SendArgs) -> Result<()> {
     let values = Client::new(&cfg).fetch_all(&args.fetch.names)?;
     match &args.file_output {
         Some(path) => {
-            output::save(path, &values.join(&b'\n'), perms)?;
+            let saved = output::save_if_changed(path, &values.join(&b'\n'), perms)?;
             if cfg.verbose {
-                log::line(&format!(
-                    "wrote {} secret(s) to {}",
-                    values.len(),
-                    path.display()
-                ));
+                let (n, p) = (values.len(), path.display());
+                log::line(&if saved.written() {
+                    format!("wrote {n} secret(s) to {p}")
+                } else {
+                    format!("{p} already holds these {n} secret(s); left untouched")
+                });
             }
+            args.actions.after(saved, &path.display().to_string());
             Ok(())
         }
         None => {

@@ -177,6 +177,7 @@ pub fn receive(args: ReceiveArgs) -> Result<()> {
     sighup::block().map_err(|e| Error::config("cannot block SIGHUP for the reload").with_io(e))?;
     let server = Server::bind(config::server(args)?)?;
     log::line(&format!("listening on {}", server.local_addr()?));
+    crate::sys::notify::notify("READY=1");
     server.run()
 }
 

@@ -222,6 +222,64 @@ pub fn save(path: &Path, data: &[u8], perms: Perms) -> Result<()> {
     Ok(())
 }
 
+/// What [`save_if_changed`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Saved {
+    /// The file already held these bytes with this owner, group and mode: not touched (its
+    /// timestamps and inode are the old ones).
+    Unchanged,
+    /// There was no file (or no regular file): it was written.
+    Created,
+    /// The bytes, owner, group or mode differed: the file was replaced atomically.
+    Changed,
+}
+
+impl Saved {
+    /// True when the file was written (created or changed).
+    pub fn written(self) -> bool {
+        self != Saved::Unchanged
+    }
+}
+
+/// [`save`], unless `path` already is a regular file with exactly `data` and `perms` (owner
+/// and group compared with the caller's ids when `perms` leaves them out): then nothing is
+/// written and the file keeps its timestamps. The one place "write only if changed" is
+/// decided; change actions (`sys/systemctl.rs`) follow what it returns.
+pub fn save_if_changed(path: &Path, data: &[u8], perms: Perms) -> Result<Saved> {
+    let existed = match same_file(path, data, perms) {
+        Some(true) => return Ok(Saved::Unchanged),
+        Some(false) => true,
+        None => false,
+    };
+    save(path, data, perms)?;
+    Ok(if existed {
+        Saved::Changed
+    } else {
+        Saved::Created
+    })
+}
+
+/// `None` when `path` is no regular file (missing, a symlink, ...), else whether it holds
+/// exactly `data` with `perms`. Read errors count as "different": the file is then rewritten.
+fn same_file(path: &Path, data: &[u8], perms: Perms) -> Option<bool> {
+    use std::os::unix::fs::MetadataExt;
+    let meta = fs::symlink_metadata(path).ok()?;
+    if !meta.file_type().is_file() {
+        return None;
+    }
+    // SAFETY: geteuid and getegid only read the calling process's credentials.
+    let (euid, egid) = unsafe { (libc::geteuid(), libc::getegid()) };
+    let same_meta = meta.mode() & 0o7777 == perms.mode
+        && meta.uid() == perms.uid.unwrap_or(euid)
+        && meta.gid() == perms.gid.unwrap_or(egid)
+        && meta.len() == data.len() as u64;
+    if !same_meta {
+        return Some(false);
+    }
+    let old = crate::sys::input::read_bounded(path, data.len()).ok();
+    Some(old.as_deref() == Some(data))
+}
+
 /// The warning for a write whose directory sync failed after the file was put in place.
 pub fn warn_unsynced(path: &Path, unsynced: Option<Unsynced>) {
     if let Some(Unsynced(e)) = unsynced {
@@ -376,6 +434,56 @@ mod tests {
         assert!(e.to_string().contains("no such user"), "{e}");
         let e = resolve_ids(None, Some("svc"), &pw, &gr).unwrap_err();
         assert!(e.to_string().contains("no such group"), "{e}");
+        fs::remove_dir_all(d).unwrap();
+    }
+
+    #[test]
+    fn save_if_changed_leaves_same_bytes_untouched() {
+        let d = tmpdir("same");
+        let p = d.join("s");
+        let perms = Perms::mode(0o440);
+        assert_eq!(save_if_changed(&p, b"v1", perms).unwrap(), Saved::Created);
+        let before = fs::metadata(&p).unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        assert_eq!(save_if_changed(&p, b"v1", perms).unwrap(), Saved::Unchanged);
+        let after = fs::metadata(&p).unwrap();
+        assert_eq!(before.ino(), after.ino());
+        assert_eq!(before.mtime_nsec(), after.mtime_nsec());
+        assert_eq!(before.ctime_nsec(), after.ctime_nsec());
+        // Other bytes (same length, longer, shorter), or another mode: replaced.
+        for (data, mode) in [
+            (&b"v2"[..], 0o440),
+            (b"v22", 0o440),
+            (b"v", 0o440),
+            (b"v", 0o400),
+        ] {
+            let ino = fs::metadata(&p).unwrap().ino();
+            assert_eq!(
+                save_if_changed(&p, data, Perms::mode(mode)).unwrap(),
+                Saved::Changed
+            );
+            assert_eq!(fs::read(&p).unwrap(), data);
+            assert_eq!(fs::metadata(&p).unwrap().mode() & 0o7777, mode);
+            assert_ne!(fs::metadata(&p).unwrap().ino(), ino);
+        }
+        // A symlink in the file's place is no file with these bytes: replaced by one.
+        let target = d.join("target");
+        fs::write(&target, b"v").unwrap();
+        fs::remove_file(&p).unwrap();
+        std::os::unix::fs::symlink(&target, &p).unwrap();
+        assert_eq!(
+            save_if_changed(&p, b"v", Perms::mode(0o400)).unwrap(),
+            Saved::Created
+        );
+        assert!(fs::symlink_metadata(&p).unwrap().file_type().is_file());
+        // The owner asked for explicitly is compared too.
+        let uid = fs::metadata(&p).unwrap().uid();
+        let other = Perms {
+            mode: 0o400,
+            uid: Some(uid),
+            gid: None,
+        };
+        assert_eq!(save_if_changed(&p, b"v", other).unwrap(), Saved::Unchanged);
         fs::remove_dir_all(d).unwrap();
     }
 }

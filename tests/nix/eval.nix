@@ -79,7 +79,7 @@ let
         default = [ ];
       };
     }
-    // lib.genAttrs [ "unitConfig" "serviceConfig" "environment" ] (
+    // lib.genAttrs [ "unitConfig" "serviceConfig" "environment" "socketConfig" "timerConfig" "pathConfig" ] (
       _:
       lib.mkOption {
         type = lib.types.attrsOf lib.types.anything;
@@ -106,6 +106,18 @@ let
         default = fakeSystemd;
       };
       systemd.services = lib.mkOption {
+        type = lib.types.attrsOf unitType;
+        default = { };
+      };
+      systemd.sockets = lib.mkOption {
+        type = lib.types.attrsOf unitType;
+        default = { };
+      };
+      systemd.paths = lib.mkOption {
+        type = lib.types.attrsOf unitType;
+        default = { };
+      };
+      systemd.timers = lib.mkOption {
         type = lib.types.attrsOf unitType;
         default = { };
       };
@@ -139,6 +151,10 @@ let
           default = fakeSystemd;
         };
         services = lib.mkOption {
+          type = lib.types.attrsOf unitType;
+          default = { };
+        };
+        sockets = lib.mkOption {
           type = lib.types.attrsOf unitType;
           default = { };
         };
