@@ -196,7 +196,9 @@ fn errors_leave_the_old_file_untouched() {
     let ino = std::fs::metadata(&out).unwrap().ino();
     let p = placeholder("db");
     let wrong = p.replace(&p[p.len() - 9..p.len() - 1], "00000000");
-    let cases: Vec<(String, Vec<(&str, &str)>, i32, &str)> = vec![
+    // (template text, --secret NAME=PATH, exit code, what the error says)
+    type Case<'a> = (String, Vec<(&'a str, &'a str)>, i32, &'a str);
+    let cases: Vec<Case> = vec![
         // A placeholder of a secret that was not given.
         (
             format!("a={p}\nb={}\n", placeholder("other")),
