@@ -385,6 +385,20 @@ in
           assertion = nameType.check name && lib.stringLength (unitOf name) <= 250;
           message = "netsecrets.client.templates.\"${name}\": the name becomes a file and unit name; use 1-200 characters of [A-Za-z0-9._@+-].";
         }) (lib.attrNames templates);
+
+        # A store path without string context (e.g. cut out of an ExecStart
+        # with builtins.match, which drops it) does not bring its file into
+        # the system: the render would find no template.
+        warnings = lib.concatLists (
+          lib.mapAttrsToList (
+            n: t:
+            lib.optional (t.file != null && builtins.isString t.file && lib.hasPrefix "${builtins.storeDir}/" t.file && !builtins.hasContext t.file) ''
+              netsecrets.client.templates.${n}.file is a store path without string context
+              (${t.file}): nothing makes sure it is part of the system. Take it with its
+              context, e.g. lib.last (lib.splitString " " ExecStart) rather than builtins.match.
+            ''
+          ) templates
+        );
       }
       (lib.mkIf cfg.enable {
         systemd.tmpfiles.rules = [
