@@ -19,14 +19,16 @@
 //!     lockout, eviction), `cidr.rs` (allowed networks).
 //! - `client/`   — `send`, the stage-1 helpers that fetch, and `render`:
 //!   - `fetch.rs` (servers, fallbacks, retries with backoff), `send.rs` (owner and group look-ups,
-//!     writing or printing), `initrd.rs` (`ask-password`, `copy-password`), `template.rs`
+//!     writing or printing), `initrd.rs` (`ask-password`, `copy-password`),
+//!     `credentials.rs` (`credentials`: `LoadCredential=` over an AF_UNIX socket), `template.rs`
 //!     (placeholders and single-pass rendering, pure), `render.rs` (`render`: template and
 //!     secret files into a rendered file).
 //! - `sys/`      — what the program asks of the operating system:
 //!   - `net.rs` (deadlines on sockets, socket options, timeouts), `input.rs` (secret, password
 //!     and key files: regular only, bounded), `output.rs` (atomic secret files with owner,
 //!     group and mode, rewritten only when changed), `systemctl.rs` (change actions:
-//!     `systemctl --no-block try-restart ...`), `console.rs` (the password prompt, echo off),
+//!     `systemctl --no-block try-restart ...`), `notify.rs` (`READY=1` for systemd),
+//!     `console.rs` (the password prompt, echo off),
 //!     `keygen.rs` (`keygen`), `log.rs` (single-write log lines), and, compiled into the
 //!     static binary only (by `main.rs`), `thread_name.rs` (thread names without musl's
 //!     `printf`) and `unwind.rs` (the do-nothing unwinder).

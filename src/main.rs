@@ -48,6 +48,7 @@ fn run(cmd: Command) -> Result<()> {
         }
         Command::Receive(args) => server::receive(args),
         Command::Send(args) => client::send(args),
+        Command::Credentials(args) => client::credentials::credentials(args),
         Command::AskPassword(args) => initrd::ask_password(args),
         Command::CopyPassword(args) => initrd::copy_password(args),
         Command::Keygen(args) => keygen::keygen(args.output.as_deref()),

@@ -26,6 +26,10 @@
 #                (systemd.units), to read where stage 2 takes the password;
 #   tmpfiles     the module's systemd.tmpfiles.rules that name netsecrets
 #                paths (stage 2);
+#   consumers    { "<unit>" = text; } of the stage-1 services given as
+#                `initrdServices` in the settings (issue 14), with what the
+#                module added for secrets.<name>.initrdRequiredBy / credential
+#                (`secrets` in the settings); consumersWantedBy likewise;
 #   assertions / warnings  failed assertion messages and warnings (the
 #                harness fails a machine with either: its settings are the
 #                documented ones).
@@ -75,7 +79,19 @@ let
         modules = [
           ../../nix/modules
           site
-          { netsecrets.client = { enable = true; } // settings; }
+          {
+            netsecrets.client = {
+              enable = true;
+            }
+            // removeAttrs settings [
+              "secrets"
+              "initrdServices"
+            ];
+            # Issue 14: secrets.<name> (initrdRequiredBy, credential,
+            # writeFile) and the stage-1 services that use them.
+            secrets = settings.secrets or { };
+            boot.initrd.systemd.services = settings.initrdServices or { };
+          }
         ];
       };
       cfg = sys.config;
@@ -84,10 +100,17 @@ let
         name: _: lib.hasPrefix "netsecrets" name || name == "initrd-nixos-copy-secrets.service"
       ) initrdUnits;
       stage2 = lib.filterAttrs (name: _: lib.hasPrefix "netsecrets" name) cfg.systemd.units;
+      consumerNames = map (n: "${n}.service") (lib.attrNames (settings.initrdServices or { }));
       copy = cfg.boot.initrd.systemd.services.initrd-nixos-copy-secrets or null;
     in
     {
       units = lib.mapAttrs (_: u: u.text) ours;
+      # The stage-1 services of `initrdServices`, as rendered (with the
+      # Requires=/After=/LoadCredential= the module added).
+      consumers = lib.mapAttrs (_: u: u.text) (lib.filterAttrs (n: _: lib.elem n consumerNames) initrdUnits);
+      consumersWantedBy = lib.mapAttrs (_: u: u.wantedBy) (
+        lib.filterAttrs (n: _: lib.elem n consumerNames) initrdUnits
+      );
       wantedBy = lib.mapAttrs (_: u: u.wantedBy) ours;
       copySecretsScript = if copy == null then null else copy.script;
       initrdSecrets = lib.mapAttrs (_: s: toString s) cfg.boot.initrd.secrets;

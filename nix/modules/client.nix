@@ -42,7 +42,9 @@ let
   # instance and "+" is invalid, so those two are \x-escaped as systemd-escape does.
   unitBase = name: "netsecrets-secret-${lib.replaceStrings [ "@" "+" ] [ "\\x40" "\\x2b" ] name}";
   unitOf = name: "${unitBase name}.service";
-  fetchUnits = map unitOf names;
+  # Only secrets written to a file have a fetch unit (writeFile = false:
+  # credential only, fetched when a unit loads it).
+  fetchUnits = map unitOf fileNames;
 
   # Stage-2 password: the one typed in stage 1, else passwordFile, else the
   # literal password written to the store (warned).
@@ -114,6 +116,7 @@ let
       owner ? null,
       group ? null,
       mode,
+      extra ? [ ],
     }:
     common.execLine utils (
       [
@@ -162,6 +165,7 @@ let
         "--mode"
         mode
       ]
+      ++ extra
     );
 
   # Stage 2 fetch units run as root (they chown each file to its owner) but
@@ -180,24 +184,146 @@ let
 
 
   # netsecrets-client.service wants every fetch unit and runs after them,
-  # then fails unless all of them are active, i.e. every secret arrived. A
+  # then fails unless each of them is active, i.e. every secret arrived. A
   # fetch that fails leaves the others alone (Wants=, not Requires=), and
   # `systemctl start netsecrets-client` retries just the failed ones.
   systemctl = systemd: "${systemd}/bin/systemctl";
+  # One `systemctl is-active --quiet U` per fetch unit, each its own
+  # ExecStart= of the oneshot: with several units in one call, is-active
+  # succeeds when ANY of them is active (systemctl(1)), so one failed fetch
+  # next to a good one went unnoticed (found by the boot test's scenario 7).
   allFetched =
     systemd:
-    common.execLine utils (
-      [
+    map (
+      u:
+      common.execLine utils [
         (systemctl systemd)
         "is-active"
         "--quiet"
+        u
       ]
-      ++ fetchUnits
-    );
+    ) fetchUnits;
+  allFetchedOrTrue = systemd: if fetchUnits == [ ] then [ "${pkgs.coreutils}/bin/true" ] else allFetched systemd;
 
   credentials =
     lib.optional (passwordFile != null) (common.loadCredential common.passwordCredential passwordFile)
     ++ lib.optional (keyFile != null) (common.loadCredential common.keyCredential keyFile);
+
+  # ---- services that use a secret (issue 14) ------------------------------
+  # secrets.<name>.requiredBy: those units get Requires= and After= on the
+  # secret's fetch unit (never started without it; not at all when it fails);
+  # with credential = true also LoadCredential=<name>:<credentialSocket>,
+  # served by `netsecrets credentials` to the listed units only. The same in
+  # stage 1 with initrdRequiredBy. restartUnits / reloadUnits: `send` runs
+  # systemctl --no-block try-restart / try-reload-or-restart when the value
+  # was written (created or changed; an unchanged value is not rewritten).
+  S = name: config.secrets.${name};
+  serviceName = u: lib.removeSuffix ".service" u;
+  unitName = u: if lib.hasInfix "." u then u else "${u}.service";
+  fileNames = lib.filter (n: (S n).writeFile) names;
+  credNames = lib.filter (n: (S n).credential) names;
+  # Stage 1 has its own path: /run survives switch-root, and the two sockets
+  # are different units with different --allow lists.
+  credentialSocket = "/run/netsecrets-credentials.sock";
+  initrdCredentialSocket = "/run/netsecrets-credentials-initrd.sock";
+  socketOf = stage: if stage == "initrd" then initrdCredentialSocket else credentialSocket;
+  credentialsUnits = [
+    "netsecrets-credentials.socket"
+  ];
+
+  # The change actions of one secret for `netsecrets send` (stage 2).
+  changeArgs =
+    systemd: name: withStart:
+    let
+      s = S name;
+      flag = f: us: lib.concatMap (u: [ f (unitName u) ]) us;
+      any = s.restartUnits != [ ] || s.reloadUnits != [ ] || (withStart && s.requiredBy != [ ]);
+    in
+    lib.optionals any (
+      flag "--restart-unit" s.restartUnits
+      ++ flag "--reload-unit" s.reloadUnits
+      ++ lib.optionals withStart (flag "--start-unit" s.requiredBy)
+      ++ [
+        "--systemctl"
+        (systemctl systemd)
+      ]
+    );
+  # systemctl reaches PID 1 over AF_UNIX: allowed only where it is run.
+  withUnixSockets = sc: sc // { RestrictAddressFamilies = sc.RestrictAddressFamilies ++ [ "AF_UNIX" ]; };
+
+  # What a unit in `requiredBy` (stage 2) or `initrdRequiredBy` gets.
+  consumerConfig =
+    stage: name:
+    let
+      fetch = lib.optional (S name).writeFile (unitOf name);
+      creds = lib.optionals (S name).credential credentialsUnits;
+    in
+    {
+      requires = fetch ++ creds;
+      after = fetch ++ creds;
+      serviceConfig = lib.optionalAttrs (S name).credential {
+        LoadCredential = [ "${name}:${socketOf stage}" ];
+      };
+    };
+  consumers =
+    attr: stage:
+    lib.mkMerge (
+      map (
+        name: lib.genAttrs (map serviceName (S name).${attr}) (_: consumerConfig stage name)
+      ) names
+    );
+
+  # `netsecrets credentials --allow NAME=UNIT,...` for the units of `attr`.
+  credentialsLine =
+    attr: password: key:
+    common.execLine utils (
+      [
+        exe
+        "credentials"
+        "--server"
+        (if cfg.server == null then "" else cfg.server)
+        "--port"
+        (toString cfg.port)
+      ]
+      ++ lib.optionals (cfg.fallbacks != [ ]) [
+        "--fallbacks"
+        (lib.concatStringsSep "," cfg.fallbacks)
+      ]
+      ++ [
+        "--password-file"
+        password
+      ]
+      ++ lib.optionals (key != null) [
+        "--encryption-key-file"
+        key
+      ]
+      ++ lib.optional cfg.insecure "--insecure"
+      ++ lib.optionals (cfg.timeout != null) [
+        "--timeout"
+        (toString cfg.timeout)
+      ]
+      ++ lib.optional cfg.verbose "--verbose"
+      ++ lib.concatMap (
+        n:
+        lib.optionals ((S n).${attr} != [ ]) [
+          "--allow"
+          "${n}=${lib.concatMapStringsSep "," unitName (S n).${attr}}"
+        ]
+      ) credNames
+    );
+  hasCredConsumers = attr: lib.any (n: (S n).${attr} != [ ]) credNames;
+
+  credentialsSocketUnit = stage: {
+    description = "netsecrets: credentials socket for LoadCredential=";
+    wantedBy = [ "sockets.target" ];
+    socketConfig = {
+      ListenStream = socketOf stage;
+      SocketMode = "0600";
+      SocketUser = "root";
+      SocketGroup = "root";
+      RemoveOnStop = true;
+    };
+  };
 
   stage2Unit = name: {
     description = "netsecrets: fetch secret ${name}";
@@ -217,7 +343,47 @@ let
           };
           key = if keyFile != null then { specifier = "%d/${common.keyCredential}"; } else null;
           inherit (config.secrets.${name}) owner group mode;
+          extra = changeArgs config.systemd.package name false;
         };
+        LoadCredential = credentials;
+      }
+      // lib.optionalAttrs (changeArgs config.systemd.package name false != [ ]) {
+        RestrictAddressFamilies = hardening.RestrictAddressFamilies ++ [ "AF_UNIX" ];
+      }
+      // cfg.systemdOverrides;
+  };
+
+  # netsecrets-refresh.service (refreshInterval): every file secret fetched
+  # again; an unchanged value leaves its file alone, a changed one is written
+  # and its restartUnits / reloadUnits are restarted / reloaded; its
+  # requiredBy units are started (a no-op for running ones), so units that
+  # did not start because the secret was missing at boot start once it
+  # arrives. One failing secret does not stop the others ("-").
+  refreshUnit = {
+    description = "netsecrets: fetch the secrets again, act on changes";
+    after = [
+      "network-online.target"
+      "netsecrets-client.service"
+    ];
+    wants = [ "network-online.target" ];
+    serviceConfig =
+      withUnixSockets hardening
+      // {
+        Type = "oneshot";
+        ExecStart = map (
+          name:
+          "-"
+          + sendLine {
+            inherit name;
+            output = config.secrets.${name}.file;
+            password = {
+              specifier = "%d/${common.passwordCredential}";
+            };
+            key = if keyFile != null then { specifier = "%d/${common.keyCredential}"; } else null;
+            inherit (config.secrets.${name}) owner group mode;
+            extra = changeArgs config.systemd.package name true;
+          }
+        ) fileNames;
         LoadCredential = credentials;
       }
       // cfg.systemdOverrides;
@@ -322,6 +488,9 @@ let
     };
 
   ownerType = lib.types.strMatching "[A-Za-z0-9_][A-Za-z0-9_.-]*[$]?";
+  # A unit name as `netsecrets send --restart-unit` and `credentials --allow`
+  # take it: "foo" means foo.service.
+  unitType = lib.types.strMatching "[A-Za-z0-9:_.@\\-]+";
 
   secretSubmodule =
     { name, ... }:
@@ -358,6 +527,75 @@ let
           type = lib.types.strMatching "0?[0-7]{3}";
           default = "0400";
           description = "Permissions of the stage-2 file, in octal (no setuid, setgid or sticky bit: `netsecrets send` refuses them).";
+        };
+        requiredBy = lib.mkOption {
+          type = lib.types.listOf unitType;
+          default = [ ];
+          example = [ "postgresql.service" ];
+          description = ''
+            Services that need this secret (stage 2). Each gets `Requires=` and
+            `After=` on netsecrets-secret-<name>.service, so it never starts
+            before the secret is in place and does not start at all when it
+            cannot be fetched (like systemd's own RequiredBy=). With
+            {option}`credential` it also gets the secret as a credential.
+            With {option}`netsecrets.client.refreshInterval`, each refresh
+            starts them (a no-op for running units), so a unit that could not
+            start at boot starts once the secret arrives.
+          '';
+        };
+        initrdRequiredBy = lib.mkOption {
+          type = lib.types.listOf unitType;
+          default = [ ];
+          example = [ "unlock-data.service" ];
+          description = ''
+            Stage-1 services (boot.initrd.systemd.services) that need this
+            secret: the same as {option}`requiredBy`, in the initrd (needs
+            {option}`netsecrets.client.enableInitrd`).
+          '';
+        };
+        credential = lib.mkOption {
+          type = lib.types.bool;
+          default = false;
+          description = ''
+            Hand the secret to the {option}`requiredBy` (and
+            {option}`initrdRequiredBy`) services as a systemd credential:
+            `LoadCredential=<name>:/run/netsecrets-credentials.sock` (in
+            stage 1 `/run/netsecrets-credentials-initrd.sock`). The
+            value is fetched from the server when the unit starts, by
+            `netsecrets credentials` (socket-activated), for the listed units
+            only, and exists only in `/run/credentials/<unit>/` (read it as
+            `$CREDENTIALS_DIRECTORY/<name>` or `%d/<name>`). A unit not listed
+            gets nothing and does not start.
+          '';
+        };
+        writeFile = lib.mkOption {
+          type = lib.types.bool;
+          default = true;
+          description = ''
+            Also write the secret to {option}`file` (and to
+            {option}`initrdFile` in stage 1). Set to false with
+            `credential = true` so that the value is never written under
+            /var/lib/netsecrets: there is then no fetch unit for it.
+          '';
+        };
+        restartUnits = lib.mkOption {
+          type = lib.types.listOf unitType;
+          default = [ ];
+          example = [ "myapp.service" ];
+          description = ''
+            Units to restart when the value changes: after the file was
+            created or changed (never when a fetch returns the same bytes),
+            `systemctl --no-block try-restart` (a stopped unit stays stopped).
+          '';
+        };
+        reloadUnits = lib.mkOption {
+          type = lib.types.listOf unitType;
+          default = [ ];
+          example = [ "nginx.service" ];
+          description = ''
+            Units to reload when the value changes: as {option}`restartUnits`,
+            with `systemctl --no-block try-reload-or-restart`.
+          '';
         };
       };
     };
@@ -499,6 +737,20 @@ in
       '';
     };
 
+    refreshInterval = lib.mkOption {
+      type = lib.types.nullOr (lib.types.strMatching "[0-9]+ ?(us|ms|s|sec|m|min|h|hr|d|w)?");
+      default = null;
+      example = "15min";
+      description = ''
+        Fetch the secrets again this long after boot and after each refresh
+        (a systemd time span; netsecrets-refresh.timer). A value that did not
+        change leaves its file (and timestamps) alone; a changed one is written
+        atomically and its restartUnits / reloadUnits are restarted /
+        reloaded; the requiredBy units of each secret are started. null: only
+        at boot.
+      '';
+    };
+
     enableInitrd = lib.mkOption {
       type = lib.types.bool;
       default = false;
@@ -585,6 +837,20 @@ in
           assertion = lib.elem name names;
           message = "secrets.${name} is configured but \"${name}\" is not in netsecrets.client.request_secrets; add it there.";
         }) (lib.attrNames config.secrets)
+        ++ lib.concatMap (name: [
+          {
+            assertion = (S name).writeFile || (S name).credential;
+            message = "secrets.${name}: writeFile = false needs credential = true (else the secret goes nowhere).";
+          }
+          {
+            assertion = (S name).credential -> ((S name).requiredBy != [ ] || (S name).initrdRequiredBy != [ ]);
+            message = "secrets.${name}.credential = true: list the services that get it in secrets.${name}.requiredBy (or initrdRequiredBy).";
+          }
+          {
+            assertion = (S name).initrdRequiredBy != [ ] -> cfg.enableInitrd;
+            message = "secrets.${name}.initrdRequiredBy needs netsecrets.client.enableInitrd = true (the secret is fetched in stage 1 only then).";
+          }
+        ]) names
         ++ map (name: {
           assertion = lib.stringLength (unitOf name) <= 255;
           message = "netsecrets.client.request_secrets: the name \"${name}\" is too long for a unit name; shorten it.";
@@ -643,9 +909,9 @@ in
             s = config.secrets.${name};
           in
           "z ${s.file} ${s.mode} ${s.owner} ${s.group} -"
-        ) names;
+        ) fileNames;
 
-        systemd.services = lib.listToAttrs (map (name: lib.nameValuePair (unitBase name) (stage2Unit name)) names) // {
+        systemd.services = lib.listToAttrs (map (name: lib.nameValuePair (unitBase name) (stage2Unit name)) fileNames) // {
           netsecrets-client = {
             description = "netsecrets: fetch all requested secrets";
             wantedBy = [ "multi-user.target" ];
@@ -654,7 +920,7 @@ in
             serviceConfig = {
               Type = "oneshot";
               RemainAfterExit = true;
-              ExecStart = allFetched config.systemd.package;
+              ExecStart = allFetchedOrTrue config.systemd.package;
             };
           };
         };
@@ -713,7 +979,7 @@ in
       (lib.mkIf cfg.enableInitrd {
 
         boot.initrd.systemd.services =
-          lib.listToAttrs (map (name: lib.nameValuePair (unitBase name) (initrdUnit name)) names)
+          lib.listToAttrs (map (name: lib.nameValuePair (unitBase name) (initrdUnit name)) fileNames)
           // {
             netsecrets-client = lib.recursiveUpdate initrdBase {
               description = "netsecrets: fetch all requested secrets in stage 1";
@@ -732,12 +998,84 @@ in
               serviceConfig = {
                 Type = "oneshot";
                 RemainAfterExit = true;
-                ExecStart = allFetched config.boot.initrd.systemd.package;
+                ExecStart = allFetchedOrTrue config.boot.initrd.systemd.package;
                 StandardOutput = "journal+console";
                 StandardError = "journal+console";
               };
             };
           };
+      })
+
+      # ---- consumers, credentials, refresh (issue 14) ----
+      { systemd.services = consumers "requiredBy" "stage2"; }
+
+      (lib.mkIf (hasCredConsumers "requiredBy") {
+        systemd.sockets.netsecrets-credentials = credentialsSocketUnit "stage2";
+        systemd.services.netsecrets-credentials = {
+          description = "netsecrets: secrets as credentials for LoadCredential=";
+          requires = [ "netsecrets-credentials.socket" ];
+          after = [
+            "netsecrets-credentials.socket"
+            "network-online.target"
+          ];
+          wants = [ "network-online.target" ];
+          serviceConfig =
+            withUnixSockets common.sandbox
+            // {
+              Type = "notify";
+              NotifyAccess = "main";
+              ExecStart = credentialsLine "requiredBy" {
+                specifier = "%d/${common.passwordCredential}";
+              } (if keyFile != null then { specifier = "%d/${common.keyCredential}"; } else null);
+              LoadCredential = credentials;
+              CapabilityBoundingSet = [ "" ];
+            };
+        };
+      })
+
+      (lib.mkIf (cfg.refreshInterval != null && fileNames != [ ]) {
+        systemd.services.netsecrets-refresh = refreshUnit;
+        systemd.timers.netsecrets-refresh = {
+          description = "netsecrets: fetch the secrets again every ${cfg.refreshInterval}";
+          wantedBy = [ "timers.target" ];
+          timerConfig = {
+            OnBootSec = cfg.refreshInterval;
+            OnUnitActiveSec = cfg.refreshInterval;
+          };
+        };
+      })
+
+      (lib.mkIf cfg.enableInitrd { boot.initrd.systemd.services = consumers "initrdRequiredBy" "initrd"; })
+
+      (lib.mkIf (cfg.enableInitrd && hasCredConsumers "initrdRequiredBy") {
+        # No default dependencies: stage-1 consumers may run before sysinit.target.
+        boot.initrd.systemd.sockets.netsecrets-credentials = lib.recursiveUpdate (credentialsSocketUnit "initrd") {
+          unitConfig.DefaultDependencies = false;
+          before = [ "sockets.target" ];
+          conflicts = [ "shutdown.target" ];
+        };
+        boot.initrd.systemd.services.netsecrets-credentials = lib.recursiveUpdate initrdBase {
+          description = "netsecrets: secrets as credentials for LoadCredential= in stage 1";
+          requires = [ "netsecrets-credentials.socket" ];
+          after = [
+            "netsecrets-credentials.socket"
+            "network-online.target"
+            "initrd-nixos-copy-secrets.service"
+          ]
+          ++ initrdPromptUnits;
+          wants = [ "network-online.target" ] ++ lib.optional (initrdSecrets != { }) "initrd-nixos-copy-secrets.service";
+          before = [ "shutdown.target" ];
+          serviceConfig = {
+            Type = "notify";
+            NotifyAccess = "main";
+            ExecStart = credentialsLine "initrdRequiredBy" initrdPassword (
+              if keyFile != null then common.initrdKeyFile else null
+            );
+            UMask = "0077";
+            StandardOutput = "journal+console";
+            StandardError = "journal+console";
+          };
+        };
       })
     ]
   ))

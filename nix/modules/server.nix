@@ -36,6 +36,13 @@ let
 
   privilegedPort = cfg.port < 1024;
 
+  # The files the daemon is configured from that live outside the store (a
+  # literal password or key is a store file and never changes).
+  watchedFiles =
+    map secretFile cfg.secrets
+    ++ lib.optional (nonEmpty cfg.password_file) cfg.password_file
+    ++ lib.optional (!cfg.insecure && nonEmpty cfg.encryptionKeyFile) cfg.encryptionKeyFile;
+
   execStart = common.execLine utils (
     [
       (lib.getExe cfg.package)
@@ -78,7 +85,8 @@ let
       RemoveIPC = true;
       SystemCallErrorNumber = "EPERM";
       KeyringMode = "private";
-      NotifyAccess = "none";
+      # READY=1 comes from the daemon itself once it listens (Type=notify).
+      NotifyAccess = "main";
     }
   # Only the authorized networks may talk to the daemon at all (kernel-side,
   # before the daemon's own check). With no list every address is allowed,
@@ -331,8 +339,13 @@ in
       serviceConfig =
         hardening
         // {
-          Type = "exec";
+          # READY=1 once listening (src/sys/notify.rs): units ordered after
+          # netsecrets-daemon find it accepting connections.
+          Type = "notify";
           ExecStart = execStart;
+          # `systemctl reload netsecrets-daemon`: SIGHUP, the daemon re-reads
+          # its files (keeping the old configuration if a new file is bad).
+          ExecReload = "${pkgs.coreutils}/bin/kill -HUP $MAINPID";
           Restart = "on-failure";
           RestartSec = "5s";
           # Read by systemd as root, handed over as %d/<name> readable by the
@@ -343,6 +356,29 @@ in
             ++ lib.optional (keyFile != null) (common.loadCredential common.keyCredential keyFile);
         }
         // cfg.systemdOverrides;
+    };
+
+    # Rotation: when a source file changes (sops-nix or agenix switching
+    # generations, an edited file), netsecrets-daemon is restarted so that it
+    # serves the new values. A restart, not a reload: the daemon reads its
+    # files through LoadCredential=, whose copies systemd 255 makes only when
+    # the service starts (systemd PR #25160 tried refreshing them on reload and
+    # was reverted; a later release adds it, PR #40093). Clients retry with
+    # backoff, so a connection cut by the restart costs them one retry.
+    systemd.paths.netsecrets-daemon-sources = {
+      description = "netsecrets: watch the server's secret, password and key files";
+      wantedBy = [ "multi-user.target" ];
+      pathConfig = {
+        PathChanged = watchedFiles;
+        Unit = "netsecrets-daemon-sources.service";
+      };
+    };
+    systemd.services.netsecrets-daemon-sources = {
+      description = "netsecrets: serve the changed secret files (restart netsecrets-daemon)";
+      serviceConfig = {
+        Type = "oneshot";
+        ExecStart = "${config.systemd.package}/bin/systemctl try-restart netsecrets-daemon.service";
+      };
     };
   };
 }

@@ -9,6 +9,7 @@ Usage: netsecrets <command> [flags]
 Commands:
   receive        run the server: serve secrets from memory to allowed networks
   send           run the client: fetch secrets and write them to stdout or a file
+  credentials    serve secrets to systemd's LoadCredential= over an AF_UNIX socket
   ask-password   prompt for the server password on the console (initrd)
   copy-password  copy the prompted password for the post-initrd service
   keygen         print a new random encryption key
@@ -78,6 +79,24 @@ Fetch secrets; write them to stdout (one per line) or atomically to a file.
 Nothing is written unless every secret arrived; an existing file is left intact on failure.
 A file that already holds the same bytes, owner, group and mode is left untouched (timestamps
 too) and no restart or reload follows. A failed systemctl is a warning (the value is in place).
+";
+
+pub const CREDENTIALS_HELP: &str = "\
+Usage: netsecrets credentials --allow NAME=UNIT,... [--socket PATH] [connection flags]
+
+Serve secrets to systemd units as credentials: a unit with LoadCredential=NAME:PATH (PATH this
+socket) gets the value fetched from the server when it starts, into /run/credentials/<unit>/
+only. systemd names the unit and credential in its socket address; a unit not allowed for
+NAME, a peer that is not root, or a secret that cannot be fetched is answered with more than
+systemd accepts for a credential, so the unit fails to start. Nothing is stored.
+
+  --allow NAME=UNIT,...       the units that may load NAME; repeatable
+  --socket PATH               listen here (mode 0600; a stale socket is replaced), unless
+                              systemd passes the socket (LISTEN_FDS, a .socket unit)
+  --server --port --password[-file] --fallbacks --encryption-key[-file] --insecure
+  --timeout SECS              as for send; the timeout is per credential [30]
+  --verbose
+  -h, --help
 ";
 
 pub const ASK_HELP: &str = "\

@@ -108,6 +108,16 @@ pub struct SendArgs {
     pub actions: crate::sys::systemctl::Actions,
 }
 
+/// `netsecrets credentials`: serve secrets to systemd's `LoadCredential=` over a socket.
+pub struct CredentialsArgs {
+    /// The connection to the netsecrets server (no names: those are in `allow`).
+    pub fetch: FetchArgs,
+    /// `--socket PATH`; `None`: the socket systemd passes (`LISTEN_FDS`).
+    pub socket: Option<PathBuf>,
+    /// `--allow NAME=UNIT,...`: the units that may load each secret.
+    pub allow: Vec<(SecretName, Vec<String>)>,
+}
+
 pub struct AskArgs {
     pub tty: PathBuf,
     pub output: PathBuf,
@@ -129,6 +139,7 @@ pub struct KeygenArgs {
 pub enum Command {
     Receive(ReceiveArgs),
     Send(SendArgs),
+    Credentials(CredentialsArgs),
     AskPassword(AskArgs),
     CopyPassword(CopyArgs),
     Keygen(KeygenArgs),

@@ -10,11 +10,13 @@ use std::str::FromStr;
 use lexopt::prelude::*;
 
 use super::conn::{FetchFlags, NetFlags};
-use super::help::{ASK_HELP, COPY_HELP, KEYGEN_HELP, MAIN_HELP, RECEIVE_HELP, SEND_HELP};
+use super::help::{
+    ASK_HELP, COPY_HELP, CREDENTIALS_HELP, KEYGEN_HELP, MAIN_HELP, RECEIVE_HELP, SEND_HELP,
+};
 use super::values::{self, Count, Expected, Mode};
 use super::{
-    AskArgs, Command, CopyArgs, KeygenArgs, ReceiveArgs, SendArgs, DEFAULT_PASSWORD_COPY,
-    DEFAULT_PASSWORD_PATH,
+    AskArgs, Command, CopyArgs, CredentialsArgs, KeygenArgs, ReceiveArgs, SendArgs,
+    DEFAULT_PASSWORD_COPY, DEFAULT_PASSWORD_PATH,
 };
 use crate::error::{Error, Result};
 use crate::server::cidr;
@@ -35,13 +37,14 @@ where
         Some(Value(cmd)) => match cmd.to_str() {
             Some("receive") => parse_receive(&mut p, env),
             Some("send") => parse_send(&mut p, env),
+            Some("credentials") => parse_credentials(&mut p, env),
             Some("ask-password") => parse_ask(&mut p, env),
             Some("copy-password") => parse_copy(&mut p),
             Some("keygen") => parse_keygen(&mut p),
             Some("render") => super::render::parse_render(&mut p),
             Some("help") => Ok(Command::Help(MAIN_HELP)),
             _ => Err(Error::usage(format!(
-                "unknown command {:?}: use receive, send, ask-password, copy-password, keygen or render",
+                "unknown command {:?}: use receive, send, credentials, ask-password, copy-password, keygen or render",
                 cmd.to_string_lossy()
             ))),
         },
@@ -162,6 +165,47 @@ fn parse_send(p: &mut lexopt::Parser, env: Env) -> Result<Command> {
         group,
         mode,
         actions,
+    }))
+}
+
+fn parse_credentials(p: &mut lexopt::Parser, env: Env) -> Result<Command> {
+    let mut f = FetchFlags::default();
+    let mut socket = None;
+    let mut allow = Vec::new();
+    while let Some(arg) = p.next()? {
+        let arg = flag(arg)?;
+        if f.take(&arg, p)? {
+            continue;
+        }
+        match arg.as_str() {
+            "--socket" => socket = Some(PathBuf::from(p.value()?)),
+            "--allow" => {
+                let (name, units) = name_eq(p.value()?, "--allow NAME=UNIT,...")?;
+                let units = String::from_utf8(units).unwrap_or_default();
+                let units: Vec<String> = values::list(&units);
+                if units.is_empty() {
+                    return Err(Error::usage(format!(
+                        "--allow {name}=: no unit given; list the units that may load {name}, like {name}=app.service"
+                    )));
+                }
+                for u in &units {
+                    check_unit(u, "--allow")?;
+                }
+                allow.push((name, units));
+            }
+            "-h" | "--help" => return Ok(Command::Help(CREDENTIALS_HELP)),
+            _ => return Err(unknown(&arg)),
+        }
+    }
+    if allow.is_empty() {
+        return Err(Error::usage(
+            "no --allow NAME=UNIT,... given: nothing would ever be served",
+        ));
+    }
+    Ok(Command::Credentials(CredentialsArgs {
+        fetch: f.finish(env)?,
+        socket,
+        allow,
     }))
 }
 
@@ -296,13 +340,18 @@ fn invalid(s: &str, label: &str, Expected(what): Expected) -> Error {
 /// would be read as a flag), with a type suffix.
 pub(super) fn unit(p: &mut lexopt::Parser, flag: &str) -> Result<String> {
     let u = string(p, flag)?;
+    check_unit(&u, flag)?;
+    Ok(u)
+}
+
+fn check_unit(u: &str, flag: &str) -> Result<()> {
     let printable = u.bytes().all(|b| b.is_ascii_graphic());
     if u.is_empty() || u.len() > 255 || u.starts_with('-') || !printable || !u.contains('.') {
         return Err(Error::usage(format!(
             "{flag} {u:?}: not a unit name; give one like foo.service"
         )));
     }
-    Ok(u)
+    Ok(())
 }
 
 fn count(p: &mut lexopt::Parser, flag: &str) -> Result<usize> {

@@ -161,6 +161,7 @@ struct Job {
 pub fn receive(args: ReceiveArgs) -> Result<()> {
     let server = Server::bind(config::server(args)?)?;
     log::line(&format!("listening on {}", server.local_addr()?));
+    crate::sys::notify::notify("READY=1");
     server.run()
 }
 

@@ -8,6 +8,7 @@
 //! - `output.rs`      — atomic secret files with owner, group and mode; written only when
 //!   the bytes, owner, group or mode changed (`save_if_changed`).
 //! - `systemctl.rs`   — change actions: `systemctl --no-block try-restart/...` after a write.
+//! - `notify.rs`      — `READY=1` to `$NOTIFY_SOCKET` (systemd `Type=notify`), no libsystemd.
 //! - `console.rs`     — the password prompt on a terminal, echo off (systemd stage 1).
 //! - `keygen.rs`      — `keygen`: a new random key, on stdout or in a new file.
 //! - `log.rs`         — single-write log lines on stderr.
@@ -21,5 +22,6 @@ pub mod input;
 pub mod keygen;
 pub mod log;
 pub mod net;
+pub mod notify;
 pub mod output;
 pub mod systemctl;

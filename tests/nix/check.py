@@ -290,10 +290,13 @@ GROUPS = {
         "client-stray-secret", "initrd-no-systemd", "initrd-no-network", "server-no-password",
         "server-no-secrets", "server-stray-file", "server-reserved-name", "server-plaintext", "disabled",
         "template-unrequested", "template-cut", "template-both", "template-initrd-off", "template-no-client",
-        "template-no-context",
+        "template-no-context", "consumer-refused",
     ],
+    # Services that use secrets (issue 14): ordering, credentials, change actions, refresh.
+    "consumers": ["consumers", "consumers-initrd"],
 }
-WHOLE_SYSTEMS = GROUPS["servers"] + GROUPS["clients"] + GROUPS["initrd"] + GROUPS["prompt"] + GROUPS["templates"]
+WHOLE_SYSTEMS = (GROUPS["servers"] + GROUPS["clients"] + GROUPS["initrd"] + GROUPS["prompt"]
+                 + GROUPS["templates"] + GROUPS["consumers"])
 
 # Secret values used by tests/nix/nixos.nix. None may appear in any rendered unit.
 LITERALS = ["hunter2", "my-aes-key", "ignored-literal-key", "literal-initrd-password", "literal-initrd-key",
@@ -337,7 +340,7 @@ def nixos_checks(env, tmp, nixpkgs):
     t_all = time.monotonic()
     with concurrent.futures.ThreadPoolExecutor(max_workers=2) as pool:
         for group, out, err, secs in pool.map(run_group, ["options", "types", "servers", "clients", "initrd", "prompt", "templates",
-                                                       "flake", "flake-aarch64"]):
+                                                       "consumers", "flake", "flake-aarch64"]):
             times[group] = secs
             if out is None:
                 errors[group] = err
@@ -421,7 +424,8 @@ def nixos_checks(env, tmp, nixpkgs):
         expect(unit_lines(t, "IPAddressDeny") == ["any"] and unit_lines(t, "IPAddressAllow") == ["10.0.0.0/24"], t)
         for k, v in [("User", "netsecrets"), ("Group", "netsecrets"), ("ProtectSystem", "strict"),
                      ("PrivateUsers", "true"), ("PrivateDevices", "true"), ("NoNewPrivileges", "true"),
-                     ("MemoryDenyWriteExecute", "true"), ("Restart", "on-failure"), ("Type", "exec")]:
+                     ("MemoryDenyWriteExecute", "true"), ("Restart", "on-failure"), ("Type", "notify"),
+                     ("NotifyAccess", "main")]:
             expect(unit_lines(t, k) == [v], f"{k}= is {unit_lines(t, k)}, want {v}")
         expect(unit_lines(t, "CapabilityBoundingSet") == [""], f"CapabilityBoundingSet {unit_lines(t, 'CapabilityBoundingSet')}")
         expect(unit_lines(t, "RestrictAddressFamilies") == ["AF_INET", "AF_INET6"], t)
@@ -461,6 +465,28 @@ def nixos_checks(env, tmp, nixpkgs):
         no_warn("doc-server", "netsecrets")
     R.check("NixOS: documented file-based server: credentials from the files, openFirewall, no warning", doc_server)
 
+    def server_rotation():
+        x = f("doc-server")
+        u = units("doc-server")
+        t = u["netsecrets-daemon.service"]
+        expect(unit_value(t, "Type") == "notify" and unit_value(t, "NotifyAccess") == "main", t)
+        expect(re.fullmatch(r"/nix/store/[^/]+-coreutils-[^/]+/bin/kill -HUP \$MAINPID", unit_value(t, "ExecReload")),
+               unit_value(t, "ExecReload"))
+        p = u["netsecrets-daemon-sources.path"]
+        expect(unit_lines(p, "PathChanged") == ["/run/secrets/db-password", "/run/secrets/api-key",
+                                                "/run/agenix/netsecrets-password", "/run/agenix/netsecrets-key"],
+               unit_lines(p, "PathChanged"))
+        expect(unit_value(p, "Unit") == "netsecrets-daemon-sources.service", p)
+        expect("multi-user.target" in x["wantedBy"]["netsecrets-daemon-sources.path"], x["wantedBy"])
+        svc = u["netsecrets-daemon-sources.service"]
+        expect(unit_value(svc, "ExecStart") == f"{x['systemctl']} try-restart netsecrets-daemon.service", svc)
+        # A literal password or key is a store file: not watched.
+        sp = units("seed-server")["netsecrets-daemon-sources.path"]
+        expect(unit_lines(sp, "PathChanged") == ["/run/secrets/db-password", "/run/secrets/api-key"], sp)
+    R.check("NixOS: server: Type=notify (READY=1 from the daemon), ExecReload= SIGHUP; "
+            "netsecrets-daemon-sources.path (PathChanged= on every secret, password and key file outside the "
+            "store) restarts netsecrets-daemon (LoadCredential= copies are made at start)", server_rotation)
+
     def overrides_server():
         t = units("overrides-server")["netsecrets-daemon.service"]
         expect(unit_lines(t, "LoadCredential") == [
@@ -497,9 +523,12 @@ def nixos_checks(env, tmp, nixpkgs):
                       "network-online.target"):
                 expect(d in words(agg, k), f"{k}= lacks {d}:\n{agg}")
         expect(not unit_lines(agg, "Requires"), agg)
-        e = exec_start(agg)
-        expect(re.fullmatch(r'"/nix/store/[^"]+-systemd-[^"]+/bin/systemctl" "is-active" "--quiet" '
-                            r'"netsecrets-secret-db-password.service" "netsecrets-secret-api-key.service"', e), e)
+        # One is-active per unit: with several in one call, is-active succeeds if ANY is active.
+        e = unit_lines(agg, "ExecStart")
+        expect(len(e) == 2 and all(re.fullmatch(r'"/nix/store/[^"]+-systemd-[^"]+/bin/systemctl" "is-active" '
+                                                rf'"--quiet" "{u}"', line)
+                                   for line, u in zip(e, ["netsecrets-secret-db-password.service",
+                                                          "netsecrets-secret-api-key.service"])), e)
         expect(f("seed-client")["wantedBy"]["netsecrets-client.service"] == ["multi-user.target"], "wantedBy")
         t = u["netsecrets-secret-db-password.service"]
         e = exec_start(t)
@@ -589,9 +618,11 @@ def nixos_checks(env, tmp, nixpkgs):
                 expect(d in words(t, "Before"), f"Before= lacks {d}")
             expect("shutdown.target" in words(t, "Conflicts"), t)
             agg = iu["netsecrets-client.service"]
-            expect(re.fullmatch(r'"/nix/store/[^"]+/bin/systemctl" "is-active" "--quiet" '
-                                r'"netsecrets-secret-luks-key.service" "netsecrets-secret-api-key.service"',
-                                exec_start(agg)), exec_start(agg))
+            e = unit_lines(agg, "ExecStart")
+            expect(len(e) == 2 and all(re.fullmatch(rf'"/nix/store/[^"]+/bin/systemctl" "is-active" "--quiet" "{u}"',
+                                                    line)
+                                       for line, u in zip(e, ["netsecrets-secret-luks-key.service",
+                                                              "netsecrets-secret-api-key.service"])), e)
             expect(x["initrdWantedBy"]["netsecrets-client.service"] == ["initrd.target"], x["initrdWantedBy"])
             expect("netsecrets-ask-password.service" not in iu, "prompt unit without enableInitrdPassword")
             sp = x["initrdStorePaths"]
@@ -738,6 +769,102 @@ def nixos_checks(env, tmp, nixpkgs):
         expect(not bad, "\n".join(bad))
     R.check("NixOS: no password, key or secret value in any rendered unit text (stage 1 and 2, all scenarios)",
             no_literal_in_units)
+
+
+    # -- issue 14: services that use secrets
+    def consumer_ordering():
+        u = units("consumers")
+        c = f("consumers")["consumerUnits"]
+        expect(c is not None, "consumer units did not evaluate")
+        app = c["myapp.service"]
+        for key in ("Requires", "After"):
+            w = words(app, key)
+            for want in ("netsecrets-secret-db-password.service", "netsecrets-credentials.socket"):
+                expect(want in w, f"myapp.service {key}= lacks {want}: {w}")
+            expect("netsecrets-secret-api-token.service" not in w, f"no fetch unit for a credential-only secret: {w}")
+        expect(unit_lines(app, "LoadCredential") == ["api-token:/run/netsecrets-credentials.sock"],
+               f"LoadCredential of myapp.service: {unit_lines(app, 'LoadCredential')}")
+        other = c["other.service"]
+        expect(not unit_lines(other, "LoadCredential") and not unit_lines(other, "Requires"),
+               f"other.service is not listed and gets nothing:\n{other}")
+        expect("netsecrets-secret-api-token.service" not in u, "writeFile = false: no fetch unit")
+        expect(not any("api-token" in r for r in f("consumers")["tmpfiles"]), f("consumers")["tmpfiles"])
+        cl = [w.strip('"') for w in words(u["netsecrets-client.service"], "ExecStart")]
+        expect(len(unit_lines(u["netsecrets-client.service"], "ExecStart")) == 1, "one is-active per fetch unit")
+        expect("netsecrets-secret-db-password.service" in cl and "netsecrets-secret-api-token.service" not in cl, cl)
+    R.check("NixOS: secrets.<name>.requiredBy: Requires=/After= on the fetch unit (and the credentials socket); "
+            "credential = true: LoadCredential=<name>:<socket> for the listed unit only; writeFile = false: no "
+            "fetch unit, no file", consumer_ordering)
+
+    def consumer_credentials():
+        u = units("consumers")
+        svc = u["netsecrets-credentials.service"]
+        ex = exec_start(svc)
+        has('"credentials"', ex, "ExecStart")
+        has('"--allow" "api-token=myapp.service"', ex, "ExecStart")
+        expect("db-password" not in ex, f"only credential secrets are served: {ex}")
+        has("%d/netsecrets.password", ex, "ExecStart")
+        expect(unit_value(svc, "Type") == "notify" and unit_value(svc, "NotifyAccess") == "main", svc)
+        expect("AF_UNIX" in words(svc, "RestrictAddressFamilies"), svc)
+        sock = u["netsecrets-credentials.socket"]
+        expect(unit_value(sock, "ListenStream") == "/run/netsecrets-credentials.sock", sock)
+        expect(unit_value(sock, "SocketMode") == "0600" and unit_value(sock, "SocketUser") == "root", sock)
+        expect("sockets.target" in f("consumers")["wantedBy"]["netsecrets-credentials.socket"], f("consumers")["wantedBy"])
+    R.check("NixOS: netsecrets-credentials.socket (0600, root) activates `netsecrets credentials --allow "
+            "api-token=myapp.service` (Type=notify, AF_UNIX)", consumer_credentials)
+
+    def consumer_actions():
+        x = f("consumers")
+        u = units("consumers")
+        fetch = exec_start(u["netsecrets-secret-db-password.service"])
+        has(f'"--restart-unit" "myapp.service" "--reload-unit" "nginx.service" "--systemctl" "{x["systemctl"]}"',
+            fetch, "the fetch unit's ExecStart")
+        expect("--start-unit" not in fetch, f"the boot fetch starts nothing itself (ordering does): {fetch}")
+        expect("AF_UNIX" in words(u["netsecrets-secret-db-password.service"], "RestrictAddressFamilies"),
+               "systemctl needs AF_UNIX to reach PID 1")
+        refresh = u["netsecrets-refresh.service"]
+        lines = unit_lines(refresh, "ExecStart")
+        expect(len(lines) == 1 and lines[0].startswith("-"), f"one ExecStart per file secret, failures ignored: {lines}")
+        has('"--file-output" "/var/lib/netsecrets/db-password"', lines[0], "refresh ExecStart")
+        has('"--start-unit" "myapp.service"', lines[0], "refresh ExecStart")
+        expect(unit_value(refresh, "Type") == "oneshot", refresh)
+        expect("AF_UNIX" in words(refresh, "RestrictAddressFamilies"), refresh)
+        timer = u["netsecrets-refresh.timer"]
+        expect(unit_value(timer, "OnBootSec") == "15min" and unit_value(timer, "OnUnitActiveSec") == "15min", timer)
+        expect("timers.target" in x["wantedBy"]["netsecrets-refresh.timer"], x["wantedBy"])
+        expect("netsecrets-refresh.timer" not in units("seed-client"), "refreshInterval is off by default")
+    R.check("NixOS: restartUnits/reloadUnits become send --restart-unit/--reload-unit --systemctl <systemd's>; "
+            "refreshInterval = \"15min\": netsecrets-refresh.timer (OnBootSec, OnUnitActiveSec) runs the fetches "
+            "again with --start-unit for requiredBy; off by default", consumer_actions)
+
+    def consumer_initrd():
+        iu = iunits("consumers-initrd")
+        c = f("consumers-initrd")["initrdConsumerUnits"]
+        expect(c is not None, "initrd consumer units did not evaluate")
+        un = c["unlock.service"]
+        for key in ("Requires", "After"):
+            w = words(un, key)
+            for want in ("netsecrets-secret-luks-key.service", "netsecrets-credentials.socket"):
+                expect(want in w, f"unlock.service {key}= lacks {want}: {w}")
+        expect(unit_lines(un, "LoadCredential") == ["luks-key:/run/netsecrets-credentials-initrd.sock"], un)
+        svc = iu["netsecrets-credentials.service"]
+        has('"--allow" "luks-key=unlock.service"', exec_start(svc), "stage-1 credentials ExecStart")
+        has('"--password-file" "/etc/netsecrets/initrd-password"', exec_start(svc), "stage-1 credentials ExecStart")
+        sock = iu["netsecrets-credentials.socket"]
+        for t in (svc, sock):
+            expect(unit_value(t, "DefaultDependencies") == "false", t)
+        expect(unit_value(sock, "ListenStream") == "/run/netsecrets-credentials-initrd.sock", sock)
+        expect(not f("consumers")["initrdUnits"] or "netsecrets-credentials.socket" not in f("consumers")["initrdUnits"],
+               "no stage-1 credentials without initrdRequiredBy")
+    R.check("NixOS: initrdRequiredBy in stage 1: Requires=/After= the stage-1 fetch, LoadCredential from the "
+            "stage-1 socket, netsecrets-credentials.{socket,service} without default dependencies", consumer_initrd)
+
+    def consumer_refused():
+        asserts("consumer-refused", "secrets.a: writeFile = false needs credential = true",
+                "secrets.b.credential = true: list the services",
+                "secrets.c.initrdRequiredBy needs netsecrets.client.enableInitrd")
+    R.check("NixOS: refused: writeFile = false without credential, credential without requiredBy, "
+            "initrdRequiredBy without enableInitrd", consumer_refused)
 
     def closure_check(name, absent, only_in=None):
         def c():
@@ -992,14 +1119,16 @@ def analyze(facts, tmp):
                              os.path.join(REPO, "target", "debug", "netsecrets"))
                  if os.access(c, os.X_OK)), shutil.which("true"))
     sysctl = shutil.which("systemctl") or shutil.which("true")
-    print(f"ExecStart binaries for verify: netsecrets -> {bin_}, systemctl -> {sysctl}", flush=True)
-    store_exe = re.compile(r'"/nix/store/[^"/]+/bin/(netsecrets|systemctl)"')
+    host = {"netsecrets": bin_, "systemctl": sysctl, "kill": shutil.which("kill") or shutil.which("true")}
+    print(f"Exec binaries for verify: {host}", flush=True)
+    # Quoted (ExecStart of ours) or not (ExecReload's kill, the path unit's systemctl).
+    store_exe = re.compile(r'"?/nix/store/[^"/\s]+/bin/(netsecrets|systemctl|kill)\b"?')
 
     def write(group, units):
         d = os.path.join(tmp, "units", group)
         os.makedirs(d)
         for name, text in units.items():
-            text = store_exe.sub(lambda m: json.dumps(bin_ if m.group(1) == "netsecrets" else sysctl), text)
+            text = store_exe.sub(lambda m: json.dumps(host[m.group(1)]), text)
             with open(os.path.join(d, name), "w") as fh:
                 fh.write(text)
         return d
@@ -1007,10 +1136,14 @@ def analyze(facts, tmp):
     groups = [("doc-server", "units"), ("overrides-server", "units"), ("seed-server", "units"),
               ("lowport-server", "units"), ("seed-client", "units"), ("owned-client", "units"),
               ("initrd-grub", "initrdUnits"), ("prompt-grub", "initrdUnits"), ("templates-content", "units"),
-              ("templates-initrd", "initrdUnits")]
+              ("templates-initrd", "initrdUnits"), ("consumers", "units"), ("consumers-initrd", "initrdUnits")]
     dirs = {}
     for name, kind in groups:
         units = (facts.get(name) or {}).get(kind)
+        # The services that use secrets are verified with ours (their Requires= name ours).
+        extra = (facts.get(name) or {}).get("initrdConsumerUnits" if kind == "initrdUnits" else "consumerUnits")
+        if units and extra and name.startswith("consumers"):
+            units = {**units, **extra}
         label = f"{name}{' (stage 1)' if kind == 'initrdUnits' else ''}"
         if not units:
             R.fail(f"systemd-analyze verify: {label}", "no units (the evaluation failed)")

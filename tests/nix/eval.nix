@@ -33,6 +33,7 @@ let
   pkgs = {
     stdenv.hostPlatform.system = "x86_64-linux";
     netsecrets = fakeDrv "netsecrets-0.1.0";
+    coreutils = fakeDrv "coreutils-9.5";
     writeText = name: text: {
       type = "derivation";
       inherit name;
@@ -71,7 +72,7 @@ let
         default = [ ];
       }
     )
-    // lib.genAttrs [ "unitConfig" "serviceConfig" "pathConfig" "environment" ] (
+    // lib.genAttrs [ "unitConfig" "serviceConfig" "environment" "socketConfig" "timerConfig" "pathConfig" ] (
       _:
       lib.mkOption {
         type = lib.types.attrsOf lib.types.anything;
@@ -101,7 +102,15 @@ let
         type = lib.types.attrsOf unitType;
         default = { };
       };
+      systemd.sockets = lib.mkOption {
+        type = lib.types.attrsOf unitType;
+        default = { };
+      };
       systemd.paths = lib.mkOption {
+        type = lib.types.attrsOf unitType;
+        default = { };
+      };
+      systemd.timers = lib.mkOption {
         type = lib.types.attrsOf unitType;
         default = { };
       };
@@ -135,6 +144,10 @@ let
           default = fakeSystemd;
         };
         services = lib.mkOption {
+          type = lib.types.attrsOf unitType;
+          default = { };
+        };
+        sockets = lib.mkOption {
           type = lib.types.attrsOf unitType;
           default = { };
         };

@@ -163,6 +163,13 @@ let
       client = try (lib.filterAttrs (n: _: n != "package") c.netsecrets.client);
       package = try "${c.netsecrets.client.package}";
       systemctl = try "${c.systemd.package}/bin/systemctl";
+      # Units that use a secret (issue 14): their rendered texts.
+      consumerUnits = try (
+        lib.mapAttrs (_: u: u.text) (lib.filterAttrs (n: _: lib.elem n consumerNames) c.systemd.units)
+      );
+      initrdConsumerUnits = try (
+        lib.mapAttrs (_: u: u.text) (lib.filterAttrs (n: _: lib.elem n consumerNames) c.boot.initrd.systemd.units)
+      );
       initrdSystemctl = try "${c.boot.initrd.systemd.package}/bin/systemctl";
       # Templates (nix/modules/templates.nix).
       placeholders = try c.netsecrets.placeholder;
@@ -553,6 +560,65 @@ let
     netsecrets.client.templates.t = extra;
   };
 
+  # ---- services that use secrets (issue 14) -----------------------------
+  consumerNames = [
+    "myapp.service"
+    "nginx.service"
+    "other.service"
+    "unlock.service"
+  ];
+  consumersClient = {
+    netsecrets.client = {
+      enable = true;
+      server = "10.0.0.1";
+      passwordFile = "/run/agenix/pw";
+      encryptionKeyFile = "/run/agenix/key";
+      request_secrets = [
+        "db-password"
+        "api-token"
+      ];
+      refreshInterval = "15min";
+    };
+    secrets.db-password = {
+      owner = "root";
+      requiredBy = [ "myapp.service" ];
+      restartUnits = [ "myapp" ];
+      reloadUnits = [ "nginx.service" ];
+    };
+    secrets.api-token = {
+      requiredBy = [ "myapp.service" ];
+      credential = true;
+      writeFile = false;
+    };
+    systemd.services.myapp = {
+      wantedBy = [ "multi-user.target" ];
+      serviceConfig.ExecStart = "/bin/sh -c true";
+    };
+    systemd.services.other = {
+      wantedBy = [ "multi-user.target" ];
+      serviceConfig.ExecStart = "/bin/sh -c true";
+    };
+  };
+  consumersInitrd = {
+    netsecrets.client = {
+      enable = true;
+      server = "10.0.0.1";
+      passwordFile = "/run/agenix/pw";
+      encryptionKeyFile = "/run/agenix/key";
+      request_secrets = [ "luks-key" ];
+      enableInitrd = true;
+    };
+    secrets.luks-key = {
+      initrdRequiredBy = [ "unlock.service" ];
+      credential = true;
+    };
+    boot.initrd.systemd.services.unlock = {
+      wantedBy = [ "initrd.target" ];
+      unitConfig.DefaultDependencies = false;
+      serviceConfig.ExecStart = "/bin/sh -c true";
+    };
+  };
+
   clientWith = extra: {
     netsecrets.client = {
       enable = true;
@@ -648,7 +714,29 @@ let
       templatesInitrd
     ];
 
+    consumers.modules = [
+      loaders.none
+      consumersClient
+    ];
+    consumers-initrd.modules = [
+      loaders.grub
+      initrdNetwork
+      consumersInitrd
+    ];
+
     # Refused configurations and warnings: options and assertions only.
+    consumer-refused = {
+      modules = [
+        loaders.none
+        (clientWith { request_secrets = [ "a" "b" "c" ]; })
+        {
+          secrets.a.writeFile = false;
+          secrets.b.credential = true;
+          secrets.c.initrdRequiredBy = [ "unlock.service" ];
+        }
+      ];
+      toplevel = false;
+    };
     initrd-none-files = {
       modules = [
         loaders.none
