@@ -114,6 +114,12 @@ let
       assertion = x.ok;
       message = ''${where}: "<netsecrets:${x.name}..." is not a whole placeholder; write ''${config.netsecrets.placeholder.${if x.name == "" then "NAME" else x.name}} unchanged.'';
     }) toks
+    # A secret kept out of files (issue 14's writeFile = false, a credential
+    # only) has no file to render from.
+    ++ map (s: {
+      assertion = config.secrets.${s}.writeFile or true;
+      message = ''${where}: uses secret "${s}", which has secrets.${s}.writeFile = false (a credential only, no file to render from); set writeFile = true.'';
+    }) (if cfg.enable then used t else [ ])
     ++ map (x: {
       assertion = !x.ok || lib.elem x.name names;
       message = ''${where}: uses the placeholder of secret "${x.name}", which is not in netsecrets.client.request_secrets; add "${x.name}" there.'';

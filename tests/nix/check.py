@@ -290,7 +290,7 @@ GROUPS = {
         "client-stray-secret", "initrd-no-systemd", "initrd-no-network", "server-no-password",
         "server-no-secrets", "server-stray-file", "server-reserved-name", "server-plaintext", "disabled",
         "template-unrequested", "template-cut", "template-both", "template-initrd-off", "template-no-client",
-        "template-no-context", "consumer-refused",
+        "template-no-context", "template-credential-only", "consumer-refused",
     ],
     # Services that use secrets (issue 14): ordering, credentials, change actions, refresh.
     "consumers": ["consumers", "consumers-initrd"],
@@ -1024,9 +1024,11 @@ def templates_checks(f, units, iunits, warns, asserts, mosquitto_ev):
         asserts("template-both", "set exactly one of `content`")
         asserts("template-initrd-off", "needs netsecrets.client.enableInitrd", "is not under /run")
         asserts("template-no-client", "needs netsecrets.client.enable = true")
+        asserts("template-credential-only", 'uses secret "db-password", which has secrets.db-password.writeFile = false')
         warns("template-no-context", "without string context")
     R.check("NixOS: templates: build-time assertions for a placeholder of an unrequested secret, a cut placeholder, "
-            "content and file both set, stage 1 without enableInitrd or outside /run, no client; a warning for a store "
+            "content and file both set, stage 1 without enableInitrd or outside /run, no client, a secret kept out of "
+            "files (writeFile = false); a warning for a store "
             "path without context", refused)
 
 

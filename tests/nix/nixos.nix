@@ -845,6 +845,18 @@ let
       ];
       toplevel = false;
     };
+    template-credential-only = {
+      modules = [
+        (templateWith { content = "x=${import (repo + "/nix/modules/placeholder.nix") "db-password"}"; })
+        {
+          secrets.db-password = {
+            writeFile = false;
+            credential = true;
+          };
+        }
+      ];
+      toplevel = false;
+    };
     template-no-client = {
       modules = [
         {
