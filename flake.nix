@@ -18,16 +18,16 @@
       # The static (musl) binary: no runtime dependencies, fit for the initrd.
       netsecretsFor = pkgs: pkgs.pkgsStatic.callPackage ./nix/package.nix { };
 
-      # A module file plus this flake's package as its default, so the modules
+      # Module files plus this flake's package as their default, so the modules
       # work without the overlay. `key` lets the module system drop duplicates
       # (e.g. `default` and `server` both imported).
       withPackage =
-        name: file:
+        name: files:
         { pkgs, ... }:
         {
           key = "netsecrets-flake#nixosModules.${name}";
           _file = "${toString ./flake.nix}#nixosModules.${name}";
-          imports = [ file ];
+          imports = files;
           config.netsecrets.${name}.package = lib.mkDefault self.packages.${pkgs.stdenv.hostPlatform.system}.netsecrets;
         };
     in
@@ -40,8 +40,11 @@
       overlays.default = final: _prev: { netsecrets = netsecretsFor final; };
 
       nixosModules = {
-        server = withPackage "server" ./nix/modules/server.nix;
-        client = withPackage "client" ./nix/modules/client.nix;
+        server = withPackage "server" [ ./nix/modules/server.nix ];
+        client = withPackage "client" [
+          ./nix/modules/client.nix
+          ./nix/modules/templates.nix
+        ];
         default = {
           imports = [
             self.nixosModules.server

@@ -10,7 +10,7 @@
 //! - `cli/`      — flags and environment into plain values (lexopt):
 //!   - `mod.rs` (the parsed commands), `parse.rs` (the subcommands' flags), `conn.rs` (the
 //!     shared connection flags and the environment), `values.rs` (`Port`, `Seconds`, `Mode`,
-//!     `Count` as `FromStr`), `help.rs` (the `--help` texts).
+//!     `Count` as `FromStr`), `render.rs` (`render`'s flags), `help.rs` (the `--help` texts).
 //! - `wire/`     — what travels, the same code on both sides:
 //!   - `frame.rs` (the 4-byte length frame), `protocol.rs` (the request/response texts; the
 //!     secret-name rule and `SecretName`), `crypto.rs` (AES-256-GCM, the password check).
@@ -18,10 +18,12 @@
 //!   - `receive.rs` (accept loop, worker pool, SIGHUP reload), `limits.rs` (admission caps,
 //!     failure lockout, eviction), `clients.rs` (the `--clients-file` format and the
 //!     per-request lookup of keys, client and access), `cidr.rs` (allowed networks).
-//! - `client/`   — `send` and the stage-1 helpers that fetch:
+//! - `client/`   — `send`, the stage-1 helpers that fetch, and `render`:
 //!   - `fetch.rs` (servers, fallbacks, retries with backoff), `send.rs` (owner and group look-ups,
 //!     writing or printing), `initrd.rs` (`ask-password`, `copy-password`),
-//!     `credentials.rs` (`credentials`: `LoadCredential=` over an AF_UNIX socket).
+//!     `credentials.rs` (`credentials`: `LoadCredential=` over an AF_UNIX socket), `template.rs`
+//!     (placeholders and single-pass rendering, pure), `render.rs` (`render`: template and
+//!     secret files into a rendered file).
 //! - `sys/`      — what the program asks of the operating system:
 //!   - `net.rs` (deadlines on sockets, socket options, timeouts), `input.rs` (secret, password
 //!     and key files: regular only, bounded), `output.rs` (atomic secret files with owner,

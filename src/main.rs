@@ -52,5 +52,6 @@ fn run(cmd: Command) -> Result<()> {
         Command::AskPassword(args) => initrd::ask_password(args),
         Command::CopyPassword(args) => initrd::copy_password(args),
         Command::Keygen(args) => keygen::keygen(args.output.as_deref()),
+        Command::Render(args) => client::render(args),
     }
 }

@@ -24,6 +24,8 @@
 #   systemctl    the systemctl of boot.initrd.systemd.package;
 #   stage2       { "<unit>" = text; } of the stage-2 netsecrets units
 #                (systemd.units), to read where stage 2 takes the password;
+#   tmpfiles     the module's systemd.tmpfiles.rules that name netsecrets
+#                paths (stage 2);
 #   consumers    { "<unit>" = text; } of the stage-1 services given as
 #                `initrdServices` in the settings (issue 14), with what the
 #                module added for secrets.<name>.initrdRequiredBy / credential
@@ -115,6 +117,7 @@ let
       exe = lib.getExe cfg.netsecrets.client.package;
       systemctl = "${cfg.boot.initrd.systemd.package}/bin/systemctl";
       stage2 = lib.mapAttrs (_: u: u.text) stage2;
+      tmpfiles = lib.filter (lib.hasInfix "netsecrets") cfg.systemd.tmpfiles.rules;
       assertions = map (a: a.message) (lib.filter (a: !a.assertion) cfg.assertions);
       inherit (cfg) warnings;
     };

@@ -1,7 +1,9 @@
-# Both netsecrets modules: netsecrets.server and netsecrets.client.
+# Both netsecrets modules: netsecrets.server and netsecrets.client (with its
+# templates, netsecrets.client.templates).
 {
   imports = [
     ./server.nix
     ./client.nix
+    ./templates.nix
   ];
 }

@@ -13,6 +13,7 @@ Commands:
   ask-password   prompt for the server password on the console (initrd)
   copy-password  copy the prompted password for the post-initrd service
   keygen         print a new random encryption key
+  render         put fetched secrets into a config file template
 
 Run `netsecrets <command> --help` for its flags. `netsecrets --version` prints the version.
 Exit codes: 0 success, 1 a secret could not be fetched or written, 2 bad usage or configuration.
@@ -137,4 +138,28 @@ Usage: netsecrets keygen [--output PATH]
 
 Print a new key: 32 random bytes as 64 hex characters and a newline, usable as
 --encryption-key-file. With --output, write it atomically with mode 0400 (never overwrites).
+";
+
+pub const RENDER_HELP: &str = "\
+Usage: netsecrets render --template PATH --output PATH [--secret NAME=PATH]... [flags]
+
+Replace every placeholder <netsecrets:NAME:HASH> in the template (config.netsecrets.placeholder.NAME
+in NixOS) by the exact bytes of the file given for NAME, in one pass (values are never expanded
+again), and write the result atomically. Anything else starting with <netsecrets: (a cut
+placeholder, a wrong hash, a secret not given) is an error, and the old file is left as it was.
+An unchanged result leaves the file untouched.
+
+  --template PATH             the text with placeholders (16 MiB at most)
+  --output PATH               the rendered file (a missing directory is created, mode 0751)
+  --secret NAME=PATH          the value of secret NAME (e.g. the file `send` wrote); repeatable;
+                              only the secrets the template uses are read
+  --owner USER|UID            owner of the output file [the caller]
+  --group GROUP|GID           group of the output file [the caller's]
+  --mode OCTAL                mode of the output file, up to 0777 [0400]
+  --restart-unit UNIT         `systemctl try-restart UNIT` when the file was written; repeatable
+  --reload-unit UNIT          `systemctl try-reload-or-restart UNIT` when written; repeatable
+  --start-unit UNIT           `systemctl start UNIT` after every successful render; repeatable
+  --systemctl PATH            the systemctl to run [systemctl from PATH]
+  --verbose                   say also when the file was unchanged
+  -h, --help
 ";

@@ -10,6 +10,7 @@
 //! - `parse.rs`  — [`parse`]: the subcommand, then its own flags.
 //! - `conn.rs`   — the connection flags the networked subcommands share, and the environment.
 //! - `values.rs` — value types (`Port`, `Seconds`, `Mode`, `Count`, lists) with `FromStr`.
+//! - `render.rs` — `render`'s flags ([`RenderArgs`]).
 //! - `help.rs`   — the `--help` texts.
 
 use std::path::PathBuf;
@@ -21,11 +22,13 @@ use crate::wire::protocol::SecretName;
 mod conn;
 pub mod help;
 mod parse;
+mod render;
 #[cfg(test)]
 mod tests;
 pub mod values;
 
 pub use parse::parse;
+pub use render::RenderArgs;
 pub use values::Mode;
 
 /// Default TCP port (keep in sync with nix/modules/*.nix and README.md).
@@ -145,6 +148,7 @@ pub enum Command {
     AskPassword(AskArgs),
     CopyPassword(CopyArgs),
     Keygen(KeygenArgs),
+    Render(RenderArgs),
     Help(&'static str),
     Version,
 }

@@ -41,9 +41,10 @@ where
             Some("ask-password") => parse_ask(&mut p, env),
             Some("copy-password") => parse_copy(&mut p),
             Some("keygen") => parse_keygen(&mut p),
+            Some("render") => super::render::parse_render(&mut p),
             Some("help") => Ok(Command::Help(MAIN_HELP)),
             _ => Err(Error::usage(format!(
-                "unknown command {:?}: use receive, send, credentials, ask-password, copy-password or keygen",
+                "unknown command {:?}: use receive, send, credentials, ask-password, copy-password, keygen or render",
                 cmd.to_string_lossy()
             ))),
         },
@@ -297,7 +298,7 @@ fn parse_keygen(p: &mut lexopt::Parser) -> Result<Command> {
 
 /// A flag as an owned string (`--name` or `-c`), so that the parser can be used again while it
 /// is being matched; a positional argument becomes an error right away.
-fn flag(arg: lexopt::Arg<'_>) -> Result<String> {
+pub(super) fn flag(arg: lexopt::Arg<'_>) -> Result<String> {
     match arg {
         Long(l) => Ok(format!("--{l}")),
         Short(c) => Ok(format!("-{c}")),
@@ -308,7 +309,7 @@ fn flag(arg: lexopt::Arg<'_>) -> Result<String> {
     }
 }
 
-fn unknown(flag: &str) -> Error {
+pub(super) fn unknown(flag: &str) -> Error {
     Error::usage(format!("unknown flag {flag} (see --help)"))
 }
 
@@ -373,7 +374,7 @@ pub(super) fn env_string(env: Env, key: &str) -> Result<Option<String>> {
 }
 
 /// Splits `NAME=VALUE` at the first `=` and checks the name; `what` names the flag.
-fn name_eq(arg: OsString, what: &str) -> Result<(SecretName, Vec<u8>)> {
+pub(super) fn name_eq(arg: OsString, what: &str) -> Result<(SecretName, Vec<u8>)> {
     let bytes = arg.into_vec();
     let Some(eq) = bytes.iter().position(|&b| b == b'=') else {
         return Err(Error::usage(format!("{what}: missing '=' in the value")));

@@ -5,13 +5,18 @@
 //! - `fetch.rs`  — servers, fallbacks, retries with backoff; all values or an error.
 //! - `send.rs`   — `send`: the output file's owner and group, fetching, writing or printing.
 //! - `initrd.rs` — `ask-password` and `copy-password` for systemd stage 1.
+//! - `template.rs` — placeholders and rendering a template (pure, no I/O).
+//! - `render.rs` — `render`: a template and secret files into a rendered file.
 //! - `credentials.rs` — `credentials`: secrets for systemd's `LoadCredential=` over a socket,
 //!   fetched on demand for the units allowed to have them.
 
 pub mod credentials;
 mod fetch;
 pub mod initrd;
+mod render;
 mod send;
+pub mod template;
 
 pub use fetch::{Check, Client};
+pub use render::render;
 pub use send::send;

@@ -281,6 +281,7 @@ GROUPS = {
     "clients": ["seed-client", "doc-client", "owned-client", "prompt-only-none"],
     "initrd": ["initrd-grub", "initrd-systemd-boot", "initrd-none-literals"],
     "prompt": ["prompt-grub", "prompt-systemd-boot", "prompt-none-literal-key"],
+    "templates": ["templates-content", "templates-mosquitto", "templates-initrd"],
     # The module system keeps what it evaluated: the many small configurations are split in
     # two so that no process grows past a few GB.
     "types": ["types"],
@@ -290,13 +291,14 @@ GROUPS = {
         "client-stray-secret", "initrd-no-systemd", "initrd-no-network", "server-no-password",
         "server-no-secrets", "server-stray-file", "server-reserved-name", "server-plaintext", "disabled",
         "server-client-bad",
-        "consumer-refused",
+        "template-unrequested", "template-cut", "template-both", "template-initrd-off", "template-no-client",
+        "template-no-context", "template-credential-only", "consumer-refused",
     ],
     # Services that use secrets (issue 14): ordering, credentials, change actions, refresh.
     "consumers": ["consumers", "consumers-initrd"],
 }
 WHOLE_SYSTEMS = (GROUPS["servers"] + GROUPS["clients"] + GROUPS["initrd"] + GROUPS["prompt"]
-                 + GROUPS["consumers"])
+                 + GROUPS["templates"] + GROUPS["consumers"])
 
 # Secret values used by tests/nix/nixos.nix. None may appear in any rendered unit.
 LITERALS = ["hunter2", "my-aes-key", "ignored-literal-key", "literal-initrd-password", "literal-initrd-key",
@@ -339,8 +341,8 @@ def nixos_checks(env, tmp, nixpkgs):
     import time
     t_all = time.monotonic()
     with concurrent.futures.ThreadPoolExecutor(max_workers=2) as pool:
-        for group, out, err, secs in pool.map(run_group, ["options", "types", "servers", "clients", "initrd", "prompt", "consumers",
-                                                       "flake", "flake-aarch64"]):
+        for group, out, err, secs in pool.map(run_group, ["options", "types", "servers", "clients", "initrd", "prompt", "templates",
+                                                       "consumers", "flake", "flake-aarch64"]):
             times[group] = secs
             if out is None:
                 errors[group] = err
@@ -789,16 +791,20 @@ def nixos_checks(env, tmp, nixpkgs):
         t = f("types")
         accepted = {"server-port-string": 8081, "server-port-int": 8081, "server-port-default": 8080,
                     "client-port-string": 8081, "server-alias-passwordFile": "/run/a/pw",
-                    "client-alias-password_file": "/run/a/pw", "client-mode-0440": "0440"}
+                    "client-alias-password_file": "/run/a/pw", "client-mode-0440": "0440",
+                    "template-path-default": "/run/netsecrets/rendered/t", "template-placeholder-unrequested": False}
         for k, v in accepted.items():
             expect(t[k] == {"ok": True, "value": v}, f"{k}: {t[k]}, want {v}")
         refused = [k for k in t if k not in accepted]
-        expect(len(refused) == 14, f"refused cases: {refused}")
+        expect(len(refused) == 16, f"refused cases: {refused}")
         for k in refused:
             expect(t[k]["ok"] is False, f"{k} was accepted: {t[k]}")
     R.check("NixOS: option types: ports as int or string, bad ports, store paths, Nix path values, "
             "relative paths, bad secret names and setuid modes refused; consolePasswordFile read-only; password_file and "
-            "passwordFile on both modules", types)
+            "passwordFile on both modules; a template's path in the store refused; netsecrets.placeholder read-only and "
+            "only for requested secrets", types)
+
+    templates_checks(f, units, iunits, warns, asserts, evaluators[group_of["templates-mosquitto"]])
 
     # -- no secret value in any unit; no ignored or file-held secret in any derivation
     def no_literal_in_units():
@@ -934,6 +940,149 @@ def nixos_checks(env, tmp, nixpkgs):
     return facts
 
 
+# ---- templates (nix/modules/templates.nix) ------------------------------------------------
+
+
+def placeholder(name):
+    """What nix/modules/placeholder.nix and src/client/template.rs compute, a third time."""
+    return f"<netsecrets:{name}:{hashlib.sha256(('netsecrets-placeholder:' + name).encode()).hexdigest()}>"
+
+
+def netsecrets_binary():
+    for c in (os.path.join(REPO, "target", "x86_64-unknown-linux-musl", "release", "netsecrets"),
+              os.path.join(REPO, "target", "release", "netsecrets"), os.path.join(REPO, "target", "debug", "netsecrets")):
+        if os.access(c, os.X_OK):
+            return c
+    return None
+
+
+def templates_checks(f, units, iunits, warns, asserts, mosquitto_ev):
+    store_exe = r'"/nix/store/[^"]+/bin/netsecrets"'
+
+    def content():
+        x = f("templates-content")
+        ph = x["placeholders"]
+        expect(ph == {n: placeholder(n) for n in ("db-password", "api-key")}, ph)
+        u = units("templates-content")
+        t = u["netsecrets-template-app.conf.service"]
+        want = (store_exe + r' "render" "--template" "/nix/store/[a-z0-9]{32}-netsecrets-template-app\.conf" '
+                r'"--output" "/run/netsecrets/rendered/app\.conf" '
+                r'"--secret" "db-password=/var/lib/netsecrets/db-password" "--secret" "api-key=/var/lib/netsecrets/api-key" '
+                r'"--owner" "myapp" "--group" "myapp" "--restart-unit" "myapp\.service" "--reload-unit" "nginx\.service" '
+                r'"--systemctl" "/nix/store/[^"]+/bin/systemctl" "--mode" "0440"$')
+        expect(re.match(want, unit_value(t, "ExecStart")), f"ExecStart:\n{unit_value(t, 'ExecStart')}")
+        fetches = ["netsecrets-secret-db-password.service", "netsecrets-secret-api-key.service"]
+        expect(words(t, "After") == fetches and words(t, "Requires") == fetches, t)
+        expect(words(t, "Before") == ["myapp.service"], t)
+        expect(x["requiredBy"]["netsecrets-template-app.conf.service"] == ["myapp.service"], x["requiredBy"])
+        expect(unit_lines(t, "Type") == ["oneshot"] and unit_lines(t, "RemainAfterExit") == [], t)
+        for k, v in [("ProtectSystem", ["strict"]), ("RestrictAddressFamilies", ["AF_UNIX"]), ("PrivateNetwork", ["true"]),
+                     ("ReadWritePaths", ["-/run/netsecrets/rendered"]), ("NoNewPrivileges", ["true"])]:
+            expect(unit_lines(t, k) == v, f"{k}= {unit_lines(t, k)}, want {v}")
+        p = u["netsecrets-template-app.conf.path"]
+        expect(unit_lines(p, "PathChanged") == ["/var/lib/netsecrets/db-password", "/var/lib/netsecrets/api-key"], p)
+        expect(unit_lines(p, "Unit") == ["netsecrets-template-app.conf.service"], p)
+        expect(x["wantedBy"]["netsecrets-template-app.conf.path"] == ["multi-user.target"], x["wantedBy"])
+        expect(x["wantedBy"]["netsecrets-template-app.conf.service"] == ["multi-user.target"], x["wantedBy"])
+        # A file built by a derivation is not read at evaluation: every requested secret.
+        b = unit_value(u["netsecrets-template-built.conf.service"], "ExecStart")
+        has('"--secret" "db-password=/var/lib/netsecrets/db-password" "--secret" "api-key=/var/lib/netsecrets/api-key"', b)
+        has('"--owner" "root" "--group" "root"', b)
+        has_not("--restart-unit", b)
+        expect(any("d /run/netsecrets/rendered 0751 root root -" == r for r in x["tmpfiles"]), x["tmpfiles"])
+        text = x["templates"]["app.conf"]["content"]
+        expect(text.count(placeholder("db-password")) == 2 and text.count(placeholder("api-key")) == 1, text)
+    R.check("NixOS: templates (content): netsecrets-template-app.conf.service renders the store template with the "
+            "secrets it uses (Requires=/After= their fetches), owner/mode and change actions, Before=/RequiredBy= its "
+            "consumers, sandboxed (AF_UNIX only, writes only the rendered directory); a .path unit re-renders when a "
+            "secret file changes; a derivation-built file gets every requested secret; placeholders are sha256 of the tag "
+            "and name", content)
+
+    def agree():
+        """The template text NixOS evaluated, rendered by the binary: Nix's placeholders are Rust's."""
+        exe = netsecrets_binary()
+        if exe is None:
+            return "no netsecrets binary under target/ (run cargo build first)"
+        text = f("templates-content")["templates"]["app.conf"]["content"]
+        d = tempfile.mkdtemp(prefix="netsecrets-tmpl-")
+        try:
+            tpl = os.path.join(d, "tpl")
+            with open(tpl, "w") as fh:
+                fh.write(text)
+            vals = {"db-password": b"db\x00\xffpw", "api-key": placeholder("db-password").encode()}
+            args = [exe, "render", "--template", tpl, "--output", os.path.join(d, "out"), "--mode", "0440"]
+            for n, v in vals.items():
+                with open(os.path.join(d, n), "wb") as fh:
+                    fh.write(v)
+                args += ["--secret", f"{n}={os.path.join(d, n)}"]
+            p = subprocess.run(args, capture_output=True)
+            expect(p.returncode == 0, p.stderr.decode(errors="replace"))
+            with open(os.path.join(d, "out"), "rb") as fh:
+                got = fh.read()
+            # One pass, as the binary does: api-key's value is db-password's placeholder and stays.
+            by_ph = {placeholder(n).encode(): v for n, v in vals.items()}
+            want = re.sub(b"|".join(re.escape(p) for p in by_ph), lambda m: by_ph[m.group(0)], text.encode())
+            expect(got == want, f"{got!r} != {want!r}")
+            expect(os.stat(os.path.join(d, "out")).st_mode & 0o7777 == 0o440, "mode")
+        finally:
+            shutil.rmtree(d, ignore_errors=True)
+    R.check("NixOS: templates: the text NixOS evaluated, rendered by the netsecrets binary, has every placeholder "
+            "replaced (Nix and Rust agree; binary values, a value that looks like a placeholder stays)", agree)
+
+    def mosquitto():
+        x = f("templates-mosquitto")
+        u = units("templates-mosquitto")
+        expect(re.match(r"^/nix/store/[^ ]+/bin/mosquitto -c /run/netsecrets/rendered/mosquitto\.conf$", x["mosquittoExecStart"]),
+               x["mosquittoExecStart"])
+        t = u["netsecrets-template-mosquitto.conf.service"]
+        e = unit_value(t, "ExecStart")
+        expect(re.search(r'"--template" "/nix/store/[a-z0-9]{32}-mosquitto\.conf" "--output" "/run/netsecrets/rendered/mosquitto\.conf" '
+                         r'"--secret" "br1passwd=/var/lib/netsecrets/br1passwd" "--secret" "br2passwd=/var/lib/netsecrets/br2passwd" '
+                         r'"--owner" "mosquitto" "--group" "mosquitto" "--restart-unit" "mosquitto\.service"', e), e)
+        expect(x["requiredBy"]["netsecrets-template-mosquitto.conf.service"] == ["mosquitto.service"], x["requiredBy"])
+        # The generated mosquitto.conf (placeholders only) is in the system's closure; its
+        # placeholders are in nothing else but the derivations that carry the module's text.
+        found = mosquitto_ev.grep_closure(x["drvPath"], [placeholder("br1passwd"), placeholder("br2passwd")])
+        for n, paths in found.items():
+            expect(any(p.endswith("-mosquitto.conf.drv") for p in paths), f"{n}: {paths}")
+    R.check("NixOS: templates, the seed's Mosquitto example (extendModules, as scalpel): the config file the "
+            "mosquitto module generated, with the two bridge passwords as placeholders, is rendered to "
+            "/run/netsecrets/rendered/mosquitto.conf for mosquitto:mosquitto 0440, mosquitto's ExecStart points there "
+            "and requires it; the store file is in the closure with placeholders only", mosquitto)
+
+    def initrd():
+        x = f("templates-initrd")
+        iu = iunits("templates-initrd")
+        t = iu["netsecrets-template-unlock.conf.service"]
+        e = unit_value(t, "ExecStart")
+        expect(re.match(store_exe + r' "render" "--template" "(/nix/store/[a-z0-9]{32}-netsecrets-template-unlock\.conf)" '
+                        r'"--output" "/run/netsecrets/rendered/unlock\.conf" "--secret" "luks-key=/run/netsecrets/luks-key" '
+                        r'"--mode" "0400"$', e), e)
+        tpl = re.search(r'"(/nix/store/[^"]+-netsecrets-template-unlock\.conf)"', e).group(1)
+        expect(tpl in x["initrdStorePathsAll"], f"{tpl} not in boot.initrd.systemd.storePaths")
+        expect(words(t, "After") == ["netsecrets-secret-luks-key.service"] == words(t, "Requires"), t)
+        expect("cryptsetup-pre.target" in words(t, "Before") and unit_lines(t, "DefaultDependencies") == ["false"], t)
+        expect(x["initrdRequiredBy"]["netsecrets-template-unlock.conf.service"] == ["cryptsetup-pre.target"], x["initrdRequiredBy"])
+        expect(x["initrdWantedBy"]["netsecrets-template-unlock.conf.service"] == ["initrd.target"], x["initrdWantedBy"])
+        # Stage 2 renders it again, with owner and group.
+        has('"--owner" "root"', unit_value(units("templates-initrd")["netsecrets-template-unlock.conf.service"], "ExecStart"))
+    R.check("NixOS: templates in stage 1 (initrd = true): rendered after the stage-1 fetch from /run/netsecrets/<name>, "
+            "before cryptsetup-pre.target, the template file in the initrd; stage 2 renders it again", initrd)
+
+    def refused():
+        asserts("template-unrequested", 'uses the placeholder of secret "other", which is not in netsecrets.client.request_secrets')
+        asserts("template-cut", "is not a whole placeholder", "config.netsecrets.placeholder.db-password")
+        asserts("template-both", "set exactly one of `content`")
+        asserts("template-initrd-off", "needs netsecrets.client.enableInitrd", "is not under /run")
+        asserts("template-no-client", "needs netsecrets.client.enable = true")
+        asserts("template-credential-only", 'uses secret "db-password", which has secrets.db-password.writeFile = false')
+        warns("template-no-context", "without string context")
+    R.check("NixOS: templates: build-time assertions for a placeholder of an unrequested secret, a cut placeholder, "
+            "content and file both set, stage 1 without enableInitrd or outside /run, no client, a secret kept out of "
+            "files (writeFile = false); a warning for a store "
+            "path without context", refused)
+
+
 def flake_checks(facts):
     print("== flake outputs (tests/nix/flake.nix)", flush=True)
     fl = facts.get("flake")
@@ -974,8 +1123,9 @@ def flake_checks(facts):
         x = g()
         expect(x["moduleFailedAssertions"] == [], x["moduleFailedAssertions"])
         has(f'"{x["flakePackage"]}/bin/netsecrets" "receive"', x["moduleDaemon"] or "", "netsecrets-daemon.service")
-    R.check("flake: nixosModules.default (imported with .server too) defaults to the flake's package",
-            module_default)
+        expect(x["moduleHasTemplates"] is True, f"netsecrets.client.templates / netsecrets.placeholder: {x['moduleHasTemplates']}")
+    R.check("flake: nixosModules.default (imported with .server too) defaults to the flake's package; the client "
+            "module brings netsecrets.client.templates and netsecrets.placeholder", module_default)
 
 
 # ---- step 4: the stub evaluation ----------------------------------------------------------
@@ -1039,7 +1189,8 @@ def analyze(facts, tmp):
     groups = [("doc-server", "units"), ("overrides-server", "units"), ("seed-server", "units"),
               ("lowport-server", "units"), ("two-client-server", "units"), ("seed-client", "units"),
               ("owned-client", "units"), ("initrd-grub", "initrdUnits"), ("prompt-grub", "initrdUnits"),
-              ("consumers", "units"), ("consumers-initrd", "initrdUnits")]
+              ("templates-content", "units"), ("templates-initrd", "initrdUnits"), ("consumers", "units"),
+              ("consumers-initrd", "initrdUnits")]
     dirs = {}
     for name, kind in groups:
         units = (facts.get(name) or {}).get(kind)

@@ -286,6 +286,31 @@ let
     // extra;
   };
 
+  # A template (nix/modules/templates.nix) using both secrets; one of a secret
+  # that is not requested.
+  placeholderOf = import (modules + "/placeholder.nix");
+  templateClient = eval (
+    { config, ... }:
+    {
+      netsecrets.client = {
+        enable = true;
+        server = "10.0.0.1";
+        passwordFile = "/run/agenix/pw";
+        insecure = true;
+        request_secrets = [
+          "db-password"
+          "api-key"
+        ];
+        templates."app.conf" = {
+          content = "a=${config.netsecrets.placeholder.db-password} b=${config.netsecrets.placeholder.api-key}";
+          mode = "0440";
+          restartUnits = [ "app.service" ];
+        };
+        templates.other.content = "x=${placeholderOf "other"}";
+      };
+    }
+  );
+
   t = name: ok: detail: { inherit name ok detail; };
   check =
     name: thunk:
@@ -346,6 +371,18 @@ let
         }).netsecrets.server.password_file "/run/a/pw")
         (eq seedClient.netsecrets.client.consolePasswordFile "/run/netsecrets-password")
         (eq (fails (eval { netsecrets.client.consolePasswordFile = "/run/secrets/x"; }).netsecrets.client.consolePasswordFile) true)
+      ]
+    ))
+    (check "lib ${lib.version or "?"}: templates: placeholders, the render unit and its .path unit, an assertion for an unrequested secret" (
+      all [
+        (eq templateClient.netsecrets.placeholder.api-key (placeholderOf "api-key"))
+        (eq (builtins.isString (rendered templateClient)) true)
+        (eq (lib.hasInfix ''"render" "--template" "${builtins.storeDir}/'' templateClient.systemd.services."netsecrets-template-app.conf".serviceConfig.ExecStart) true)
+        (eq templateClient.systemd.paths."netsecrets-template-app.conf".pathConfig.PathChanged [
+          "/var/lib/netsecrets/db-password"
+          "/var/lib/netsecrets/api-key"
+        ])
+        (eq (lib.any (lib.hasInfix ''secret "other", which is not in netsecrets.client.request_secrets'') (failedAssertions templateClient)) true)
       ]
     ))
   ];

@@ -94,5 +94,7 @@ in
     flakePackage = try "${self.packages.x86_64-linux.netsecrets}";
     moduleDaemon = try withModule.systemd.units."netsecrets-daemon.service".text;
     moduleFailedAssertions = try (map (a: a.message) (lib.filter (a: !a.assertion) withModule.assertions));
+    # The client module brings the templates (nix/modules/templates.nix).
+    moduleHasTemplates = try (withModule.netsecrets.client ? templates && withModule.netsecrets ? placeholder);
   };
 }

@@ -80,11 +80,24 @@ let
     };
   };
 
-  evalSystem =
+  evalFull =
     modules:
-    (import (nixpkgs + "/nixos/lib/eval-config.nix") {
+    import (nixpkgs + "/nixos/lib/eval-config.nix") {
       inherit system;
       modules = [ base ] ++ modules;
+    };
+  evalSystem = modules: (evalFull modules).config;
+
+  # scalpel's way (the seed): a system derived from `modules` with
+  # extendModules, whose extra modules see the first one as `prev`.
+  evalExtended =
+    modules: extend:
+    let
+      prev = evalFull modules;
+    in
+    (prev.extendModules {
+      modules = extend;
+      specialArgs = { inherit prev; };
     }).config;
 
   tryOr =
@@ -105,9 +118,10 @@ let
     {
       modules,
       toplevel ? true,
+      extend ? null,
     }:
     let
-      c = evalSystem modules;
+      c = if extend == null then evalSystem modules else evalExtended modules extend;
       failed = map (a: a.message) (lib.filter (a: !a.assertion) c.assertions);
     in
     {
@@ -159,6 +173,15 @@ let
         lib.mapAttrs (_: u: u.text) (lib.filterAttrs (n: _: lib.elem n consumerNames) c.boot.initrd.systemd.units)
       );
       initrdSystemctl = try "${c.boot.initrd.systemd.package}/bin/systemctl";
+      # Templates (nix/modules/templates.nix).
+      placeholders = try c.netsecrets.placeholder;
+      templates = try (lib.mapAttrs (_: t: { inherit (t) content path owner group mode; }) c.netsecrets.client.templates);
+      initrdStorePathsAll = try (map toString c.boot.initrd.systemd.storePaths);
+      mosquittoExecStart = try (c.systemd.services.mosquitto.serviceConfig.ExecStart or null);
+      requiredBy = try (lib.mapAttrs (_: u: u.requiredBy) (lib.filterAttrs (n: _: isOurs n) c.systemd.units));
+      initrdRequiredBy = try (
+        lib.mapAttrs (_: u: u.requiredBy) (lib.filterAttrs (n: _: isOurs n) c.boot.initrd.systemd.units)
+      );
     };
 
   # Only whether an option value evaluates (type checks), and to what.
@@ -427,6 +450,118 @@ let
     };
   };
 
+  # ---- templates (nix/modules/templates.nix) ------------------------------
+
+  # A config file written as text: two secrets, one used twice; owner, mode,
+  # change actions; and a file built by a derivation (not readable at
+  # evaluation), which gets every requested secret.
+  templatesContent =
+    { config, pkgs, ... }:
+    {
+      imports = [ docClient ];
+      netsecrets.client.templates = {
+        "app.conf" = {
+          content = ''
+            [db]
+            password = ${config.netsecrets.placeholder.db-password}
+            again = ${config.netsecrets.placeholder.db-password}
+            [api]
+            key = ${config.netsecrets.placeholder.api-key}
+          '';
+          owner = "myapp";
+          group = "myapp";
+          mode = "0440";
+          restartUnits = [ "myapp.service" ];
+          reloadUnits = [ "nginx.service" ];
+          requiredBy = [ "myapp.service" ];
+        };
+        "built.conf".file = "${pkgs.writeText "built.conf" "k=${config.netsecrets.placeholder.api-key}\n"}";
+      };
+      systemd.services.myapp = {
+        wantedBy = [ "multi-user.target" ];
+        serviceConfig.ExecStart = "/run/current-system/sw/bin/true";
+      };
+    };
+
+  # The seed (scalpel's Mosquitto example), the netsecrets way: the bridge
+  # passwords are placeholders in the Mosquitto module's own options, and the
+  # derived system renders the config file the module generated.
+  mosquittoBase =
+    { config, ... }:
+    {
+      netsecrets.client = {
+        enable = true;
+        server = "10.0.0.1";
+        passwordFile = "/run/agenix/netsecrets-password";
+        encryptionKeyFile = "/run/agenix/netsecrets-key";
+        request_secrets = [
+          "br1passwd"
+          "br2passwd"
+        ];
+      };
+      services.mosquitto = {
+        enable = true;
+        listeners = [ { address = "127.0.0.1"; } ];
+        bridges.br1 = {
+          addresses = [ { address = "127.0.0.2"; } ];
+          topics = [ "# in" ];
+          settings.remote_password = config.netsecrets.placeholder.br1passwd;
+        };
+        bridges.br2 = {
+          addresses = [ { address = "127.0.0.3"; } ];
+          topics = [ "# in" ];
+          settings.remote_password = config.netsecrets.placeholder.br2passwd;
+        };
+      };
+    };
+  mosquittoSecrets =
+    {
+      config,
+      lib,
+      prev,
+      ...
+    }:
+    let
+      start = prev.config.systemd.services.mosquitto.serviceConfig.ExecStart;
+      # lib.splitString keeps the string's context (builtins.match would drop
+      # it, and with it the file from the system's closure).
+      mosquittoConf = lib.last (lib.splitString " " start);
+      rendered = config.netsecrets.client.templates."mosquitto.conf".path;
+    in
+    {
+      netsecrets.client.templates."mosquitto.conf" = {
+        file = mosquittoConf;
+        owner = "mosquitto";
+        group = "mosquitto";
+        mode = "0440";
+        restartUnits = [ "mosquitto.service" ];
+        requiredBy = [ "mosquitto.service" ];
+      };
+      systemd.services.mosquitto.serviceConfig.ExecStart = lib.mkForce (
+        builtins.replaceStrings [ mosquittoConf ] [ rendered ] start
+      );
+    };
+
+  # Rendered in stage 1 too.
+  templatesInitrd =
+    { config, ... }:
+    {
+      imports = [ initrdFiles ];
+      netsecrets.client.templates."unlock.conf" = {
+        content = "key=${config.netsecrets.placeholder.luks-key}\n";
+        initrd = true;
+        initrdRequiredBy = [ "cryptsetup-pre.target" ];
+      };
+    };
+
+  # Refused: a placeholder of a secret that is not requested (copied from
+  # another machine's configuration), a cut one, both content and file,
+  # stage 1 without enableInitrd or outside /run.
+  templateWith = extra: {
+    imports = [ (clientWith { request_secrets = [ "db-password" ]; }) ];
+    netsecrets.client.templates.t = extra;
+  };
+
   # ---- services that use secrets (issue 14) -----------------------------
   consumerNames = [
     "myapp.service"
@@ -638,6 +773,22 @@ let
       promptOnly
     ];
 
+    templates-content.modules = [
+      loaders.grub
+      templatesContent
+    ];
+    templates-mosquitto = {
+      modules = [
+        loaders.grub
+        mosquittoBase
+      ];
+      extend = [ mosquittoSecrets ];
+    };
+    templates-initrd.modules = [
+      loaders.grub
+      templatesInitrd
+    ];
+
     consumers.modules = [
       loaders.none
       consumersClient
@@ -731,6 +882,64 @@ let
       ];
       toplevel = false;
     };
+    template-unrequested = {
+      modules = [ (templateWith { content = "a=${import (repo + "/nix/modules/placeholder.nix") "other"}"; }) ];
+      toplevel = false;
+    };
+    template-cut = {
+      modules = [ (templateWith { content = "a=<netsecrets:db-password:0123>"; }) ];
+      toplevel = false;
+    };
+    template-both = {
+      modules = [
+        (templateWith {
+          content = "x";
+          file = "/etc/x.tpl";
+        })
+      ];
+      toplevel = false;
+    };
+    template-initrd-off = {
+      modules = [
+        (templateWith {
+          content = "x";
+          initrd = true;
+          path = "/etc/x.conf";
+        })
+      ];
+      toplevel = false;
+    };
+    template-no-context = {
+      modules = [
+        (
+          { pkgs, ... }:
+          {
+            imports = [ (templateWith { file = builtins.unsafeDiscardStringContext "${pkgs.writeText "t" "x"}"; }) ];
+          }
+        )
+      ];
+      toplevel = false;
+    };
+    template-credential-only = {
+      modules = [
+        (templateWith { content = "x=${import (repo + "/nix/modules/placeholder.nix") "db-password"}"; })
+        {
+          secrets.db-password = {
+            writeFile = false;
+            credential = true;
+          };
+        }
+      ];
+      toplevel = false;
+    };
+    template-no-client = {
+      modules = [
+        {
+          netsecrets.client.templates.t.content = "x";
+        }
+      ];
+      toplevel = false;
+    };
     server-no-password = {
       modules = [ (serverWith { password_file = null; }) ];
       toplevel = false;
@@ -806,6 +1015,15 @@ let
     client-mode-0440 = value [ (clientWith { request_secrets = [ "db-password" ]; }) { secrets.db-password.mode = "0440"; } ] (
       c: c.secrets.db-password.mode
     );
+    template-path-store = value [ (templateWith { content = "x"; path = "${builtins.storeDir}/abc-t"; }) ] (
+      c: c.netsecrets.client.templates.t.path
+    );
+    template-placeholder-readonly = value [ (clientWith { }) { netsecrets.placeholder.db-password = "x"; } ] (
+      c: c.netsecrets.placeholder
+    );
+    # Only requested secrets have a placeholder (a missing attribute is no catchable error).
+    template-placeholder-unrequested = value [ (clientWith { }) ] (c: c.netsecrets.placeholder ? other);
+    template-path-default = value [ (templateWith { content = "x"; }) ] (c: c.netsecrets.client.templates.t.path);
     # Both spellings, both modules, to the same option.
     server-alias-passwordFile = value [
       {

@@ -1,0 +1,87 @@
+//! `netsecrets render`: read a template (placeholders only, e.g. from the Nix store), read the
+//! values of the secrets it uses from the files `send` wrote, put them in (`template.rs`), and
+//! write the result the way every secret file is written: atomically, with its owner, group and
+//! mode from the start, and only when it changed (`sys/output.rs`); then the change actions
+//! (`sys/systemctl.rs`). Any error leaves the old rendered file as it was.
+
+use std::path::Path;
+
+use crate::cli::RenderArgs;
+use crate::client::template;
+use crate::error::{Error, Result};
+use crate::sys::input::{read_bounded, unfit_error, Unfit};
+use crate::sys::log;
+use crate::sys::output::{self, Perms};
+
+/// Largest template, and largest secret value read (the server's `--secret-file` bound).
+const MAX_TEMPLATE: usize = 16 << 20;
+const MAX_VALUE: usize = 16 << 20;
+
+/// Where `--owner` and `--group` names are looked up.
+const PASSWD: &str = "/etc/passwd";
+const GROUP: &str = "/etc/group";
+
+pub fn render(args: RenderArgs) -> Result<()> {
+    let out = args.output.display();
+    let keep = format!("{out} is left as it was");
+    let (uid, gid) = output::resolve_ids(
+        args.owner.as_deref(),
+        args.group.as_deref(),
+        Path::new(PASSWD),
+        Path::new(GROUP),
+    )?;
+    if args.mode.0 & 0o002 != 0 {
+        log::line(&format!(
+            "warning: --mode {:04o} lets every user change the rendered file; use 0400 or 0440",
+            args.mode.0
+        ));
+    }
+    let perms = Perms {
+        mode: args.mode.0,
+        uid,
+        gid,
+    };
+    let label = format!("--template {}", args.template.display());
+    let text = read_bounded(&args.template, MAX_TEMPLATE)
+        .map_err(|why| unfit_error(&label, MAX_TEMPLATE, &why))?;
+    let bad = |e: template::Bad| Error::config(format!("{label}: {e}; {keep}"));
+    let names = template::names(&text).map_err(bad)?;
+
+    // Only the secrets the template uses are read. One that is not given is left out here:
+    // `template::render` then names it and its line.
+    let mut values: Vec<(&str, Vec<u8>)> = Vec::with_capacity(names.len());
+    for name in names {
+        let Some((_, path)) = args.secrets.iter().find(|(n, _)| n.as_str() == name) else {
+            continue;
+        };
+        let value = read_bounded(path, MAX_VALUE).map_err(|why| {
+            let what = format!("--secret {name}={}", path.display());
+            match why {
+                Unfit::Io(e) => Error::failed(format!(
+                    "{what}: cannot read the secret (was it fetched?); {keep}"
+                ))
+                .with_io(e),
+                _ => unfit_error(&what, MAX_VALUE, &why),
+            }
+        })?;
+        values.push((name, value));
+    }
+    let refs: Vec<(&str, &[u8])> = values.iter().map(|(n, v)| (*n, v.as_slice())).collect();
+    let rendered = template::render(&text, &refs).map_err(bad)?;
+
+    let saved = output::save_if_changed(&args.output, &rendered, perms)?;
+    if args.verbose || saved.written() {
+        log::line(&format!(
+            "{out}: {} from {} ({} secret(s))",
+            if saved.written() {
+                "rendered"
+            } else {
+                "unchanged"
+            },
+            args.template.display(),
+            refs.len()
+        ));
+    }
+    args.actions.after(saved, &out.to_string());
+    Ok(())
+}
