@@ -243,11 +243,18 @@ impl Saved {
 
 /// [`save`], unless `path` already is a regular file with exactly `data` and `perms` (owner
 /// and group compared with the caller's ids when `perms` leaves them out): then nothing is
-/// written and the file keeps its timestamps. The one place "write only if changed" is
+/// written and the file keeps its timestamps (stale temporary files of killed writers are
+/// still removed, as [`write_atomic`] does). The one place "write only if changed" is
 /// decided; change actions (`sys/systemctl.rs`) follow what it returns.
 pub fn save_if_changed(path: &Path, data: &[u8], perms: Perms) -> Result<Saved> {
     let existed = match same_file(path, data, perms) {
-        Some(true) => return Ok(Saved::Unchanged),
+        Some(true) => {
+            // Nothing to write, but leftovers of killed writers go as they would on a write.
+            if let Ok((dir, name)) = split(path) {
+                remove_stale_temps(&dir, name);
+            }
+            return Ok(Saved::Unchanged);
+        }
         Some(false) => true,
         None => false,
     };
@@ -364,6 +371,18 @@ mod tests {
         assert!(!stale.exists());
         assert!(fresh.exists(), "a live writer may own it");
         assert!(other.exists(), "another output's file");
+        // An unchanged value is not written again, but a stale leftover still goes.
+        fs::write(&stale, "x").unwrap();
+        fs::File::options()
+            .write(true)
+            .open(&stale)
+            .unwrap()
+            .set_modified(old)
+            .unwrap();
+        let saved = save_if_changed(&p, b"v", Perms::mode(0o400)).unwrap();
+        assert_eq!(saved, Saved::Unchanged);
+        assert!(!stale.exists(), "left by an unchanged fetch");
+        assert!(fresh.exists());
         fs::remove_dir_all(d).unwrap();
     }
 

@@ -194,8 +194,8 @@ def test_client_killed_during_write():
         for n in leftovers:
             m = os.lstat(os.path.join(d, n)).st_mode & 0o7777
             check(m & ~0o400 == 0, f"leftover {n} has mode {oct(m)}")
-        # Leftovers older than 10 minutes are removed by the next successful write (younger ones
-        # may belong to a live writer and are kept).
+        # Leftovers older than 10 minutes are removed by the next successful fetch, whether its
+        # value changed or not (younger ones may belong to a live writer and are kept).
         for n in leftovers:
             os.utime(os.path.join(d, n), (time.time() - 3600, time.time() - 3600))
         r = send_bin(srv.port, "api", extra=["--file-output", out])
@@ -204,7 +204,7 @@ def test_client_killed_during_write():
         check(not remain, f"stale temporary files not cleaned: {remain}")
         return (f"{kills} of {runs} clients killed mid-run; {seen['old']} reads saw old, {seen['new']} new, "
                 f"0 partial/wrong-mode; {len(leftovers)} owner-only .tmp files left by kills, "
-                f"removed by the next write once stale")
+                f"removed by the next fetch once stale")
     finally:
         procs.stop_all()
         shutil.rmtree(d, ignore_errors=True)
@@ -263,8 +263,10 @@ def test_never_wider_permissions_inotify():
         out = os.path.join(d, "secret")
         for mode in (0o440, 0o400):
             current["mode"] = mode
-            for _ in range(150):
-                r = send_bin(srv.port, "db-password", extra=["--file-output", out, "--mode", f"0{mode:o}"])
+            for i in range(150):
+                # Alternate two values: an unchanged value is not written again (issue 14).
+                name = ("db-password", "api")[i % 2]
+                r = send_bin(srv.port, name, extra=["--file-output", out, "--mode", f"0{mode:o}"])
                 check(r.returncode == 0, f"write failed: {r.stderr!r}")
             time.sleep(0.2)
         stop.set()
