@@ -119,6 +119,26 @@ let
     (lib.concatStringsSep "," cfg.fallbacks)
   ];
 
+  # How `send` and `credentials` reach the server and prove who they are.
+  # `password` and `key` are a path or { specifier = "%d/..."; } (a credential).
+  fetchArgs =
+    password: key:
+    serverArgs
+    ++ [
+      "--password-file"
+      password
+    ]
+    ++ lib.optionals (key != null) [
+      "--encryption-key-file"
+      key
+    ]
+    ++ lib.optional cfg.insecure "--insecure"
+    ++ lib.optionals (cfg.timeout != null) [
+      "--timeout"
+      (toString cfg.timeout)
+    ]
+    ++ lib.optional cfg.verbose "--verbose";
+
   # `netsecrets send` for one secret. `password` and `key` are a path or
   # { specifier = "%d/..."; } (a credential); see common.execLine.
   sendLine =
@@ -137,21 +157,7 @@ let
         exe
         "send"
       ]
-      ++ serverArgs
-      ++ [
-        "--password-file"
-        password
-      ]
-      ++ lib.optionals (key != null) [
-        "--encryption-key-file"
-        key
-      ]
-      ++ lib.optional cfg.insecure "--insecure"
-      ++ lib.optionals (cfg.timeout != null) [
-        "--timeout"
-        (toString cfg.timeout)
-      ]
-      ++ lib.optional cfg.verbose "--verbose"
+      ++ fetchArgs password key
       ++ [
         "--request_secrets"
         name
@@ -285,29 +291,8 @@ let
       [
         exe
         "credentials"
-        "--server"
-        (if cfg.server == null then "" else cfg.server)
-        "--port"
-        (toString cfg.port)
       ]
-      ++ lib.optionals (cfg.fallbacks != [ ]) [
-        "--fallbacks"
-        (lib.concatStringsSep "," cfg.fallbacks)
-      ]
-      ++ [
-        "--password-file"
-        password
-      ]
-      ++ lib.optionals (key != null) [
-        "--encryption-key-file"
-        key
-      ]
-      ++ lib.optional cfg.insecure "--insecure"
-      ++ lib.optionals (cfg.timeout != null) [
-        "--timeout"
-        (toString cfg.timeout)
-      ]
-      ++ lib.optional cfg.verbose "--verbose"
+      ++ fetchArgs password key
       ++ lib.concatMap (
         n:
         lib.optionals ((S n).${attr} != [ ]) [
@@ -485,7 +470,6 @@ let
       // cfg.systemdInitrdOverrides;
     };
 
-  ownerType = lib.types.strMatching "[A-Za-z0-9_][A-Za-z0-9_.-]*[$]?";
   # A unit name as `netsecrets send --restart-unit` and `credentials --allow`
   # take it: "foo" means foo.service.
   unitType = lib.types.strMatching "[A-Za-z0-9:_.@\\-]+";
@@ -511,21 +495,9 @@ let
             {option}`netsecrets.client.enableInitrd` is set (root, 0400).
           '';
         };
-        owner = lib.mkOption {
-          type = ownerType;
-          default = "root";
-          description = "Owner (user name or uid) of the stage-2 file.";
-        };
-        group = lib.mkOption {
-          type = ownerType;
-          default = "root";
-          description = "Group (name or gid) of the stage-2 file.";
-        };
-        mode = lib.mkOption {
-          type = lib.types.strMatching "0?[0-7]{3}";
-          default = "0400";
-          description = "Permissions of the stage-2 file, in octal (no setuid, setgid or sticky bit: `netsecrets send` refuses them).";
-        };
+      }
+      // common.fileOptions "the stage-2 file"
+      // {
         requiredBy = lib.mkOption {
           type = lib.types.listOf unitType;
           default = [ ];

@@ -132,6 +132,32 @@ in
     ];
   };
 
+  # owner, group and mode of a file netsecrets writes (a fetched secret, a
+  # rendered template); `what` names it in the descriptions. The binary
+  # refuses setuid, setgid and sticky bits (and warns on world-writable).
+  fileOptions =
+    what:
+    let
+      ownerType = lib.types.strMatching "[A-Za-z0-9_][A-Za-z0-9_.-]*[$]?";
+    in
+    {
+      owner = lib.mkOption {
+        type = ownerType;
+        default = "root";
+        description = "Owner (user name or uid) of ${what}.";
+      };
+      group = lib.mkOption {
+        type = ownerType;
+        default = "root";
+        description = "Group (name or gid) of ${what}.";
+      };
+      mode = lib.mkOption {
+        type = lib.types.strMatching "0?[0-7]{3}";
+        default = "0400";
+        description = "Permissions of ${what}, in octal (no setuid, setgid or sticky bit).";
+      };
+    };
+
   # A LoadCredential= entry "ID:PATH". systemd expands %-specifiers in it,
   # so a % in the path is doubled.
   loadCredential = id: path: "${id}:${lib.replaceStrings [ "%" ] [ "%%" ] "${path}"}";

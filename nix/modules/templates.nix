@@ -241,7 +241,6 @@ let
     };
   };
 
-  ownerType = lib.types.strMatching "[A-Za-z0-9_][A-Za-z0-9_.-]*[$]?";
 
   templateSubmodule =
     { name, ... }:
@@ -283,21 +282,9 @@ let
             directory must exist, unless it is the default one.
           '';
         };
-        owner = lib.mkOption {
-          type = ownerType;
-          default = "root";
-          description = "Owner (user name or uid) of the rendered file.";
-        };
-        group = lib.mkOption {
-          type = ownerType;
-          default = "root";
-          description = "Group (name or gid) of the rendered file.";
-        };
-        mode = lib.mkOption {
-          type = lib.types.strMatching "0?[0-7]{3}";
-          default = "0400";
-          description = "Permissions of the rendered file, in octal (no setuid, setgid or sticky bit).";
-        };
+      }
+      // common.fileOptions "the rendered file"
+      // {
         restartUnits = lib.mkOption {
           type = lib.types.listOf lib.types.str;
           default = [ ];

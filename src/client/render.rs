@@ -4,43 +4,26 @@
 //! mode from the start, and only when it changed (`sys/output.rs`); then the change actions
 //! (`sys/systemctl.rs`). Any error leaves the old rendered file as it was.
 
-use std::path::Path;
-
 use crate::cli::RenderArgs;
 use crate::client::template;
 use crate::error::{Error, Result};
 use crate::sys::input::{read_bounded, unfit_error, Unfit};
 use crate::sys::log;
-use crate::sys::output::{self, Perms};
+use crate::sys::output;
 
 /// Largest template, and largest secret value read (the server's `--secret-file` bound).
 const MAX_TEMPLATE: usize = 16 << 20;
 const MAX_VALUE: usize = 16 << 20;
 
-/// Where `--owner` and `--group` names are looked up.
-const PASSWD: &str = "/etc/passwd";
-const GROUP: &str = "/etc/group";
-
 pub fn render(args: RenderArgs) -> Result<()> {
     let out = args.output.display();
     let keep = format!("{out} is left as it was");
-    let (uid, gid) = output::resolve_ids(
+    let perms = output::file_perms(
         args.owner.as_deref(),
         args.group.as_deref(),
-        Path::new(PASSWD),
-        Path::new(GROUP),
+        args.mode.0,
+        "the rendered file",
     )?;
-    if args.mode.0 & 0o002 != 0 {
-        log::line(&format!(
-            "warning: --mode {:04o} lets every user change the rendered file; use 0400 or 0440",
-            args.mode.0
-        ));
-    }
-    let perms = Perms {
-        mode: args.mode.0,
-        uid,
-        gid,
-    };
     let label = format!("--template {}", args.template.display());
     let text = read_bounded(&args.template, MAX_TEMPLATE)
         .map_err(|why| unfit_error(&label, MAX_TEMPLATE, &why))?;

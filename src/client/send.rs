@@ -6,7 +6,6 @@
 //! `sys/output.rs`'s.
 
 use std::io::Write;
-use std::path::Path;
 
 use crate::cli::SendArgs;
 use crate::client::Client;
@@ -14,10 +13,6 @@ use crate::config;
 use crate::error::{Error, Result};
 use crate::sys::log;
 use crate::sys::output::{self, Perms};
-
-/// Where `--owner` and `--group` names are looked up.
-const PASSWD: &str = "/etc/passwd";
-const GROUP: &str = "/etc/group";
 
 pub fn send(args: SendArgs) -> Result<()> {
     let perms = perms(&args)?;
@@ -56,25 +51,12 @@ pub fn send(args: SendArgs) -> Result<()> {
 /// The output file's mode, owner and group; checked before anything is fetched.
 fn perms(args: &SendArgs) -> Result<Perms> {
     match &args.file_output {
-        Some(_) => {
-            let (uid, gid) = output::resolve_ids(
-                args.owner.as_deref(),
-                args.group.as_deref(),
-                Path::new(PASSWD),
-                Path::new(GROUP),
-            )?;
-            if args.mode.0 & 0o002 != 0 {
-                log::line(&format!(
-                    "warning: --mode {:04o} lets every user change the secret file; use 0400 or 0440",
-                    args.mode.0
-                ));
-            }
-            Ok(Perms {
-                mode: args.mode.0,
-                uid,
-                gid,
-            })
-        }
+        Some(_) => output::file_perms(
+            args.owner.as_deref(),
+            args.group.as_deref(),
+            args.mode.0,
+            "the secret file",
+        ),
         None if args.owner.is_some() || args.group.is_some() => {
             Err(Error::usage("--owner/--group need --file-output"))
         }

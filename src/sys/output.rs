@@ -35,6 +35,29 @@ impl Perms {
     }
 }
 
+/// The owner, group and mode of a file `send` or `render` writes: `--owner`/`--group` looked
+/// up in `/etc/passwd` and `/etc/group` (no NSS), and a warning for a mode that lets every user
+/// change the file (`what` names it, e.g. "the secret file").
+pub fn file_perms(
+    owner: Option<&str>,
+    group: Option<&str>,
+    mode: u32,
+    what: &str,
+) -> Result<Perms> {
+    let (uid, gid) = resolve_ids(
+        owner,
+        group,
+        Path::new("/etc/passwd"),
+        Path::new("/etc/group"),
+    )?;
+    if mode & 0o002 != 0 {
+        crate::sys::log::line(&format!(
+            "warning: --mode {mode:04o} lets every user change {what}; use 0400 or 0440"
+        ));
+    }
+    Ok(Perms { mode, uid, gid })
+}
+
 /// Resolves `--owner` / `--group` (names or numbers) using the given passwd and group files.
 pub fn resolve_ids(
     owner: Option<&str>,
