@@ -226,7 +226,8 @@ class Evaluator:
             cmd += ["-A", attr]
         p = run(cmd, self.env)
         if p.returncode != 0:
-            return None, tail(p.stderr, 40)
+            # A negative code is a signal (e.g. SIGKILL from the OOM killer: no stderr at all).
+            return None, f"exit status {p.returncode}\n" + tail(p.stderr, 40)
         return json.loads(p.stdout), p.stderr
 
     def closure(self, drv):
