@@ -129,10 +129,11 @@ fn enter(ns: &File) -> std::io::Result<()> {
 /// no normal thread wants the CPU (`--clients-idle`: the server never waits for a CPU behind
 /// the simulated clients, as when they are other machines).
 fn idle_me() {
-    // SAFETY: sched_param is a plain struct owned by this frame, read by the call; pid 0 is
-    // the calling thread.
+    // SAFETY: sched_param is plain data (integers only), so all-zero is a valid value (priority
+    // 0, as SCHED_IDLE requires; musl's has more fields than glibc's, hence no literal); it is
+    // owned by this frame and only read by the call; pid 0 is the calling thread.
     let r = unsafe {
-        let p = libc::sched_param { sched_priority: 0 };
+        let p: libc::sched_param = std::mem::zeroed();
         libc::sched_setscheduler(0, libc::SCHED_IDLE, &p)
     };
     if r != 0 {
