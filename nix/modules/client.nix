@@ -315,6 +315,22 @@ let
     };
   };
 
+  # The stage-2 `send` of one secret to its file, with the password and key
+  # from the unit's credentials; `withStart` as in changeArgs (the fetch unit
+  # and the refresh timer's service differ only there).
+  stage2Send =
+    name: withStart:
+    sendLine {
+      inherit name;
+      output = config.secrets.${name}.file;
+      password = {
+        specifier = "%d/${common.passwordCredential}";
+      };
+      key = if keyFile != null then { specifier = "%d/${common.keyCredential}"; } else null;
+      inherit (config.secrets.${name}) owner group mode;
+      extra = changeArgs config.systemd.package name withStart;
+    };
+
   stage2Unit = name: {
     description = "netsecrets: fetch secret ${name}";
     after = [ "network-online.target" ];
@@ -325,16 +341,7 @@ let
       // {
         Type = "oneshot";
         RemainAfterExit = true;
-        ExecStart = sendLine {
-          inherit name;
-          output = config.secrets.${name}.file;
-          password = {
-            specifier = "%d/${common.passwordCredential}";
-          };
-          key = if keyFile != null then { specifier = "%d/${common.keyCredential}"; } else null;
-          inherit (config.secrets.${name}) owner group mode;
-          extra = changeArgs config.systemd.package name false;
-        };
+        ExecStart = stage2Send name false;
         LoadCredential = credentials;
       }
       // lib.optionalAttrs (changeArgs config.systemd.package name false != [ ]) {
@@ -363,16 +370,7 @@ let
         ExecStart = map (
           name:
           "-"
-          + sendLine {
-            inherit name;
-            output = config.secrets.${name}.file;
-            password = {
-              specifier = "%d/${common.passwordCredential}";
-            };
-            key = if keyFile != null then { specifier = "%d/${common.keyCredential}"; } else null;
-            inherit (config.secrets.${name}) owner group mode;
-            extra = changeArgs config.systemd.package name true;
-          }
+          + stage2Send name true
         ) fileNames;
         LoadCredential = credentials;
       }
