@@ -16,6 +16,7 @@ use crate::server::cidr::Cidr;
 use crate::server::clients::{self, Access, Identities, Spec, DEFAULT_CLIENT};
 use crate::sys::input::{read_bounded, unfit_error, Unfit};
 use crate::sys::log;
+use crate::wire::bound::Protocol;
 use crate::wire::crypto::{self, Codec, Key, OVERHEAD};
 use crate::wire::frame::MAX_RESPONSE;
 use crate::wire::protocol::{SecretName, NOT_FOUND};
@@ -40,6 +41,8 @@ pub struct ServerConfig {
     pub max_per_ip: usize,
     pub max_failures: u32,
     pub verbose: bool,
+    /// Protocol-1 requests are refused below [`Protocol::V2`].
+    pub min_protocol: Protocol,
 }
 
 /// Everything the client needs to talk to the servers, checked.
@@ -49,6 +52,8 @@ pub struct ClientConfig {
     pub port: u16,
     pub password: Vec<u8>,
     pub codec: Codec,
+    /// Protocol 2 whenever there is a key, unless `--protocol 1`; protocol 1 in plaintext.
+    pub protocol: Protocol,
     pub timeout: Duration,
     pub verbose: bool,
 }
@@ -365,6 +370,11 @@ pub fn server(args: ReceiveArgs) -> Result<ServerConfig> {
         clients_file: args.clients_file,
     };
     let live = load(&sources, true)?;
+    if args.min_protocol == Protocol::V2
+        && matches!(sources.key, KeySource::None | KeySource::Insecure { .. })
+    {
+        log::line("warning: --min-protocol 2 without an encryption key: every request without a client key is refused (protocol 2 needs a key)");
+    }
     Ok(ServerConfig {
         bind,
         sources,
@@ -375,6 +385,7 @@ pub fn server(args: ReceiveArgs) -> Result<ServerConfig> {
         max_per_ip: args.max_per_ip,
         max_failures: args.max_failures,
         verbose: args.net.verbose,
+        min_protocol: args.min_protocol,
     })
 }
 
@@ -387,11 +398,22 @@ pub fn client(args: &FetchArgs, password: Vec<u8>) -> Result<ClientConfig> {
         .chain(args.fallbacks.iter())
         .cloned()
         .collect();
+    let codec = codec(&args.net.key, true)?;
+    let protocol = match (args.protocol, &codec) {
+        (Some(Protocol::V2), Codec::Plain) => {
+            return Err(Error::usage(
+                "--protocol 2 needs an encryption key (--encryption-key-file); in plaintext only protocol 1 exists",
+            ))
+        }
+        (_, Codec::Plain) | (Some(Protocol::V1), _) => Protocol::V1,
+        (_, Codec::Aes(_)) => Protocol::V2,
+    };
     Ok(ClientConfig {
         servers,
         port: args.net.port,
         password,
-        codec: codec(&args.net.key, true)?,
+        codec,
+        protocol,
         timeout: args.net.timeout.unwrap_or(CLIENT_TIMEOUT),
         verbose: args.net.verbose,
     })

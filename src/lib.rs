@@ -13,7 +13,9 @@
 //!     `Count` as `FromStr`), `render.rs` (`render`'s flags), `help.rs` (the `--help` texts).
 //! - `wire/`     — what travels, the same code on both sides:
 //!   - `frame.rs` (the 4-byte length frame), `protocol.rs` (the request/response texts; the
-//!     secret-name rule and `SecretName`), `crypto.rs` (AES-256-GCM, the password check).
+//!     secret-name rule and `SecretName`), `crypto.rs` (AES-256-GCM, the password check),
+//!     `bound.rs` (protocol 2: every answer bound to its request and name; the client's
+//!     checks of an answer in either protocol).
 //! - `server/`   — `receive`:
 //!   - `receive.rs` (accept loop, worker pool, SIGHUP reload), `limits.rs` (admission caps,
 //!     failure lockout, eviction), `clients.rs` (the `--clients-file` format and the

@@ -503,6 +503,7 @@ fn light(
         port: PORT,
         password: PASSWORD.as_bytes().to_vec(),
         codec: Codec::Aes(Key::from_str_key(KEY)),
+        protocol: netsecrets::wire::bound::Protocol::V2,
         timeout: CLIENT_TIMEOUT,
         verbose: false,
     };

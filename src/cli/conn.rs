@@ -15,6 +15,7 @@ use super::parse::{env_string, parse_as, string, value, Env};
 use super::values::{self, Port, Seconds};
 use super::{FetchArgs, KeySource, Net, PasswordSource, DEFAULT_PORT};
 use crate::error::{Error, Result};
+use crate::wire::bound::Protocol;
 use crate::wire::protocol::SecretName;
 
 /// The flags of [`Net`], as given.
@@ -107,6 +108,7 @@ pub(super) struct FetchFlags {
     pub(super) net: NetFlags,
     names: Option<Vec<SecretName>>,
     fallbacks: Option<Vec<String>>,
+    protocol: Option<Protocol>,
 }
 
 impl FetchFlags {
@@ -124,6 +126,9 @@ impl FetchFlags {
                 self.fallbacks
                     .get_or_insert_with(Vec::new)
                     .extend(values::list(&v));
+            }
+            "--protocol" => {
+                self.protocol = Some(protocol(&string(p, "--protocol")?, "--protocol")?)
             }
             _ => return Ok(false),
         }
@@ -154,6 +159,12 @@ impl FetchFlags {
                 .map(|v| values::list(&v))
                 .unwrap_or_default(),
         };
+        let protocol = match self.protocol {
+            Some(v) => Some(v),
+            None => env_string(env, "NETSECRETS_PROTOCOL")?
+                .map(|v| protocol(&v, "NETSECRETS_PROTOCOL"))
+                .transpose()?,
+        };
         let net = self.net.finish(env)?;
         if net.server.is_none() && fallbacks.is_empty() {
             return Err(Error::usage(
@@ -164,7 +175,19 @@ impl FetchFlags {
             net,
             names,
             fallbacks,
+            protocol,
         })
+    }
+}
+
+/// `--protocol` / `--min-protocol`: 1 (no associated data) or 2 (answers bound to requests).
+pub(super) fn protocol(v: &str, label: &str) -> Result<Protocol> {
+    match v.trim() {
+        "1" => Ok(Protocol::V1),
+        "2" => Ok(Protocol::V2),
+        _ => Err(Error::usage(format!(
+            "invalid {label} {v:?}: expected 1 or 2"
+        ))),
     }
 }
 

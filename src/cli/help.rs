@@ -41,6 +41,8 @@ Serve secrets from memory over TCP.
   --encryption-key-file PATH  AES-256-GCM key = SHA-256(file minus one trailing newline);
                               beats --encryption-key
   --insecure                  plaintext even if a key is given
+  --min-protocol 1|2          2: refuse protocol-1 requests, whose answers are bound to
+                              nothing (env NETSECRETS_MIN_PROTOCOL) [1]
   --timeout SECS              per-connection deadline [5]
   --max-connections N         connections served at once (= worker threads) [256]
   --max-per-ip N              connections at once from one address [64]
@@ -77,6 +79,8 @@ Fetch secrets; write them to stdout (one per line) or atomically to a file.
   --encryption-key STR        AES-256-GCM key = SHA-256(STR); visible in ps, prefer:
   --encryption-key-file PATH  key = SHA-256(file minus one trailing newline); beats --encryption-key
   --insecure                  plaintext even if a key is given
+  --protocol 1|2              2: each answer bound to its request (needs a key); 1 for servers
+                              that know only protocol 1 (env NETSECRETS_PROTOCOL) [2 with a key]
   --timeout SECS              total deadline, retries with backoff included [30]
   --verbose                   progress on stderr (never values, passwords or keys)
   -h, --help
@@ -98,7 +102,7 @@ systemd accepts for a credential, so the unit fails to start. Nothing is stored.
   --allow NAME=UNIT,...       the units that may load NAME; repeatable
   --socket PATH               listen here (mode 0600; a stale socket is replaced), unless
                               systemd passes the socket (LISTEN_FDS, a .socket unit)
-  --server --port --password[-file] --fallbacks --encryption-key[-file] --insecure
+  --server --port --password[-file] --fallbacks --encryption-key[-file] --insecure --protocol
   --timeout SECS              as for send; the timeout is per credential [30]
   --verbose
   -h, --help
@@ -117,7 +121,8 @@ Ask for the server password on a terminal (no echo) and store it for `send --pas
                               password is sent once it reaches a server (an unreachable one is
                               retried within --timeout); a refused one is asked again at once,
                               never sent again. Takes send's connection flags:
-                              --server --port --fallbacks --encryption-key[-file] --insecure --timeout
+                              --server --port --fallbacks --encryption-key[-file] --insecure
+                              --protocol --timeout
   --tries N                   typed passwords with --verify-secret before giving up [3]
   -h, --help
 ";

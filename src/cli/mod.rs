@@ -90,6 +90,8 @@ pub struct ReceiveArgs {
     pub max_per_ip: usize,
     /// Failed authentications from one address before it is locked out (0: never).
     pub max_failures: u32,
+    /// `--min-protocol`: 2 refuses protocol-1 requests.
+    pub min_protocol: crate::wire::bound::Protocol,
 }
 
 /// What to fetch and from where: `send`'s connection half, which `ask-password --verify-secret`
@@ -99,6 +101,8 @@ pub struct FetchArgs {
     pub net: Net,
     pub names: Vec<SecretName>,
     pub fallbacks: Vec<String>,
+    /// `--protocol`; `None`: 2 with a key, 1 in plaintext.
+    pub protocol: Option<crate::wire::bound::Protocol>,
 }
 
 #[derive(Clone, PartialEq, Eq)]

@@ -9,7 +9,7 @@ use std::str::FromStr;
 
 use lexopt::prelude::*;
 
-use super::conn::{FetchFlags, NetFlags};
+use super::conn::{protocol, FetchFlags, NetFlags};
 use super::help::{
     ASK_HELP, COPY_HELP, CREDENTIALS_HELP, KEYGEN_HELP, MAIN_HELP, RECEIVE_HELP, SEND_HELP,
 };
@@ -21,6 +21,7 @@ use super::{
 use crate::error::{Error, Result};
 use crate::server::cidr;
 use crate::sys::systemctl::Actions;
+use crate::wire::bound::Protocol;
 use crate::wire::protocol::SecretName;
 
 /// The environment: a lookup standing in for the process's, so tests never touch the real one.
@@ -67,6 +68,7 @@ fn parse_receive(p: &mut lexopt::Parser, env: Env) -> Result<Command> {
     let mut max_connections = 256;
     let mut max_per_ip = 64;
     let mut max_failures = 5;
+    let mut min_protocol = None;
     while let Some(arg) = p.next()? {
         let arg = flag(arg)?;
         if net.take(&arg, p)? {
@@ -108,10 +110,20 @@ fn parse_receive(p: &mut lexopt::Parser, env: Env) -> Result<Command> {
                     parse_as::<Count>(&v, "--max-failures")?.0 as u32
                 };
             }
+            "--min-protocol" => {
+                min_protocol = Some(protocol(&string(p, "--min-protocol")?, "--min-protocol")?)
+            }
             "-h" | "--help" => return Ok(Command::Help(RECEIVE_HELP)),
             _ => return Err(unknown(&arg)),
         }
     }
+    let min_protocol = match min_protocol {
+        Some(v) => v,
+        None => match env_string(env, "NETSECRETS_MIN_PROTOCOL")? {
+            Some(v) => protocol(&v, "NETSECRETS_MIN_PROTOCOL")?,
+            None => Protocol::V1,
+        },
+    };
     Ok(Command::Receive(ReceiveArgs {
         net: net.finish(env)?,
         secrets,
@@ -122,6 +134,7 @@ fn parse_receive(p: &mut lexopt::Parser, env: Env) -> Result<Command> {
         max_connections,
         max_per_ip,
         max_failures,
+        min_protocol,
     }))
 }
 

@@ -16,9 +16,10 @@ use crate::config::ClientConfig;
 use crate::error::{Error, Result};
 use crate::sys::log;
 use crate::sys::net::{self, Deadline};
-use crate::wire::crypto::{OpenError, SealError};
-use crate::wire::frame::{self, FrameError, MAX_RESPONSE};
-use crate::wire::protocol::{self, SecretName, NOT_FOUND};
+use crate::wire::bound::{Answer, Question};
+use crate::wire::crypto::SealError;
+use crate::wire::frame::{self, FrameError};
+use crate::wire::protocol::SecretName;
 
 /// Longest one attempt (connect + request + response) may take, so that one silent server does
 /// not use up the whole deadline and the fallbacks get their turn.
@@ -265,8 +266,13 @@ impl<'a> Client<'a> {
         let stream = net::connect(host, self.cfg.port, at)
             .map_err(|e| Miss::Retry(connect_problem(&server, &e)))?;
         let mut io = Deadline::new(&stream, at);
-        let request = protocol::build_request(&self.cfg.password, name.as_str());
-        let sealed = self.cfg.codec.seal_frame(&request).map_err(|e| {
+        let question = Question::new(
+            &self.cfg.codec,
+            self.cfg.protocol,
+            &self.cfg.password,
+            name.as_str(),
+        )
+        .map_err(|e| {
             Miss::Retry(match e {
                 SealError::NoRandom(e) => {
                     format!("no random nonce available for the request: {e}")
@@ -274,10 +280,11 @@ impl<'a> Client<'a> {
                 SealError::TooLong => "cannot seal the request: it is too long".to_owned(),
             })
         })?;
-        io.write_all(&sealed).map_err(|e| {
+        io.write_all(question.frame()).map_err(|e| {
             Miss::Retry(format!("server {server}: sending the request failed: {e}"))
         })?;
-        let payload = frame::read_frame(&mut frame::InlineBuf::new(&mut io), MAX_RESPONSE)
+        let max_response = question.response_cap();
+        let payload = frame::read_frame(&mut frame::InlineBuf::new(&mut io), max_response)
             .map_err(|e| {
                 let closed = match &e {
                     FrameError::Closed | FrameError::Truncated { .. } => true,
@@ -293,19 +300,22 @@ impl<'a> Client<'a> {
                     Miss::Retry(read_problem(&server, &e))
                 }
             })?;
-        let value = self.cfg.codec.open(payload).map_err(|e| {
-            Miss::Retry(match e {
-                OpenError::TooShort | OpenError::BadTag => format!(
-                    "the response from {server} did not decrypt: the encryption keys differ, or the server runs without one (--insecure)"
-                ),
-            })
-        })?;
-        if value == NOT_FOUND {
-            return Err(Miss::NotFound(format!(
+        // An answer that is not to this very request (another key, or replayed or reflected
+        // on the path) fails this server like one that did not decrypt: the next is tried.
+        let answer = question
+            .open_answer(
+                &self.cfg.codec,
+                &self.cfg.password,
+                name.as_str().as_bytes(),
+                payload,
+            )
+            .map_err(|e| Miss::Retry(e.describe(&server)))?;
+        match answer {
+            Answer::Value(value) => Ok(value),
+            Answer::NotFound => Err(Miss::NotFound(format!(
                 "server {server} has no secret named {name:?}: check the name against the server's -S/--secret-file list"
-            )));
+            ))),
         }
-        Ok(value)
     }
 }
 
@@ -404,6 +414,7 @@ mod tests {
             port,
             password: b"pw".to_vec(),
             codec: Codec::Plain,
+            protocol: crate::wire::bound::Protocol::V1,
             timeout: Duration::from_millis(600),
             verbose: false,
         };

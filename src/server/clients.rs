@@ -31,6 +31,7 @@ use std::path::PathBuf;
 use sha2::{Digest, Sha256};
 
 use crate::server::cidr::{self, Cidr};
+use crate::wire::bound::Via;
 use crate::wire::crypto::{Codec, OpenError};
 
 /// Most distinct encryption keys the clients allowed at any one address may have: the number of
@@ -344,28 +345,22 @@ impl Identities {
         c
     }
 
-    /// Opens `payload` with the first candidate codec that accepts it; returns the plaintext
-    /// and the codec's index. A tag check per key, at most.
+    /// Opens `payload` with the first candidate codec that accepts it, as protocol 2 or as
+    /// protocol 1 ([`Codec::open_request`]); returns the plaintext, the codec's index and how
+    /// the request came. Two tag checks per key at most, and no copy: a failed try leaves the
+    /// payload as it was.
     pub fn open(
         &self,
         cands: &Candidates,
-        payload: Vec<u8>,
-    ) -> Result<(Vec<u8>, usize), OpenError> {
+        mut payload: Vec<u8>,
+    ) -> Result<(Vec<u8>, usize, Via), OpenError> {
         let list = cands.idx.get(..cands.len).unwrap_or_default();
-        let mut payload = Some(payload);
-        for (n, &i) in list.iter().enumerate() {
+        for &i in list {
             let Some(codec) = self.codecs.get(i) else {
                 continue;
             };
-            let last = n + 1 == list.len();
-            let attempt = if last {
-                payload.take()
-            } else {
-                payload.clone()
-            };
-            let Some(attempt) = attempt else { break };
-            if let Ok(plain) = codec.open(attempt) {
-                return Ok((plain, i));
+            if let Ok(via) = codec.open_request(&mut payload) {
+                return Ok((payload, i, via));
             }
         }
         Err(OpenError::BadTag)
@@ -491,11 +486,20 @@ mod tests {
         assert_eq!(
             ids.open(&ids.candidates(ip("10.0.0.1")), sealed.clone())
                 .unwrap(),
-            (b"x".to_vec(), 2)
+            (b"x".to_vec(), 2, Via::V1)
+        );
+        // A protocol-2 request opens as one, with the same key.
+        let mut sealed2 = Vec::new();
+        let nonce = Key::from_str_key("b")
+            .seal_parts_into(&mut sealed2, &[b"x"], crate::wire::bound::REQUEST_AAD)
+            .unwrap();
+        assert_eq!(
+            ids.open(&ids.candidates(ip("10.0.0.1")), sealed2).unwrap(),
+            (b"x".to_vec(), 2, Via::V2(nonce))
         );
         assert!(
             ids.open(&ids.candidates(ip("10.0.1.1")), sealed)
-                .map(|(_, i)| i)
+                .map(|(_, i, _)| i)
                 == Ok(0),
             "only plaintext is tried there"
         );

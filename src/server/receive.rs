@@ -42,9 +42,10 @@ use crate::server::cidr::{self, Cidr};
 use crate::server::limits::{Gate, Pending, Permit, Refusal};
 use crate::sys::log::{self, Millis, Printable};
 use crate::sys::net::{self, Deadline};
-use crate::wire::crypto::{SealError, OVERHEAD};
+use crate::wire::bound::Protocol;
+use crate::wire::crypto::SealError;
 use crate::wire::frame::{self, FrameError, MAX_REQUEST};
-use crate::wire::protocol::{self, NOT_FOUND};
+use crate::wire::protocol;
 
 /// Stack of each worker thread: the work is a few small buffers on the heap.
 const WORKER_STACK: usize = 128 * 1024;
@@ -92,6 +93,8 @@ struct Shared {
     keep_workers: usize,
     /// Lines for refused and unauthenticated connections, rate-limited per [`Kind`].
     limited_log: Mutex<RateLimit>,
+    /// `--min-protocol`: protocol-1 requests are refused below [`Protocol::V2`].
+    min_protocol: Protocol,
 }
 
 /// How one connection ended.
@@ -107,6 +110,9 @@ enum Outcome {
     /// comparison) or the answer-bytes cap.
     Refused(Refusal),
     Undecryptable,
+    /// A protocol-1 request to a server with `--min-protocol 2`: refused like a wrong key,
+    /// not counted as a password guess.
+    OldProtocol,
     Malformed(&'static str),
     Frame(FrameError),
     WriteFailed(std::io::Error),
@@ -126,7 +132,7 @@ impl Outcome {
             Outcome::WrongPassword => Kind::WrongPassword,
             Outcome::NoClient => Kind::Denied,
             Outcome::Refused(_) => Kind::Refused,
-            Outcome::Undecryptable => Kind::Undecryptable,
+            Outcome::Undecryptable | Outcome::OldProtocol => Kind::Undecryptable,
             Outcome::Malformed(_) => Kind::Malformed,
             Outcome::Frame(FrameError::Closed) => Kind::Closed,
             Outcome::Frame(_) => Kind::BadFrame,
@@ -241,6 +247,7 @@ impl Server {
                 .clamp(KEEP_WORKERS_MIN, KEEP_WORKERS_MAX)
                 .min(cfg.max_connections),
             limited_log: Mutex::new(RateLimit::default()),
+            min_protocol: cfg.min_protocol,
         });
         Ok(Server { shared })
     }
@@ -611,7 +618,8 @@ fn handle(shared: &Shared, mut job: Job) {
     // The one clone of the configuration per connection.
     let live = Arc::clone(&shared.live.read().unwrap_or_else(|p| p.into_inner()));
     let mut client = None;
-    let outcome = serve(shared, &live, &mut job, &mut client);
+    let mut protocol = None;
+    let outcome = serve(shared, &live, &mut job, &mut client, &mut protocol);
     // Close at once, before the bookkeeping and the log line: the socket is corked (see
     // `Server::bind`), so this is what sends the answer, with the FIN. Deregistered first, so
     // that this is the stream's last owner and the close happens here and now.
@@ -644,6 +652,10 @@ fn handle(shared: &Shared, mut job: Job) {
                 " outcome=undecryptable (encryption key or --insecure differs)"
             )
         }
+        Outcome::OldProtocol => write!(
+            text,
+            " outcome=refused protocol 1 (--min-protocol 2; update the client or give it a key)"
+        ),
         Outcome::Malformed(why) => write!(text, " outcome={why}"),
         Outcome::Frame(FrameError::Closed) => write!(text, " outcome=closed without a request"),
         Outcome::Frame(e) => write!(text, " outcome=bad frame ({e})"),
@@ -655,6 +667,9 @@ fn handle(shared: &Shared, mut job: Job) {
             write!(text, " outcome=cannot seal the answer (too long)")
         }
     };
+    if let Some(p) = protocol {
+        let _ = write!(text, " protocol={}", p.number());
+    }
     let _ = write!(text, " took={}", Millis(job.accepted.elapsed()));
     match outcome.kind() {
         None => log::end_line(text),
@@ -662,8 +677,15 @@ fn handle(shared: &Shared, mut job: Job) {
     }
 }
 
-/// Serves one connection; sets `client` (an index into `live.ids`) once the password matched.
-fn serve(shared: &Shared, live: &Live, job: &mut Job, client: &mut Option<usize>) -> Outcome {
+/// Serves one connection; sets `client` (an index into `live.ids`) once the password matched,
+/// and `protocol` once the request opened.
+fn serve(
+    shared: &Shared,
+    live: &Live,
+    job: &mut Job,
+    client: &mut Option<usize>,
+    protocol: &mut Option<Protocol>,
+) -> Outcome {
     let ip = job.peer.ip();
     let candidates = live.ids.candidates(ip);
     if candidates.is_empty() {
@@ -683,10 +705,15 @@ fn serve(shared: &Shared, live: &Live, job: &mut Job, client: &mut Option<usize>
     // counts against its address until its answer is written (a client that does not read
     // holds its slot).
     job.registration.finish();
-    // One tag check per key of the clients allowed here (a bounded number), plaintext last.
-    let Ok((plain, codec_idx)) = live.ids.open(&candidates, payload) else {
+    // Per key of the clients allowed here (a bounded number): a tag check as protocol 2, then
+    // one as protocol 1; plaintext last.
+    let Ok((plain, codec_idx, via)) = live.ids.open(&candidates, payload) else {
         return Outcome::Undecryptable;
     };
+    *protocol = Some(via.protocol());
+    if via.protocol() < shared.min_protocol {
+        return Outcome::OldProtocol;
+    }
     let req = match protocol::parse_request(&plain) {
         Ok(r) => r,
         Err(e) => return Outcome::Malformed(e.as_str()),
@@ -713,20 +740,18 @@ fn serve(shared: &Shared, live: &Live, job: &mut Job, client: &mut Option<usize>
     let name = req.name.to_vec();
     // A name the client may not read gets the very answer of a name that does not exist.
     let (value, found) = match live.secrets.get(req.name) {
-        Some(v) if may_read => (v.as_slice(), Some(true)),
-        Some(_) => (NOT_FOUND, None),
-        None => (NOT_FOUND, Some(false)),
+        Some(v) if may_read => (Some(v.as_slice()), Some(true)),
+        Some(_) => (None, None),
+        None => (None, Some(false)),
     };
     // Reserved before the answer is allocated: clients that do not read hold at most
     // MAX_ANSWER_BYTES of answers (and their --max-per-ip slots) until their deadline.
-    let _reserved = match shared
-        .gate
-        .reserve_answer(frame::HEADER_LEN + OVERHEAD + value.len())
-    {
+    let _reserved = match shared.gate.reserve_answer(via.answer_len(codec, value)) {
         Ok(r) => r,
         Err(r) => return Outcome::Refused(r),
     };
-    let answer = match codec.seal_frame(value) {
+    // In the protocol the request came in: protocol 2 binds it to this request and name.
+    let answer = match codec.answer_frame(&via, &name, value) {
         Ok(a) => a,
         Err(e) => return Outcome::SealFailed(e),
     };

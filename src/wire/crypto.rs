@@ -90,36 +90,61 @@ impl Key {
     /// Appends `plaintext`, encrypted under a fresh random nonce, to `out` (which may already
     /// hold a frame header). On error, `out` may hold a partial payload.
     pub fn seal_into(&self, out: &mut Vec<u8>, plaintext: &[u8]) -> Result<(), SealError> {
+        self.seal_parts_into(out, &[plaintext], b"").map(|_| ())
+    }
+
+    /// Appends the concatenation of `parts`, encrypted under a fresh random nonce with the
+    /// associated data `aad`, to `out`; returns the nonce. Sealed in place behind what `out`
+    /// holds: no buffer besides `out`.
+    pub fn seal_parts_into(
+        &self,
+        out: &mut Vec<u8>,
+        parts: &[&[u8]],
+        aad: &[u8],
+    ) -> Result<[u8; NONCE_LEN], SealError> {
         let mut nonce = [0u8; NONCE_LEN];
         getrandom::getrandom(&mut nonce).map_err(SealError::NoRandom)?;
-        out.reserve(OVERHEAD + plaintext.len());
+        let len: usize = parts.iter().map(|p| p.len()).sum();
+        out.reserve(OVERHEAD + len);
         out.extend_from_slice(&nonce);
         let start = out.len();
-        out.extend_from_slice(plaintext);
+        for p in parts {
+            out.extend_from_slice(p);
+        }
         let body = out.get_mut(start..).unwrap_or_default();
         // Encryption fails only for plaintexts over 64 GiB; frames are capped at 16 MiB.
         let tag = self
             .cipher
-            .encrypt_in_place_detached(Nonce::from_slice(&nonce), b"", body)
+            .encrypt_in_place_detached(Nonce::from_slice(&nonce), aad, body)
             .map_err(|_| SealError::TooLong)?;
         out.extend_from_slice(&tag);
-        Ok(())
+        Ok(nonce)
     }
 
     /// Decrypts a sealed payload in place and returns the plaintext.
     pub fn open(&self, mut payload: Vec<u8>) -> Result<Vec<u8>, OpenError> {
+        self.open_in_place(&mut payload, b"")?;
+        Ok(payload)
+    }
+
+    /// Checks the tag of the sealed `payload` with the associated data `aad` and, when it
+    /// verifies, turns `payload` into its plaintext. When it does not, `payload` is left
+    /// exactly as it was (the tag is checked before anything is decrypted), so the same bytes
+    /// can be tried again with another key or another `aad` without a copy.
+    pub fn open_in_place(&self, payload: &mut Vec<u8>, aad: &[u8]) -> Result<(), OpenError> {
         if payload.len() < OVERHEAD {
             return Err(OpenError::TooShort);
         }
         let tag_at = payload.len() - TAG_LEN;
         let tag = Tag::clone_from_slice(payload.get(tag_at..).unwrap_or_default());
-        payload.truncate(tag_at);
-        let (nonce, body) = payload.split_at_mut(NONCE_LEN);
+        let body_and_nonce = payload.get_mut(..tag_at).unwrap_or_default();
+        let (nonce, body) = body_and_nonce.split_at_mut(NONCE_LEN);
         self.cipher
-            .decrypt_in_place_detached(Nonce::from_slice(nonce), b"", body, &tag)
+            .decrypt_in_place_detached(Nonce::from_slice(nonce), aad, body, &tag)
             .map_err(|_| OpenError::BadTag)?;
+        payload.truncate(tag_at);
         payload.drain(..NONCE_LEN);
-        Ok(payload)
+        Ok(())
     }
 }
 

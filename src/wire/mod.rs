@@ -5,7 +5,10 @@
 //! - `frame.rs`    — the 4-byte length frame: pure decoder, capped reader, in-place builder.
 //! - `protocol.rs` — the request/response texts inside a frame; the secret-name rule.
 //! - `crypto.rs`   — AES-256-GCM sealing with SHA-256-derived keys; the password check.
+//! - `bound.rs`    — protocol 2: answers bound to their request and name (associated data),
+//!   beside protocol 1 on the same port; the client's checks of an answer.
 
+pub mod bound;
 pub mod crypto;
 pub mod frame;
 pub mod protocol;
