@@ -383,3 +383,50 @@ fn value_errors_read_word_for_word_as_they_always_have() {
         format!("--verify-secret: {bad_name}")
     );
 }
+
+#[test]
+fn protocol_flags_and_environment() {
+    use crate::wire::bound::Protocol;
+    let base = [
+        "send",
+        "--server",
+        "s",
+        "--password",
+        "p",
+        "--request_secrets",
+        "a",
+    ];
+    assert_eq!(send(&base, &[]).fetch.protocol, None);
+    let with = |extra: &[&str], env: &[(&str, &str)]| {
+        let mut args = base.to_vec();
+        args.extend_from_slice(extra);
+        send(&args, env).fetch.protocol
+    };
+    assert_eq!(with(&["--protocol", "1"], &[]), Some(Protocol::V1));
+    assert_eq!(with(&["--protocol", "2"], &[]), Some(Protocol::V2));
+    assert_eq!(
+        with(&[], &[("NETSECRETS_PROTOCOL", "1")]),
+        Some(Protocol::V1)
+    );
+    // The flag beats the environment.
+    assert_eq!(
+        with(&["--protocol", "2"], &[("NETSECRETS_PROTOCOL", "1")]),
+        Some(Protocol::V2)
+    );
+    assert!(err(&[&base[..], &["--protocol", "3"]].concat()).contains("expected 1 or 2"));
+    let r = receive(&["receive", "--password", "p"], &[]);
+    assert_eq!(r.min_protocol, Protocol::V1);
+    let r = receive(&["receive", "--password", "p", "--min-protocol", "2"], &[]);
+    assert_eq!(r.min_protocol, Protocol::V2);
+    let r = receive(
+        &["receive", "--password", "p"],
+        &[("NETSECRETS_MIN_PROTOCOL", "2")],
+    );
+    assert_eq!(r.min_protocol, Protocol::V2);
+    let r = receive(
+        &["receive", "--password", "p", "--min-protocol", "1"],
+        &[("NETSECRETS_MIN_PROTOCOL", "2")],
+    );
+    assert_eq!(r.min_protocol, Protocol::V1);
+    assert!(err(&["receive", "--min-protocol", "0"]).contains("--min-protocol"));
+}
