@@ -7,6 +7,11 @@ This file speaks the netsecrets protocol from the spec alone (Python's struct, h
   * a Python client against `netsecrets receive` (plaintext and AES, key string and key file);
   * `netsecrets send` against a Python server (plaintext and AES), which also checks the exact
     request bytes the Rust client puts on the wire;
+  * protocol 2 (AES-GCM with associated data binding each answer to its request's nonce and
+    secret name), written here from the protocol description: Python client -> Rust server and
+    Rust client -> Python server, next to protocol 1. The Python server with `protocols={1}` is
+    the existing peer that knows only protocol 1: the old client (no associated data) is served
+    unchanged by the Rust server, and the Rust client reaches the old server with `--protocol 1`;
 
 and, since it has a pseudo-terminal at hand, `ask-password --verify-secret` against a real server.
 
@@ -47,6 +52,39 @@ def open_(key, payload: bytes) -> bytes:
     return AESGCM(key).decrypt(payload[:12], payload[12:], None)
 
 
+# Protocol 2, from its description: the request is sealed with the 20 bytes
+# "netsecrets/2 request" as associated data; the answer with "netsecrets/2 response" followed by
+# the request's nonce and the secret name; the answer's plaintext is a status byte (0x00 found,
+# the value follows; 0x01 not found, nothing follows).
+AAD_Q = b"netsecrets/2 request"
+
+
+def aad_r(nonce_q: bytes, name: bytes) -> bytes:
+    return b"netsecrets/2 response" + nonce_q + name
+
+
+def seal2(key, plaintext: bytes, aad: bytes):
+    nonce = os.urandom(12)
+    return nonce, nonce + AESGCM(key).encrypt(nonce, plaintext, aad)
+
+
+def open2(key, payload: bytes, aad: bytes) -> bytes:
+    return AESGCM(key).decrypt(payload[:12], payload[12:], aad)
+
+
+def py_request2(port, key, password: bytes, name: bytes):
+    """A protocol-2 exchange; returns ("found", value) or ("not found", b"")."""
+    nonce_q, payload = seal2(key, password + b" " + name, AAD_Q)
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+        s.sendall(frame(payload))
+        plain = open2(key, recv_frame(s), aad_r(nonce_q, name))
+    if plain[:1] == b"\x00":
+        return ("found", plain[1:])
+    if plain == b"\x01":
+        return ("not found", b"")
+    raise ValueError(f"bad protocol-2 answer {plain!r}")
+
+
 def frame(payload: bytes) -> bytes:
     return struct.pack(">I", len(payload)) + payload
 
@@ -79,11 +117,16 @@ def rust_server(*args):
 
 
 class PyServer:
-    """A one-request-per-connection server written from the spec."""
+    """A one-request-per-connection server written from the spec. `protocols={1}` is the
+    existing peer that knows only protocol 1; with 2 in `protocols` (and a key) it opens a
+    request as protocol 2 first and answers in the protocol the request came in. `answer2`
+    may replace the protocol-2 answer's plaintext (a broken or hostile server)."""
 
-    def __init__(self, key, password: bytes, secrets: dict):
+    def __init__(self, key, password: bytes, secrets: dict, protocols=(1,), answer2=None):
         self.key, self.password, self.secrets = key, password, secrets
+        self.protocols, self.answer2 = set(protocols), answer2
         self.requests = []
+        self.seen = []  # the protocol of each request that opened
         self.sock = socket.socket()
         self.sock.bind(("127.0.0.1", 0))
         self.sock.listen(8)
@@ -104,11 +147,27 @@ class PyServer:
                 try:
                     raw = recv_frame(conn)
                     self.requests.append(raw)
-                    text = open_(self.key, raw).rstrip()
+                    proto, text = 1, None
+                    if 2 in self.protocols and self.key is not None:
+                        try:
+                            text, proto = open2(self.key, raw, AAD_Q), 2
+                        except Exception:
+                            pass
+                    if text is None:
+                        text = open_(self.key, raw)
+                    text = text.rstrip()
                     pw, _, name = text.rpartition(b" ")
                     if pw != self.password:
                         continue  # close without a response
-                    conn.sendall(frame(seal(self.key, self.secrets.get(name, b"Not found"))))
+                    self.seen.append(proto)
+                    if proto == 1:
+                        conn.sendall(frame(seal(self.key, self.secrets.get(name, b"Not found"))))
+                    else:
+                        value = self.secrets.get(name)
+                        plain = b"\x00" + value if value is not None else b"\x01"
+                        if self.answer2 is not None:
+                            plain = self.answer2
+                        conn.sendall(frame(seal2(self.key, plain, aad_r(raw[:12], name))[1]))
                 except Exception:
                     pass
 
@@ -238,34 +297,99 @@ def main():
                     check(f"python client -> rust server, {label}: wrong password closes", False, r)
                 except EOFError:
                     check(f"python client -> rust server, {label}: wrong password closes", True)
+                if key is None:
+                    continue
+                # Protocol 2 from the same Python client, beside protocol 1 on the same port.
+                r = py_request2(srv.port, key, b"pass word", b"db")
+                check(f"python client -> rust server, {label}: protocol 2 value", r == ("found", b"hello"), r)
+                r = py_request2(srv.port, key, b"pass word", b"bin")
+                check(f"python client -> rust server, {label}: protocol 2 binary value", r == ("found", value), r)
+                r = py_request2(srv.port, key, b"pass word", b"nope")
+                check(f"python client -> rust server, {label}: protocol 2 not found", r == ("not found", b""), r)
+                # The answer is bound to the request's nonce and name: opened for another
+                # name or another nonce, it does not authenticate.
+                nonce_q, payload = seal2(key, b"pass word db", AAD_Q)
+                with socket.create_connection(("127.0.0.1", srv.port), timeout=10) as c:
+                    c.sendall(frame(payload))
+                    answer = recv_frame(c)
+                bound = []
+                for n, nm in [(nonce_q, b"db"), (nonce_q, b"bin"), (os.urandom(12), b"db")]:
+                    try:
+                        open2(key, answer, aad_r(n, nm))
+                        bound.append(True)
+                    except Exception:
+                        bound.append(False)
+                check(f"python client -> rust server, {label}: protocol 2 answer bound to nonce and name",
+                      bound == [True, False, False], bound)
+                log = srv.log()
+                check(f"python client -> rust server, {label}: log names each protocol",
+                      "name=db outcome=served protocol=1" in log and "name=db outcome=served protocol=2" in log, log)
 
         # Python clients -> Rust server with named clients (--clients-file), each its own
         # password and key, beside the single-password client: the wire is unchanged.
         clients_python_client(d, value, secret_file)
 
-        # Rust client -> Python server.
-        for label, args, key in [
-            ("plaintext", ["--insecure"], None),
-            ("AES key string", ["--encryption-key", "shared key"], key_of(b"shared key")),
-            ("AES key file", ["--encryption-key-file", keyfile], key_of(b"shared key")),
+        # Rust client --protocol 1 -> the existing peer (a Python server that knows only
+        # protocol 1), and Rust client (protocol 2 by default with a key) -> Python server that
+        # speaks protocol 2.
+        for label, args, key, protos in [
+            ("plaintext", ["--insecure"], None, (1,)),
+            ("AES key string, --protocol 1", ["--encryption-key", "shared key", "--protocol", "1"],
+             key_of(b"shared key"), (1,)),
+            ("AES key file, --protocol 1", ["--encryption-key-file", keyfile, "--protocol", "1"],
+             key_of(b"shared key"), (1,)),
+            ("AES key string, protocol 2", ["--encryption-key", "shared key"], key_of(b"shared key"), (1, 2)),
+            ("AES key file, protocol 2", ["--encryption-key-file", keyfile], key_of(b"shared key"), (1, 2)),
         ]:
-            srv = PyServer(key, b"pass word", {b"a": b"alpha", b"bin": value})
+            srv = PyServer(key, b"pass word", {b"a": b"alpha", b"bin": value}, protocols=protos)
             try:
                 out = os.path.join(d, f"out-{len(RESULTS)}")
                 p = rust_send(srv.port, "--password", "pass word", "--request_secrets", "a bin", "--file-output", out, *args)
                 got = open(out, "rb").read() if os.path.exists(out) else None
                 check(f"rust client -> python server, {label}: values", p.returncode == 0 and got == b"alpha\n" + value,
                       (p.returncode, got, p.stderr))
-                req = open_(key, srv.requests[0]) if srv.requests else None
+                want = 2 if 2 in protos else 1
+                check(f"rust client -> python server, {label}: spoke protocol {want}", srv.seen == [want, want], srv.seen)
+                raw = srv.requests[0] if srv.requests else b""
+                req = open2(key, raw, AAD_Q) if want == 2 else open_(key, raw)
                 check(f"rust client -> python server, {label}: request bytes", req == b"pass word a", req)
                 if key is not None:
-                    raw = srv.requests[0]
-                    check(f"rust client -> python server, {label}: nonce+ct+tag layout", len(raw) == 12 + len(b"pass word a") + 16, len(raw))
+                    check(f"rust client -> python server, {label}: nonce+ct+tag layout",
+                          len(raw) == 12 + len(b"pass word a") + 16, len(raw))
                     check(f"rust client -> python server, {label}: fresh nonces",
                           len(srv.requests) == 2 and srv.requests[0][:12] != srv.requests[1][:12])
                 p = rust_send(srv.port, "--password", "pass word", "--request_secrets", "missing", *args)
                 check(f"rust client -> python server, {label}: Not found is an error",
                       p.returncode == 1 and p.stdout == b"" and b"no secret named" in p.stderr, (p.returncode, p.stdout, p.stderr))
+            finally:
+                srv.close()
+
+        # Rust client in protocol 2 against the existing peer (protocol 1 only): an error that
+        # names --protocol 1, nothing written.
+        srv = PyServer(key_of(b"k"), b"pw", {b"a": b"alpha"}, protocols=(1,))
+        try:
+            out = os.path.join(d, "p2-vs-old")
+            p = rust_send(srv.port, "--password", "pw", "--request_secrets", "a", "--encryption-key", "k",
+                          "--timeout", "1", "--file-output", out)
+            check("rust client protocol 2 -> protocol-1-only python server: error naming --protocol 1",
+                  p.returncode == 1 and not os.path.exists(out) and b"--protocol 1" in p.stderr, (p.returncode, p.stderr))
+        finally:
+            srv.close()
+
+        # A protocol-2 server that answers with an empty plaintext or an unknown status byte:
+        # an error, nothing written, the old file kept.
+        for label, plain in [("empty plaintext", b""), ("unknown status 0x02", b"\x02alpha"),
+                             ("not found with bytes after it", b"\x01alpha")]:
+            srv = PyServer(key_of(b"k"), b"pw", {b"a": b"alpha"}, protocols=(1, 2), answer2=plain)
+            try:
+                out = os.path.join(d, "kept")
+                with open(out, "wb") as f:
+                    f.write(b"old value")
+                os.chmod(out, 0o600)
+                p = rust_send(srv.port, "--password", "pw", "--request_secrets", "a", "--encryption-key", "k",
+                              "--timeout", "1", "--file-output", out, "--mode", "0600")
+                check(f"rust client -> python server, protocol 2 {label}: error, old file kept",
+                      p.returncode == 1 and open(out, "rb").read() == b"old value", (p.returncode, p.stderr))
             finally:
                 srv.close()
 

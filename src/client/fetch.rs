@@ -295,7 +295,7 @@ impl<'a> Client<'a> {
                     FrameError::TooLarge { .. } => false,
                 };
                 if closed {
-                    Miss::Rejected(read_problem(&server, &e))
+                    Miss::Rejected(read_problem(&server, &e) + question.closed_hint())
                 } else {
                     Miss::Retry(read_problem(&server, &e))
                 }

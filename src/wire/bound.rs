@@ -248,6 +248,15 @@ impl Question {
         self.protocol
     }
 
+    /// Added to the client's message for a server that closed without answering: a server
+    /// that knows only protocol 1 does that to every protocol-2 request.
+    pub fn closed_hint(&self) -> &'static str {
+        match self.protocol {
+            Protocol::V1 => "",
+            Protocol::V2 => " (a server that knows only protocol 1 closes protocol-2 requests too: until it is updated, give this client --protocol 1)",
+        }
+    }
+
     /// Largest answer payload to accept.
     pub fn response_cap(&self) -> usize {
         match self.protocol {
