@@ -2,7 +2,7 @@
 # Runs each cargo-fuzz (libFuzzer, coverage-guided) target for a bounded time and prints, per
 # target, the executions, the corpus size and the findings (crash/leak/timeout/oom artifacts).
 #
-#   fuzz/run.sh [SECONDS_PER_TARGET] [target ...]     default 60 s, all four targets
+#   fuzz/run.sh [SECONDS_PER_TARGET] [target ...]     default 60 s, all five targets
 #
 # Needs a nightly toolchain (`rustup toolchain install nightly`) and cargo-fuzz
 # (`cargo install cargo-fuzz`). Corpora live in fuzz/corpus/<target> (not committed); seeds are
@@ -13,7 +13,7 @@ cd "$(dirname "$0")"
 secs=${1:-60}
 shift || true
 targets=("$@")
-[ ${#targets[@]} -eq 0 ] && targets=(frame_decode request_parse decrypt cli_parse)
+[ ${#targets[@]} -eq 0 ] && targets=(frame_decode request_parse decrypt cli_parse answer_open)
 
 if ! cargo +nightly fuzz --version >/dev/null 2>&1; then
     echo "fuzz/run.sh: needs cargo-fuzz and a nightly toolchain" >&2

@@ -18,7 +18,8 @@
 //! up.
 //!
 //! Per request the server tries the keys of the clients allowed at the source address: at most
-//! [`MAX_KEYS_PER_ADDRESS`] GCM tag checks, a bound `config.rs` enforces when it loads the file.
+//! [`MAX_KEYS_PER_ADDRESS`] keys, a GCM tag check as protocol 2 and one as protocol 1 each, a
+//! bound `config.rs` enforces when it loads the file.
 //! It then finds the client by password: the password is hashed with a random salt drawn at each
 //! load, and the salted digest is the key of a hash map. The time a lookup takes depends only on
 //! that salted digest, which nobody outside the process can compute, so it tells an attacker
@@ -34,8 +35,8 @@ use crate::server::cidr::{self, Cidr};
 use crate::wire::bound::Via;
 use crate::wire::crypto::{Codec, OpenError};
 
-/// Most distinct encryption keys the clients allowed at any one address may have: the number of
-/// GCM tag checks one request may cost.
+/// Most distinct encryption keys the clients allowed at any one address may have: the keys one
+/// request may be tried with (two GCM tag checks each: protocol 2, then protocol 1).
 pub const MAX_KEYS_PER_ADDRESS: usize = 8;
 /// Longest client name.
 const MAX_NAME: usize = 64;

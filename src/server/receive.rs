@@ -13,7 +13,8 @@
 //! Order of checks per connection: `--authorized-ips` and the admission [`Gate`] right after
 //! `accept`, before a byte is read; then one frame under a deadline for the whole exchange;
 //! then decryption with the keys of the clients allowed at the address (at most
-//! [`MAX_KEYS_PER_ADDRESS`](crate::server::clients::MAX_KEYS_PER_ADDRESS) tag checks), request
+//! [`MAX_KEYS_PER_ADDRESS`](crate::server::clients::MAX_KEYS_PER_ADDRESS) keys, two tag checks
+//! each: protocol 2, then protocol 1, see `wire/bound.rs`) and `--min-protocol`, request
 //! parsing, the lockout again (connections opened in advance give no extra guesses), the client
 //! found by its password (`server/clients.rs`: a wrong password, the only thing that counts
 //! toward a lockout, is counted before the connection closes), the lookup (a name the client
