@@ -119,6 +119,13 @@ let
     (lib.concatStringsSep "," cfg.fallbacks)
   ];
 
+  # Protocol 2 binds each answer to its request (a path attacker cannot send
+  # back the request or an older answer); it needs a key. null: 2 with a key.
+  protocolArgs = [
+    "--protocol"
+    (toString (if cfg.protocol != null then cfg.protocol else if keyFile != null then 2 else 1))
+  ];
+
   # How `send` and `credentials` reach the server and prove who they are.
   # `password` and `key` are a path or { specifier = "%d/..."; } (a credential).
   fetchArgs =
@@ -137,7 +144,8 @@ let
       "--timeout"
       (toString cfg.timeout)
     ]
-    ++ lib.optional cfg.verbose "--verbose";
+    ++ lib.optional cfg.verbose "--verbose"
+    ++ protocolArgs;
 
   # `netsecrets send` for one secret. `password` and `key` are a path or
   # { specifier = "%d/..."; } (a credential); see common.execLine.
@@ -424,6 +432,7 @@ let
       "--tries"
       "3"
     ]
+    ++ protocolArgs
   );
 
   initrdUnit =
@@ -695,6 +704,17 @@ in
       description = "Log progress (never values, passwords or keys).";
     };
 
+    protocol = lib.mkOption {
+      type = lib.types.nullOr (lib.types.enum [ 1 2 ]);
+      default = null;
+      description = ''
+        Wire protocol (`--protocol`). 2 binds every answer to its request and
+        secret name, so that someone on the path without the key cannot send
+        back the request or an older answer; it needs a key. null: 2 when a
+        key is set, else 1. Set 1 only for a server that knows nothing else.
+      '';
+    };
+
     timeout = lib.mkOption {
       type = lib.types.nullOr lib.types.ints.positive;
       default = null;
@@ -798,6 +818,12 @@ in
           {
             assertion = (cfg.enableInitrd || cfg.enableInitrdPassword) -> config.boot.initrd.systemd.enable;
             message = "netsecrets.client.enableInitrd and enableInitrdPassword need systemd in stage 1: set boot.initrd.systemd.enable = true.";
+          }
+        ]
+        ++ [
+          {
+            assertion = cfg.protocol != 2 || keyFile != null;
+            message = "netsecrets.client.protocol = 2 needs an encryption key (netsecrets.client.encryptionKeyFile, not insecure); in plaintext only protocol 1 exists.";
           }
         ]
         ++ initrdFileAssertions

@@ -121,6 +121,10 @@ let
     ]
     ++ lib.optional cfg.insecure "--insecure"
     ++ lib.optional cfg.verbose "--verbose"
+    ++ [
+      "--min-protocol"
+      (toString cfg.minProtocol)
+    ]
   );
 
   # What systemd-analyze security rewards, as far as a TCP server that only
@@ -300,6 +304,16 @@ in
       type = lib.types.bool;
       default = false;
       description = "Log progress (never values, passwords or keys).";
+    };
+
+    minProtocol = lib.mkOption {
+      type = lib.types.enum [ 1 2 ];
+      default = 1;
+      description = ''
+        Oldest wire protocol served (`--min-protocol`). 2 refuses requests of
+        protocol 1, whose answers are bound to nothing: set it once every client
+        speaks protocol 2 (netsecrets.client.protocol).
+      '';
     };
 
     clients = lib.mkOption {

@@ -74,8 +74,8 @@ impl Via {
         }
     }
 
-    /// Bytes of the answer frame for a value of `len` bytes (or for not found: `len` is then
-    /// ignored), under `codec`.
+    /// Bytes of the answer frame [`Codec::answer_frame`] builds for `value` (`None`: not
+    /// found) under `codec`.
     pub fn answer_len(&self, codec: &Codec, value: Option<&[u8]>) -> usize {
         let body = match self {
             Via::V1 => value.unwrap_or(NOT_FOUND).len(),

@@ -960,6 +960,25 @@ let
       modules = [ (serverWith { }) ];
       toplevel = false;
     };
+    # Protocol pinned both ways: a client for a server that knows only
+    # protocol 1, a server that refuses protocol 1.
+    protocol-pinned = {
+      modules = [
+        loaders.none
+        (serverWith { minProtocol = 2; })
+        (clientWith { protocol = 1; })
+      ];
+      toplevel = false;
+    };
+    client-protocol-2-plaintext = {
+      modules = [
+        (clientWith {
+          insecure = true;
+          protocol = 2;
+        })
+      ];
+      toplevel = false;
+    };
     disabled = {
       modules = [
         {
