@@ -281,6 +281,7 @@ impl Question {
                 match payload.first() {
                     None => Err(AnswerError::Empty),
                     Some(&FOUND) => {
+                        // `first()` was Some: index 0 exists.
                         payload.remove(0);
                         Ok(Answer::Value(payload))
                     }
