@@ -125,10 +125,13 @@ impl Cache {
     /// A failure is a warning: the value itself arrived.
     fn store(&self, name: &SecretName, value: &[u8]) {
         let path = self.path(name);
-        if value.len() + 64 > MAX_PLAIN {
+        let not_kept = |why: &str| {
             log::line(&format!(
-                "warning: {name} is not kept in the offline cache: systemd-creds seals at most 1 MiB"
+                "warning: {name} is not kept in the offline cache: {why}"
             ));
+        };
+        if value.len() + 64 > MAX_PLAIN {
+            not_kept("systemd-creds seals at most 1 MiB");
             self.remove(name, "its value is too large to seal");
             return;
         }
@@ -146,12 +149,7 @@ impl Cache {
         plain.extend_from_slice(value);
         let sealed = match self.creds.encrypt(name.as_str(), &plain) {
             Ok(s) => s,
-            Err(why) => {
-                log::line(&format!(
-                    "warning: {name} is not kept in the offline cache: {why}"
-                ));
-                return;
-            }
+            Err(why) => return not_kept(&why),
         };
         match output::write_atomic(&path, &sealed, Perms::mode(0o600)) {
             Ok(unsynced) => {
@@ -163,10 +161,7 @@ impl Cache {
                     ));
                 }
             }
-            Err(e) => log::line(&format!(
-                "warning: {name} is not kept in the offline cache: cannot write {}: {e}",
-                path.display()
-            )),
+            Err(e) => not_kept(&format!("cannot write {}: {e}", path.display())),
         }
     }
 

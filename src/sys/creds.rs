@@ -285,15 +285,17 @@ fn pump(
             ok = false;
             break;
         }
-        let mut pfd: Vec<libc::pollfd> = fds
-            .iter()
-            .enumerate()
-            .map(|(i, &fd)| libc::pollfd {
-                fd,
-                events: if i == 0 { libc::POLLOUT } else { libc::POLLIN },
-                revents: 0,
-            })
-            .collect();
+        let pollfd = |fd, events| libc::pollfd {
+            fd,
+            events,
+            revents: 0,
+        };
+        let [w, out, err] = fds;
+        let mut pfd = [
+            pollfd(w, libc::POLLOUT),
+            pollfd(out, libc::POLLIN),
+            pollfd(err, libc::POLLIN),
+        ];
         let ms = left.as_millis().min(1000) as libc::c_int;
         // SAFETY: `pfd` holds `pfd.len()` initialised entries; negative fds are ignored.
         if unsafe { libc::poll(pfd.as_mut_ptr(), pfd.len() as libc::nfds_t, ms) } < 0 {
