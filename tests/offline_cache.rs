@@ -159,13 +159,37 @@ fn filled_by_a_fetch_used_when_the_server_is_down_replaced_when_it_is_back() {
         .secrets(&["db=new-db-value"])
         .args(&["--insecure"])
         .start();
-    let o5 = cached(port, "db", &cache, &out, &["--offline-after", "1"]);
+    // The refresh that finds the server again writes its value and runs the change actions.
+    let ctl_log = d.path("systemctl.log");
+    let ctl = d.write(
+        "systemctl",
+        format!("#!/bin/sh\necho \"$*\" >> '{}'\n", ctl_log.display()).as_bytes(),
+    );
+    std::fs::set_permissions(&ctl, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let actions = [
+        "--offline-after",
+        "1",
+        "--restart-unit",
+        "app.service",
+        "--systemctl",
+        &ctl,
+    ];
+    let o5 = cached(port, "db", &cache, &out, &actions);
     assert_exit(&o5, 0);
     assert_eq!(std::fs::read(&out).unwrap(), b"new-db-value");
+    assert_eq!(
+        std::fs::read_to_string(&ctl_log).unwrap(),
+        "--no-block try-restart -- app.service\n"
+    );
     drop(s);
-    let o6 = cached(port, "db", &cache, &out, &["--offline-after", "1"]);
+    // Down again: the cache holds the new value; the file is unchanged, nothing restarts.
+    let o6 = cached(port, "db", &cache, &out, &actions);
     assert_exit(&o6, 0);
     assert_eq!(std::fs::read(&out).unwrap(), b"new-db-value");
+    assert_eq!(
+        std::fs::read_to_string(&ctl_log).unwrap().lines().count(),
+        1
+    );
     no_plaintext(&cache, &[&o1, &o2, &o3, &o4, &o5, &o6]);
 }
 
