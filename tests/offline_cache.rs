@@ -318,14 +318,39 @@ fn not_found_deletes_the_copy() {
     assert!(!cache.join("db.cred").exists());
     assert!(cache.join("api.cred").exists());
     drop(s);
-    // And with the server down, db is no longer there to fall back on.
-    let o2 = cached(port, "db", &cache, &out, &["--offline-after", "1"]);
+    // And with the server down, db is no longer there to fall back on: the fetch keeps trying
+    // the servers until its timeout, as without a cache ...
+    let args = ["--offline-after", "1", "--timeout", "3"];
+    let o2 = cached(port, "db", &cache, &out, &args);
     let err = assert_exit(&o2, 1);
     assert!(
-        err.contains("no usable copy of \"db\": there is none"),
+        err.contains("the offline cache has no usable copy: there is none")
+            && err.contains("trying the servers until the timeout")
+            && err.contains("could not fetch secret \"db\""),
         "{err}"
     );
-    no_plaintext(&cache, &[&o, &o2]);
+    // ... and gets the value from a server that comes up late.
+    let late = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(2500));
+        Server::builder()
+            .port(port)
+            .password()
+            .secrets(&[&format!("db={DB}")])
+            .args(&["--insecure"])
+            .start()
+    });
+    let o3 = cached(
+        port,
+        "db",
+        &cache,
+        &out,
+        &["--offline-after", "1", "--timeout", "15"],
+    );
+    let _s = late.join().unwrap();
+    assert_exit(&o3, 0);
+    assert_eq!(std::fs::read(&out).unwrap(), DB.as_bytes());
+    assert!(cache.join("db.cred").exists(), "kept once fetched");
+    no_plaintext(&cache, &[&o, &o2, &o3]);
 }
 
 #[test]
@@ -338,7 +363,14 @@ fn an_expired_copy_is_removed_a_fresh_one_used_an_aging_one_resealed() {
     std::fs::create_dir(&cache).unwrap();
     std::fs::set_permissions(&cache, std::os::unix::fs::PermissionsExt::from_mode(0o700)).unwrap();
     let down = free_port();
-    let max = ["--offline-after", "1", "--offline-max-age", "60"];
+    let max = [
+        "--offline-after",
+        "1",
+        "--offline-max-age",
+        "60",
+        "--timeout",
+        "3",
+    ];
     // Sealed 61 s ago, 60 s allowed: not used, deleted.
     std::fs::write(cache.join("db.cred"), entry("db", DB, 61)).unwrap();
     let o = cached(down, "db", &cache, &out, &max);
@@ -399,7 +431,13 @@ fn tampered_foreign_and_misnamed_copies_are_refused() {
     let refused = |what: &str, bytes: &[u8], needle: &str| {
         std::fs::write(cache.join("db.cred"), bytes).unwrap();
         let _ = std::fs::remove_file(&out);
-        let o = cached(port, "db", &cache, &out, &["--offline-after", "1"]);
+        let o = cached(
+            port,
+            "db",
+            &cache,
+            &out,
+            &["--offline-after", "1", "--timeout", "3"],
+        );
         let err = assert_exit(&o, 1);
         assert!(
             err.contains("db.cred does not open on this host under the name \"db\"")

@@ -20,7 +20,7 @@ in
       imports = [
         (common.client {
           serverIp = nodes.server.networking.primaryIPAddress;
-          timeout = 20;
+          timeout = 60;
         })
       ];
       netsecrets.client.offlineCache = {

@@ -90,28 +90,34 @@ impl Cache {
         names: &[SecretName],
         timeout: Duration,
     ) -> Result<Vec<Vec<u8>>> {
-        if let Some(after) = self.after {
-            client.offline_after(after);
-        }
+        client.offline_after(self.after);
         let deadline = Instant::now() + timeout;
         let mut values = Vec::with_capacity(names.len());
         for name in names {
-            let value = match client.fetch_or_offline(name, deadline) {
-                Ok(v) => {
-                    self.store(name, &v);
-                    v
+            let value = loop {
+                match client.fetch_or_offline(name, deadline) {
+                    Ok(v) => {
+                        self.store(name, &v);
+                        break v;
+                    }
+                    Err(Missed::NotFound(e)) => {
+                        self.remove(name, "a server says it does not exist");
+                        return Err(e);
+                    }
+                    Err(Missed::Failed(e)) => return Err(e),
+                    Err(Missed::Offline(e)) => match self.load(name, &e) {
+                        Ok(v) => break v,
+                        // No worse than without a cache: keep trying until the deadline.
+                        Err(why) => {
+                            log::line(&format!(
+                                "{name}: {e}, and the offline cache has no usable copy: {why}; trying the servers until the timeout"
+                            ));
+                            client.offline_after(None);
+                        }
+                    },
                 }
-                Err(Missed::NotFound(e)) => {
-                    self.remove(name, "a server says it does not exist");
-                    return Err(e);
-                }
-                Err(Missed::Failed(e)) => return Err(e),
-                Err(Missed::Offline(e)) => self.load(name, &e).map_err(|why| {
-                    Error::failed(format!(
-                        "{e}, and the offline cache has no usable copy of {name:?}: {why}"
-                    ))
-                })?,
             };
+            client.offline_after(self.after);
             values.push(value);
         }
         Ok(values)

@@ -157,8 +157,9 @@ impl<'a> Client<'a> {
 
     /// Makes [`Client::fetch_or_offline`] stop once no server was reached for `after` since
     /// this client was made (a server reached once, whatever it answered, rules this out).
-    pub fn offline_after(&mut self, after: Duration) {
-        self.offline_after = Some(after);
+    /// `None` turns it off again.
+    pub fn offline_after(&mut self, after: Option<Duration>) {
+        self.offline_after = after;
     }
 
     /// [`Client::fetch`], telling `Not found` and "no server reachable" apart.
