@@ -1223,10 +1223,11 @@ def analyze(facts, tmp):
                              os.path.join(REPO, "target", "debug", "netsecrets"))
                  if os.access(c, os.X_OK)), shutil.which("true"))
     sysctl = shutil.which("systemctl") or shutil.which("true")
-    host = {"netsecrets": bin_, "systemctl": sysctl, "kill": shutil.which("kill") or shutil.which("true")}
+    host = {"netsecrets": bin_, "systemctl": sysctl, "kill": shutil.which("kill") or shutil.which("true"),
+            "systemd-creds": shutil.which("systemd-creds") or shutil.which("true")}
     print(f"Exec binaries for verify: {host}", flush=True)
     # Quoted (ExecStart of ours) or not (ExecReload's kill, the path unit's systemctl).
-    store_exe = re.compile(r'"?/nix/store/[^"/\s]+/bin/(netsecrets|systemctl|kill)\b"?')
+    store_exe = re.compile(r'"?/nix/store/[^"/\s]+/bin/(netsecrets|systemctl|kill|systemd-creds)\b"?')
 
     def write(group, units):
         d = os.path.join(tmp, "units", group)
