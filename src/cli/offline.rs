@@ -63,3 +63,63 @@ fn secs(p: &mut lexopt::Parser, flag: &str, lo: u64, hi: u64) -> Result<Duration
             ))
         })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cli::{parse, Command};
+
+    fn send(args: &[&str]) -> Result<OfflineArgs> {
+        let base = [
+            "netsecrets",
+            "send",
+            "--server",
+            "h",
+            "--request_secrets",
+            "a",
+        ];
+        match parse(base.iter().chain(args), &|_| None)? {
+            Command::Send(s) => Ok(s.offline),
+            _ => Err(Error::usage("not send")),
+        }
+    }
+
+    #[test]
+    fn flags_ranges_and_dependencies() {
+        let o = send(&["--offline-cache", "/c", "--offline-after", "10"]).unwrap();
+        assert_eq!(o.dir, Some(PathBuf::from("/c")));
+        assert_eq!(o.after, Some(Duration::from_secs(10)));
+        assert_eq!((o.max_age, o.systemd_creds), (None, None));
+        let o = send(&[
+            "--offline-cache",
+            "/c",
+            "--offline-max-age",
+            "604800",
+            "--systemd-creds",
+            "/s/systemd-creds",
+        ])
+        .unwrap();
+        assert_eq!(o.max_age, Some(DEFAULT_MAX_AGE));
+        assert_eq!(o.systemd_creds, Some(PathBuf::from("/s/systemd-creds")));
+        assert_eq!(send(&[]).unwrap(), OfflineArgs::default());
+        for (bad, why) in [
+            (
+                &["--offline-cache", "/c", "--offline-after", "0"][..],
+                "from 1 to 86400",
+            ),
+            (
+                &["--offline-cache", "/c", "--offline-after", "1.5"],
+                "whole seconds",
+            ),
+            (
+                &["--offline-cache", "/c", "--offline-max-age", "59"],
+                "from 60",
+            ),
+            (&["--offline-after", "5"], "need --offline-cache DIR"),
+            (&["--systemd-creds", "/x"], "need --offline-cache DIR"),
+        ] {
+            let e = send(bad).err().map(|e| e.to_string()).unwrap_or_default();
+            assert!(e.contains(why), "{bad:?}: {e}");
+        }
+    }
+}

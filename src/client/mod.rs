@@ -12,9 +12,9 @@
 //! - `credentials.rs` — `credentials`: secrets for systemd's `LoadCredential=` over a socket,
 //!   fetched on demand for the units allowed to have them.
 
-pub(crate) mod cache;
+mod cache;
 pub mod credentials;
-pub(crate) mod fetch;
+mod fetch;
 pub mod initrd;
 mod render;
 mod send;
