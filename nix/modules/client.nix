@@ -198,8 +198,33 @@ let
       "CAP_FOWNER"
       "CAP_DAC_OVERRIDE"
     ];
-    ReadWritePaths = [ common.stateDir ];
+    ReadWritePaths = [ common.stateDir ] ++ lib.optional offline.enable offlineCacheDir;
+  }
+  # systemd-creds (run by `send`) seals with the TPM2 when there is one: the
+  # fetch units then see /dev/tpmrm0 and no other device.
+  // lib.optionalAttrs offline.enable {
+    PrivateDevices = false;
+    DevicePolicy = "closed";
+    DeviceAllow = [ "/dev/tpmrm0 rw" ];
   };
+
+  # ---- offline cache (offlineCache) ---------------------------------------
+  # Stage 2 only: each fetched value is also sealed with systemd-creds into
+  # /var/lib/netsecrets-cache, and used when no server can be reached at boot.
+  # Stage 1 gets none of these flags: the host key and the cache are on the
+  # root file system, which the initrd has not mounted yet.
+  offline = cfg.offlineCache;
+  offlineCacheDir = "/var/lib/netsecrets-cache";
+  offlineArgs = lib.optionals offline.enable [
+    "--offline-cache"
+    offlineCacheDir
+    "--offline-after"
+    (toString offline.after)
+    "--offline-max-age"
+    (toString offline.maxAge)
+    "--systemd-creds"
+    "${config.systemd.package}/bin/systemd-creds"
+  ];
 
 
   # netsecrets-client.service wants every fetch unit and runs after them,
@@ -336,7 +361,7 @@ let
       };
       key = if keyFile != null then { specifier = "%d/${common.keyCredential}"; } else null;
       inherit (config.secrets.${name}) owner group mode;
-      extra = changeArgs config.systemd.package name withStart;
+      extra = changeArgs config.systemd.package name withStart ++ offlineArgs;
     };
 
   stage2Unit = name: {
@@ -778,6 +803,50 @@ in
       '';
     };
 
+    offlineCache = {
+      enable = lib.mkOption {
+        type = lib.types.bool;
+        default = false;
+        description = ''
+          Keep a sealed copy of every fetched secret in
+          /var/lib/netsecrets-cache (0700 root; it must be on persistent
+          storage), encrypted with `systemd-creds --with-key=auto`: bound to
+          this machine's TPM2 and host key, or to the host key alone when there
+          is no TPM2. When no server can be reached at boot for
+          {option}`netsecrets.client.offlineCache.after` seconds, each stage-2
+          secret is written from its copy (a journal line gives its age) and
+          the boot goes on. A server that answers but refuses this client
+          never lets the cache be used; `Not found` deletes the copy.
+          Off by default: it trades "no server, no secrets" for "a stolen
+          machine that boots offline still has its secrets for up to maxAge"
+          (docs/nixos.md, "When the server is down"). Stage 2 only: the
+          stage-1 (initrd) fetch does not use the cache, because the host key
+          and the cache live on the root file system, which is not mounted yet.
+          Set {option}`netsecrets.client.refreshInterval` too, so that cached
+          values are replaced once a server answers.
+        '';
+      };
+      after = lib.mkOption {
+        type = lib.types.ints.between 1 86400;
+        default = 10;
+        description = ''
+          Seconds without reaching any server (refused, no route, no answer)
+          before the cached copies are used. Must be below the fetch
+          {option}`netsecrets.client.timeout` (30 s when null).
+        '';
+      };
+      maxAge = lib.mkOption {
+        type = lib.types.ints.between 60 316224000;
+        default = 604800;
+        description = ''
+          Seconds a cached copy stays usable after it was sealed (a week by
+          default); an older one is deleted, never used. An unchanged value is
+          sealed again once its copy is older than a quarter of this, so after
+          the last contact with a server the copies last 3/4 to all of maxAge.
+        '';
+      };
+    };
+
     systemdOverrides = lib.mkOption {
       type = lib.types.attrsOf lib.types.anything;
       default = { };
@@ -1040,6 +1109,40 @@ in
       })
 
       (lib.mkIf cfg.enableInitrd { boot.initrd.systemd.services = consumers "initrdRequiredBy" "initrd"; })
+
+      # ---- offline cache ----
+      (lib.mkIf offline.enable {
+        assertions = [
+          {
+            assertion = offline.after < (if cfg.timeout == null then 30 else cfg.timeout);
+            message = "netsecrets.client.offlineCache.after (${toString offline.after} s) must be below netsecrets.client.timeout (${toString (if cfg.timeout == null then 30 else cfg.timeout)} s): the fetch gives up at the timeout, before the cache would be used.";
+          }
+        ];
+        warnings = lib.optional (cfg.refreshInterval == null) ''
+          netsecrets.client.offlineCache is enabled without netsecrets.client.refreshInterval:
+          a value taken from the cache at boot is only replaced by the server's at the next
+          boot (and a revoked secret stays until then). Set refreshInterval, e.g. "15min".
+        '';
+        systemd.tmpfiles.rules = [ "d ${offlineCacheDir} 0700 root root -" ];
+        # systemd-creds creates the host key on first use, but the fetch units
+        # see /var/lib/systemd read-only: make it once, before them.
+        systemd.services = {
+          netsecrets-cache-setup = {
+            description = "netsecrets: systemd's credential host key for the offline cache";
+            unitConfig.ConditionPathExists = "!/var/lib/systemd/credential.secret";
+            after = [ "local-fs.target" ];
+            serviceConfig = {
+              Type = "oneshot";
+              RemainAfterExit = true;
+              ExecStart = "${config.systemd.package}/bin/systemd-creds setup";
+            };
+          };
+        }
+        // lib.genAttrs (map unitBase fileNames ++ lib.optional (cfg.refreshInterval != null && fileNames != [ ]) "netsecrets-refresh") (_: {
+          wants = [ "netsecrets-cache-setup.service" ];
+          after = [ "netsecrets-cache-setup.service" ];
+        });
+      })
 
       (lib.mkIf (cfg.enableInitrd && hasCredConsumers "initrdRequiredBy") {
         # No default dependencies: stage-1 consumers may run before sysinit.target.

@@ -11,4 +11,5 @@ in
   key-mismatch = run ./key-mismatch.nix;
   initrd-fetch = run ./initrd-fetch.nix;
   initrd-password-prompt = run ./initrd-password-prompt.nix;
+  offline-cache = run ./offline-cache.nix;
 }

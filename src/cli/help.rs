@@ -82,6 +82,13 @@ Fetch secrets; write them to stdout (one per line) or atomically to a file.
   --protocol 1|2              2: each answer bound to its request (needs a key); 1 for servers
                               that know only protocol 1 (env NETSECRETS_PROTOCOL) [2 with a key]
   --timeout SECS              total deadline, retries with backoff included [30]
+  --offline-cache DIR         also keep each value fetched in DIR/<name>.cred, sealed with
+                              systemd-creds for this host (TPM2 + host key, or host key)
+  --offline-after SECS        when no server could be reached (refused, no route, no answer)
+                              for SECS, take each secret from the cache; a server that was
+                              reached and refused, or said Not found, never allows it
+  --offline-max-age SECS      older copies are deleted, never used [604800 = 7 days]
+  --systemd-creds PATH        the systemd-creds to run [systemd-creds from PATH]
   --verbose                   progress on stderr (never values, passwords or keys)
   -h, --help
 

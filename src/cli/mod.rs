@@ -21,6 +21,7 @@ use crate::wire::protocol::SecretName;
 
 mod conn;
 pub mod help;
+pub mod offline;
 mod parse;
 mod render;
 #[cfg(test)]
@@ -115,6 +116,8 @@ pub struct SendArgs {
     /// `--restart-unit`, `--reload-unit`, `--start-unit`, `--systemctl`: what to tell systemd
     /// after the file was written (needs `--file-output`).
     pub actions: crate::sys::systemctl::Actions,
+    /// `--offline-cache DIR` and its flags: sealed copies for a boot without the server.
+    pub offline: offline::OfflineArgs,
 }
 
 /// `netsecrets credentials`: serve secrets to systemd's `LoadCredential=` over a socket.

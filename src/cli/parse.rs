@@ -145,9 +145,10 @@ fn parse_send(p: &mut lexopt::Parser, env: Env) -> Result<Command> {
     let mut group = None;
     let mut mode = Mode(0o400);
     let mut actions = Actions::default();
+    let mut offline = super::offline::OfflineArgs::default();
     while let Some(arg) = p.next()? {
         let arg = flag(arg)?;
-        if f.take(&arg, p)? {
+        if f.take(&arg, p)? || offline.take(&arg, p)? {
             continue;
         }
         match arg.as_str() {
@@ -174,6 +175,7 @@ fn parse_send(p: &mut lexopt::Parser, env: Env) -> Result<Command> {
             "--restart-unit/--reload-unit/--start-unit need --file-output (they follow a change of that file)",
         ));
     }
+    offline.check()?;
     Ok(Command::Send(SendArgs {
         fetch,
         file_output,
@@ -181,6 +183,7 @@ fn parse_send(p: &mut lexopt::Parser, env: Env) -> Result<Command> {
         group,
         mode,
         actions,
+        offline,
     }))
 }
 

@@ -87,6 +87,9 @@ impl Backoff {
 enum Miss {
     /// Worth trying again later or elsewhere; the text says what to check.
     Retry(String),
+    /// The server could not be reached: refused, no route, or no connection or answer in time
+    /// (the only misses after which an offline cache may stand in for the server).
+    Unreachable(String),
     /// The server answered `Not found`: final.
     NotFound(String),
     /// The whole request was sent and the server closed or reset the connection without an
@@ -100,6 +103,18 @@ enum Miss {
 enum Stop {
     Rejected(String),
     NotFound(String),
+    Failed(Error),
+    /// No server was reached for `offline_after`; the misses were logged.
+    Offline(Error),
+}
+
+/// Why [`Client::fetch_or_offline`] has no value.
+pub enum Missed {
+    /// A server answered `Not found`: the secret is revoked or was never there.
+    NotFound(Error),
+    /// No server could be reached for `offline_after` (and none was during this run).
+    Offline(Error),
+    /// Anything else: a server was reached and refused, or the deadline passed.
     Failed(Error),
 }
 
@@ -122,6 +137,11 @@ pub struct Client<'a> {
     preferred: usize,
     /// Exchanges begun so far, over every secret and server (for `--verbose` and benchmarks).
     attempts: u32,
+    /// With an offline cache: give up after this long without reaching any server.
+    offline_after: Option<Duration>,
+    /// When this client started; a server was reached since then when `reached`.
+    started: Instant,
+    reached: bool,
 }
 
 impl<'a> Client<'a> {
@@ -130,7 +150,39 @@ impl<'a> Client<'a> {
             cfg,
             preferred: 0,
             attempts: 0,
+            offline_after: None,
+            started: Instant::now(),
+            reached: false,
         }
+    }
+
+    /// Makes [`Client::fetch_or_offline`] stop once no server was reached for `after` since
+    /// this client was made (a server reached once, whatever it answered, rules this out).
+    /// `None` turns it off again.
+    pub fn offline_after(&mut self, after: Option<Duration>) {
+        self.offline_after = after;
+    }
+
+    /// [`Client::fetch`], telling `Not found` and "no server reachable" apart.
+    pub fn fetch_or_offline(
+        &mut self,
+        name: &SecretName,
+        deadline: Instant,
+    ) -> std::result::Result<Vec<u8>, Missed> {
+        self.fetch_until(name, deadline, false)
+            .map_err(|stop| match stop {
+                Stop::NotFound(msg) => Missed::NotFound(Error::failed(msg)),
+                Stop::Offline(e) => Missed::Offline(e),
+                Stop::Rejected(msg) => Missed::Failed(Error::failed(msg)),
+                Stop::Failed(e) => Missed::Failed(e),
+            })
+    }
+
+    /// True once `offline_after` passed and no server was ever reached.
+    fn offline_due(&self) -> Option<Duration> {
+        let after = self.offline_after?;
+        let waited = self.started.elapsed();
+        (!self.reached && waited >= after).then_some(waited)
     }
 
     /// Exchanges begun so far (one per server tried per round, over every secret fetched): the
@@ -154,7 +206,7 @@ impl<'a> Client<'a> {
         self.fetch_until(name, deadline, false)
             .map_err(|stop| match stop {
                 Stop::Rejected(msg) | Stop::NotFound(msg) => Error::failed(msg),
-                Stop::Failed(e) => e,
+                Stop::Failed(e) | Stop::Offline(e) => e,
             })
     }
 
@@ -168,7 +220,7 @@ impl<'a> Client<'a> {
             Ok(_) => Check::Accepted,
             Err(Stop::Rejected(msg)) => Check::Rejected(msg),
             Err(Stop::NotFound(msg)) => Check::AcceptedNotFound(msg),
-            Err(Stop::Failed(e)) => Check::Unreachable(e),
+            Err(Stop::Failed(e) | Stop::Offline(e)) => Check::Unreachable(e),
         }
     }
 
@@ -200,7 +252,9 @@ impl<'a> Client<'a> {
                     ));
                 }
                 self.attempts = self.attempts.saturating_add(1);
-                match self.attempt(host, name, deadline) {
+                let outcome = self.attempt(host, name, deadline);
+                self.reached |= !matches!(outcome, Err(Miss::Unreachable(_)));
+                match outcome {
                     Ok(value) => {
                         self.preferred = i;
                         if self.cfg.verbose {
@@ -214,7 +268,7 @@ impl<'a> Client<'a> {
                     }
                     Err(Miss::NotFound(msg)) => return Err(Stop::NotFound(msg)),
                     Err(Miss::Rejected(msg)) if reject_is_final => return Err(Stop::Rejected(msg)),
-                    Err(Miss::Retry(msg) | Miss::Rejected(msg)) => {
+                    Err(Miss::Retry(msg) | Miss::Rejected(msg) | Miss::Unreachable(msg)) => {
                         if self.cfg.verbose {
                             log::line(&msg);
                         }
@@ -222,7 +276,21 @@ impl<'a> Client<'a> {
                     }
                 }
             }
-            let pause = backoff.next_pause();
+            if let Some(waited) = self.offline_due() {
+                for m in &misses {
+                    log::line(m);
+                }
+                return Err(Stop::Offline(Error::failed(format!(
+                    "no server of {} could be reached for {}",
+                    self.list(),
+                    crate::sys::log::secs(waited)
+                ))));
+            }
+            let mut pause = backoff.next_pause();
+            if let (Some(after), false) = (self.offline_after, self.reached) {
+                // Not past the moment the cache may stand in.
+                pause = pause.min(after.saturating_sub(self.started.elapsed()));
+            }
             if Instant::now() + pause >= deadline {
                 for m in &misses {
                     log::line(m);
@@ -264,7 +332,7 @@ impl<'a> Client<'a> {
         let at = deadline.min(Instant::now() + ATTEMPT);
         let server = self.display(host);
         let stream = net::connect(host, self.cfg.port, at)
-            .map_err(|e| Miss::Retry(connect_problem(&server, &e)))?;
+            .map_err(|e| Miss::Unreachable(connect_problem(&server, &e)))?;
         let mut io = Deadline::new(&stream, at);
         let question = Question::new(
             &self.cfg.codec,
@@ -296,6 +364,8 @@ impl<'a> Client<'a> {
                 };
                 if closed {
                     Miss::Rejected(read_problem(&server, &e) + question.closed_hint())
+                } else if matches!(&e, FrameError::Io(io) if net::is_timeout(io)) {
+                    Miss::Unreachable(read_problem(&server, &e))
                 } else {
                     Miss::Retry(read_problem(&server, &e))
                 }

@@ -3,6 +3,8 @@
 //! for systemd only.
 //!
 //! - `fetch.rs`  — servers, fallbacks, retries with backoff; all values or an error.
+//! - `cache.rs`  — the offline cache: values sealed with `systemd-creds`, used when no server
+//!   can be reached, deleted on `Not found` or when too old.
 //! - `send.rs`   — `send`: the output file's owner and group, fetching, writing or printing.
 //! - `initrd.rs` — `ask-password` and `copy-password` for systemd stage 1.
 //! - `template.rs` — placeholders and rendering a template (pure, no I/O).
@@ -10,6 +12,7 @@
 //! - `credentials.rs` — `credentials`: secrets for systemd's `LoadCredential=` over a socket,
 //!   fetched on demand for the units allowed to have them.
 
+mod cache;
 pub mod credentials;
 mod fetch;
 pub mod initrd;

@@ -8,6 +8,7 @@
 use std::io::Write;
 
 use crate::cli::SendArgs;
+use crate::client::cache::Cache;
 use crate::client::Client;
 use crate::config;
 use crate::error::{Error, Result};
@@ -18,7 +19,10 @@ pub fn send(args: SendArgs) -> Result<()> {
     let perms = perms(&args)?;
     let password = config::password(args.fetch.net.password.as_ref(), true)?;
     let cfg = config::client(&args.fetch, password)?;
-    let values = Client::new(&cfg).fetch_all(&args.fetch.names)?;
+    let values = match Cache::open(&args.offline, cfg.verbose)? {
+        None => Client::new(&cfg).fetch_all(&args.fetch.names)?,
+        Some(cache) => cache.fetch_all(&mut Client::new(&cfg), &args.fetch.names, cfg.timeout)?,
+    };
     match &args.file_output {
         Some(path) => {
             let saved = output::save_if_changed(path, &values.join(&b'\n'), perms)?;

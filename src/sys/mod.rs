@@ -7,6 +7,7 @@
 //! - `input.rs`       — reading secret, password and key files: regular files only, bounded.
 //! - `output.rs`      — atomic secret files with owner, group and mode; written only when
 //!   the bytes, owner, group or mode changed (`save_if_changed`).
+//! - `creds.rs`       — `systemd-creds encrypt/decrypt` run through pipes (offline cache).
 //! - `systemctl.rs`   — change actions: `systemctl --no-block try-restart/...` after a write.
 //! - `notify.rs`      — `READY=1` to `$NOTIFY_SOCKET` (systemd `Type=notify`), no libsystemd.
 //! - `console.rs`     — the password prompt on a terminal, echo off (systemd stage 1).
@@ -18,6 +19,7 @@
 //! The last two are compiled into the binary only (see `main.rs`), not into this library.
 
 pub mod console;
+pub mod creds;
 pub mod input;
 pub mod keygen;
 pub mod log;

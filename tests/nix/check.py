@@ -298,9 +298,12 @@ GROUPS = {
     ],
     # Services that use secrets (issue 14): ordering, credentials, change actions, refresh.
     "consumers": ["consumers", "consumers-initrd"],
+    # The offline cache: stage-2 flags, no stage-1 flags, the assertion on `after`.
+    "offline": ["offline-cache", "offline-cache-refused"],
 }
 WHOLE_SYSTEMS = (GROUPS["servers"] + GROUPS["clients"] + GROUPS["initrd"] + GROUPS["prompt"]
                  + GROUPS["templates"] + GROUPS["consumers"])
+WHOLE_SYSTEMS += ["offline-cache"]
 
 # Secret values used by tests/nix/nixos.nix. None may appear in any rendered unit.
 LITERALS = ["hunter2", "my-aes-key", "ignored-literal-key", "literal-initrd-password", "literal-initrd-key",
@@ -344,7 +347,7 @@ def nixos_checks(env, tmp, nixpkgs):
     t_all = time.monotonic()
     with concurrent.futures.ThreadPoolExecutor(max_workers=2) as pool:
         for group, out, err, secs in pool.map(run_group, ["options", "types", "servers", "clients", "initrd", "prompt", "templates",
-                                                       "consumers", "flake", "flake-aarch64"]):
+                                                       "consumers", "offline", "flake", "flake-aarch64"]):
             times[group] = secs
             if out is None:
                 errors[group] = err
@@ -954,6 +957,53 @@ def nixos_checks(env, tmp, nixpkgs):
     R.check("NixOS: refused: writeFile = false without credential, credential without requiredBy, "
             "initrdRequiredBy without enableInitrd", consumer_refused)
 
+    # -- the offline cache
+    def offline_stage2():
+        x = f("offline-cache")
+        u = units("offline-cache")
+        creds = x["systemctl"].replace("/bin/systemctl", "/bin/systemd-creds")
+        want = ('"--offline-cache" "/var/lib/netsecrets-cache" "--offline-after" "12" "--offline-max-age" "86400" '
+                f'"--systemd-creds" "{creds}"')
+        fetch = u["netsecrets-secret-db-password.service"]
+        has(want, exec_start(fetch), "the fetch unit's ExecStart")
+        refresh = unit_lines(u["netsecrets-refresh.service"], "ExecStart")
+        expect(len(refresh) == 1 and want in refresh[0], f"refresh ExecStart: {refresh}")
+        for t in (fetch, u["netsecrets-refresh.service"]):
+            expect("/var/lib/netsecrets-cache" in words(t, "ReadWritePaths"), t)
+            expect(unit_value(t, "PrivateDevices") == "false" and unit_value(t, "DevicePolicy") == "closed", t)
+            expect(unit_lines(t, "DeviceAllow") == ["/dev/tpmrm0 rw"], t)
+            for key in ("Wants", "After"):
+                expect("netsecrets-cache-setup.service" in words(t, key), f"{key}= {words(t, key)}")
+        setup = u["netsecrets-cache-setup.service"]
+        expect(exec_start(setup) == x["systemctl"].replace("/bin/systemctl", "/bin/systemd-creds setup"), setup)
+        expect(unit_value(setup, "ConditionPathExists") == "!/var/lib/systemd/credential.secret", setup)
+        expect("d /var/lib/netsecrets-cache 0700 root root -" in x["tmpfiles"], x["tmpfiles"])
+        expect(x["client"]["offlineCache"] == {"enable": True, "after": 12, "maxAge": 86400}, x["client"]["offlineCache"])
+        no_warn("offline-cache", "offlineCache")
+        # Off by default: no flag, no directory, no device.
+        d = units("seed-client")
+        for t in d.values():
+            expect("--offline" not in t and "netsecrets-cache" not in t and "tpmrm0" not in t, t)
+        expect(f("seed-client")["client"]["offlineCache"] == {"enable": False, "after": 10, "maxAge": 604800},
+               f("seed-client")["client"]["offlineCache"])
+    R.check("NixOS: offlineCache: stage-2 fetch and refresh units pass --offline-cache /var/lib/netsecrets-cache "
+            "--offline-after --offline-max-age --systemd-creds <systemd's>, may write the cache and open "
+            "/dev/tpmrm0 only, after netsecrets-cache-setup (systemd-creds setup); tmpfiles 0700 root; off by "
+            "default", offline_stage2)
+
+    def offline_stage1():
+        iu = iunits("offline-cache")
+        fetch = iu["netsecrets-secret-db-password.service"]
+        expect("--offline" not in fetch and "systemd-creds" not in fetch, fetch)
+        has('"--file-output" "/run/netsecrets/db-password"', exec_start(fetch), "stage-1 ExecStart")
+    R.check("NixOS: offlineCache: the stage-1 (initrd) fetch gets no cache flags (the host key and the cache "
+            "are on the root file system)", offline_stage1)
+
+    def offline_refused():
+        asserts("offline-cache-refused", "offlineCache.after (10 s) must be below netsecrets.client.timeout (10 s)")
+        warns("offline-cache-refused", "offlineCache is enabled without netsecrets.client.refreshInterval")
+    R.check("NixOS: offlineCache: after >= timeout is refused; no refreshInterval is warned about", offline_refused)
+
     def closure_check(name, absent, only_in=None):
         def c():
             drv = f(name)["drvPath"]
@@ -1211,10 +1261,11 @@ def analyze(facts, tmp):
                              os.path.join(REPO, "target", "debug", "netsecrets"))
                  if os.access(c, os.X_OK)), shutil.which("true"))
     sysctl = shutil.which("systemctl") or shutil.which("true")
-    host = {"netsecrets": bin_, "systemctl": sysctl, "kill": shutil.which("kill") or shutil.which("true")}
+    host = {"netsecrets": bin_, "systemctl": sysctl, "kill": shutil.which("kill") or shutil.which("true"),
+            "systemd-creds": shutil.which("systemd-creds") or shutil.which("true")}
     print(f"Exec binaries for verify: {host}", flush=True)
     # Quoted (ExecStart of ours) or not (ExecReload's kill, the path unit's systemctl).
-    store_exe = re.compile(r'"?/nix/store/[^"/\s]+/bin/(netsecrets|systemctl|kill)\b"?')
+    store_exe = re.compile(r'"?/nix/store/[^"/\s]+/bin/(netsecrets|systemctl|kill|systemd-creds)\b"?')
 
     def write(group, units):
         d = os.path.join(tmp, "units", group)
@@ -1229,7 +1280,7 @@ def analyze(facts, tmp):
               ("lowport-server", "units"), ("two-client-server", "units"), ("seed-client", "units"),
               ("owned-client", "units"), ("initrd-grub", "initrdUnits"), ("prompt-grub", "initrdUnits"),
               ("templates-content", "units"), ("templates-initrd", "initrdUnits"), ("consumers", "units"),
-              ("consumers-initrd", "initrdUnits")]
+              ("consumers-initrd", "initrdUnits"), ("offline-cache", "units")]
     dirs = {}
     for name, kind in groups:
         units = (facts.get(name) or {}).get(kind)
