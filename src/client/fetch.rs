@@ -2,14 +2,20 @@
 //! retrying until a deadline, and hand back every value or an error — never a partial result.
 //!
 //! One connection per secret: connect, send one request frame, read one response frame. Servers
-//! are tried in order, the one that answered last first. A refused or timed-out connection, or one
-//! closed without a response, moves on to the next server; when every server failed, the whole
-//! list is tried again after a backoff (0.25 s doubling to 5 s, each pause drawn at random from
-//! its upper half, see [`Backoff`]) until the deadline — at boot the network often comes up after
-//! the client starts, and a whole site's clients boot together: the jitter spreads their retries
-//! instead of bringing them back in lock-step. `Not found` is final for that secret.
+//! are tried in order, the one that answered last first. A server that has not answered within
+//! [`HEDGE`] (a hung process, a host that drops SYNs) does not hold the others up: the next
+//! server is asked too while the first one's attempt goes on, and the first answer wins (so a
+//! server that is merely slow still counts, and the next one is only asked by the clients it
+//! kept waiting). When every server failed, the whole list is tried again after a pause that
+//! depends on how they failed (see [`Backoff`]): short when nothing listened (connection
+//! refused, no route: cheap for the server, and at boot the server often comes up after its
+//! clients), doubling for timeouts, and long after a server closed the connection without an
+//! answer (a wrong password or key, or a server refusing this address: retrying fast would only
+//! earn a lockout). Every pause is drawn at random, so a whole site booting together does not
+//! come back in lock-step. `Not found` is final for that secret.
 
 use std::io::{self, Write as _};
+use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use crate::config::ClientConfig;
@@ -23,17 +29,64 @@ use crate::wire::protocol::{self, SecretName, NOT_FOUND};
 /// Longest one attempt (connect + request + response) may take, so that one silent server does
 /// not use up the whole deadline and the fallbacks get their turn.
 const ATTEMPT: Duration = Duration::from_secs(5);
+/// How long a server may take to answer before the next server in the list is asked too. A
+/// healthy server answers in milliseconds even in a boot storm; a frozen one never does.
+pub const HEDGE: Duration = Duration::from_millis(500);
 const FIRST_BACKOFF: Duration = Duration::from_millis(250);
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
+/// The pause after a round in which no server listened (refused, no route): drawn from
+/// `[REFUSED_PAUSE/2, REFUSED_PAUSE]` every time, without growing. Such a retry costs the server's
+/// kernel one SYN and one RST, and a client comes back at most this long after its server does.
+pub const REFUSED_PAUSE: Duration = Duration::from_millis(300);
+/// The pauses after a round in which a server closed the connection without answering: from
+/// `[2 s, 4 s]`, then four times longer, up to `[15 s, 30 s]`: about three tries in `send`'s
+/// default 30 s, fewer than the server's `--max-failures` (5) lockout budget.
+const FIRST_SILENT: Duration = Duration::from_secs(4);
+const MAX_SILENT: Duration = Duration::from_secs(30);
 
-/// The pauses between two rounds over the server list: a base of [`FIRST_BACKOFF`] doubling to
-/// [`MAX_BACKOFF`], each pause drawn uniformly from `[base/2, base]` ("equal jitter"). Clients
-/// that failed together (a rack booting after a power cut, a server that comes up late) then
-/// come back spread over half the base instead of all at once, while none retries sooner than
-/// half the plain schedule. Seeded from the operating system's random source, so two clients
-/// started in the same instant draw different schedules.
+/// How one failed attempt ended, for the pause after a failed round and for callers that need
+/// to know whether any server was reached at all ([`Client::reached_no_server`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Fault {
+    /// Nothing listens there, or there is no route: connection refused, network or host
+    /// unreachable. No server was reached.
+    Refused,
+    /// Nothing answered in time: the connection was not set up, or no response came. No server
+    /// was reached (a frozen server, a dead host, a network that is not up yet).
+    Timeout,
+    /// The connection could not be set up for another reason (e.g. the name does not resolve).
+    /// No server was reached.
+    NoConnection,
+    /// The whole request was sent and the server closed the connection without an answer: the
+    /// password or key was refused, or this address is (`--authorized-ips`, the lockout).
+    Silent,
+    /// The server answered something unusable (a response that does not decrypt, too large).
+    Unusable,
+}
+
+impl Fault {
+    /// True when no server was reached (nothing listened, nothing answered in time).
+    pub fn unreached(self) -> bool {
+        matches!(self, Fault::Refused | Fault::Timeout | Fault::NoConnection)
+    }
+}
+
+/// The pauses between two rounds over the server list, by how the round failed:
+/// - every server refused (or had no route): a short pause from `[REFUSED_PAUSE/2,
+///   REFUSED_PAUSE]`, the same every time;
+/// - a server closed without answering: the long schedule ([`FIRST_SILENT`] quadrupling to
+///   [`MAX_SILENT`]);
+/// - otherwise (timeouts, unusable answers): a base of [`FIRST_BACKOFF`] doubling to
+///   [`MAX_BACKOFF`].
+///
+/// Each pause is drawn uniformly from `[base/2, base]` ("equal jitter"): clients that failed
+/// together (a rack booting after a power cut, a server that comes up late) come back spread
+/// over half the base instead of all at once, while none retries sooner than half of it. Seeded
+/// from the operating system's random source, so two clients started in the same instant draw
+/// different schedules.
 pub(crate) struct Backoff {
     base: Duration,
+    silent: Duration,
     rng: u64,
 }
 
@@ -58,16 +111,28 @@ impl Backoff {
     pub fn seeded(seed: u64) -> Backoff {
         Backoff {
             base: FIRST_BACKOFF,
+            silent: FIRST_SILENT,
             rng: seed,
         }
     }
 
-    /// The next pause; the base doubles (up to [`MAX_BACKOFF`]) for the one after.
-    pub fn next_pause(&mut self) -> Duration {
-        let base = self.base;
-        self.base = (base * 2).min(MAX_BACKOFF);
+    /// The next pause after a round that failed as `how` (see the type).
+    pub fn next_pause(&mut self, how: Round) -> Duration {
+        let base = match how {
+            Round::Refused => REFUSED_PAUSE,
+            Round::Slow => {
+                let base = self.base;
+                self.base = (base * 2).min(MAX_BACKOFF);
+                base
+            }
+            Round::Silent => {
+                let base = self.silent;
+                self.silent = (base * 4).min(MAX_SILENT);
+                base
+            }
+        };
         let half = base / 2;
-        // Nanoseconds of a pause of at most MAX_BACKOFF always fit in a u64.
+        // Nanoseconds of a pause of at most MAX_SILENT always fit in a u64.
         let span = u64::try_from((base - half).as_nanos()).unwrap_or(u64::MAX);
         half + Duration::from_nanos(self.random() % span.saturating_add(1))
     }
@@ -82,10 +147,33 @@ impl Backoff {
     }
 }
 
+/// How a whole round over the server list failed, for [`Backoff::next_pause`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Round {
+    /// Every server refused the connection or had no route.
+    Refused,
+    /// Timeouts, unusable answers, other connection errors.
+    Slow,
+    /// A server closed the connection without answering.
+    Silent,
+}
+
+impl Round {
+    fn of(faults: &[Fault]) -> Round {
+        if faults.contains(&Fault::Silent) {
+            Round::Silent
+        } else if !faults.is_empty() && faults.iter().all(|f| *f == Fault::Refused) {
+            Round::Refused
+        } else {
+            Round::Slow
+        }
+    }
+}
+
 /// How one attempt against one server ended, other than with the value.
 enum Miss {
     /// Worth trying again later or elsewhere; the text says what to check.
-    Retry(String),
+    Retry(Fault, String),
     /// The server answered `Not found`: final.
     NotFound(String),
     /// The whole request was sent and the server closed or reset the connection without an
@@ -121,6 +209,10 @@ pub struct Client<'a> {
     preferred: usize,
     /// Exchanges begun so far, over every secret and server (for `--verbose` and benchmarks).
     attempts: u32,
+    /// Connections closed without an answer so far, over every secret and server.
+    silent: u32,
+    /// How the attempts of the last failed fetch failed, every round (empty after a success).
+    faults: Vec<Fault>,
 }
 
 impl<'a> Client<'a> {
@@ -129,7 +221,15 @@ impl<'a> Client<'a> {
             cfg,
             preferred: 0,
             attempts: 0,
+            silent: 0,
+            faults: Vec::new(),
         }
+    }
+
+    /// True when the last fetch failed without reaching any server: every attempt was refused,
+    /// had no route, could not connect or timed out (nothing answered, not even with a close).
+    pub fn reached_no_server(&self) -> bool {
+        !self.faults.is_empty() && self.faults.iter().all(|f| f.unreached())
     }
 
     /// Exchanges begun so far (one per server tried per round, over every secret fetched): the
@@ -181,49 +281,27 @@ impl<'a> Client<'a> {
         let n = self.cfg.servers.len();
         let mut backoff = Backoff::new();
         let mut round = 0u32;
+        self.faults.clear();
         loop {
             round += 1;
-            let mut misses: Vec<String> = Vec::new();
-            for k in 0..n {
-                let i = (self.preferred + k) % n;
-                let Some(host) = self.cfg.servers.get(i) else {
-                    continue;
-                };
-                if Instant::now() >= deadline {
-                    break;
-                }
-                if self.cfg.verbose {
-                    log::line(&format!(
-                        "fetching {name} from {} (round {round})",
-                        self.display(host)
-                    ));
-                }
-                self.attempts = self.attempts.saturating_add(1);
-                match self.attempt(host, name, deadline) {
-                    Ok(value) => {
-                        self.preferred = i;
-                        if self.cfg.verbose {
-                            log::line(&format!(
-                                "got {name} from {} ({} bytes)",
-                                self.display(host),
-                                value.len()
-                            ));
-                        }
-                        return Ok(value);
-                    }
-                    Err(Miss::NotFound(msg)) => return Err(Stop::NotFound(msg)),
-                    Err(Miss::Rejected(msg)) if reject_is_final => return Err(Stop::Rejected(msg)),
-                    Err(Miss::Retry(msg) | Miss::Rejected(msg)) => {
-                        if self.cfg.verbose {
-                            log::line(&msg);
-                        }
-                        misses.push(msg);
-                    }
-                }
+            let mut misses: Vec<(Fault, String)> = Vec::new();
+            // This round's order: the server that answered last first.
+            let order: Vec<usize> = (0..n).map(|k| (self.preferred + k) % n).collect();
+            // A typed password is checked on one server at a time: each refusal costs a failure.
+            let got = if n > 1 && !reject_is_final {
+                self.race(&order, name, deadline, round, &mut misses)?
+            } else {
+                self.in_turn(&order, name, deadline, round, reject_is_final, &mut misses)?
+            };
+            if let Some(value) = got {
+                self.faults.clear();
+                return Ok(value);
             }
-            let pause = backoff.next_pause();
+            let faults: Vec<Fault> = misses.iter().map(|(f, _)| *f).collect();
+            self.faults.extend_from_slice(&faults);
+            let pause = backoff.next_pause(Round::of(&faults));
             if Instant::now() + pause >= deadline {
-                for m in &misses {
+                for (_, m) in &misses {
                     log::line(m);
                 }
                 return Err(Stop::Failed(Error::failed(format!(
@@ -234,6 +312,176 @@ impl<'a> Client<'a> {
             }
             std::thread::sleep(pause);
         }
+    }
+
+    /// One round, one server after the other (one server, or a typed password to check).
+    fn in_turn(
+        &mut self,
+        order: &[usize],
+        name: &SecretName,
+        deadline: Instant,
+        round: u32,
+        reject_is_final: bool,
+        misses: &mut Vec<(Fault, String)>,
+    ) -> std::result::Result<Option<Vec<u8>>, Stop> {
+        for &i in order {
+            let Some(host) = self.cfg.servers.get(i) else {
+                continue;
+            };
+            if Instant::now() >= deadline {
+                break;
+            }
+            self.begin(host, name, round);
+            let server = self.display(host);
+            let at = deadline.min(Instant::now() + ATTEMPT);
+            let result = self.seal(name).and_then(|sealed| {
+                let payload = exchange(&server, host, self.cfg.port, &sealed, at)?;
+                self.open(&server, name, payload)
+            });
+            match result {
+                Ok(value) => return Ok(Some(self.got(i, name, value))),
+                Err(Miss::NotFound(msg)) => return Err(Stop::NotFound(msg)),
+                Err(Miss::Rejected(msg)) if reject_is_final => return Err(Stop::Rejected(msg)),
+                Err(miss) => self.missed(&server, miss, misses),
+            }
+        }
+        Ok(None)
+    }
+
+    /// One round over several servers, hedged: the first server is asked; whenever the last
+    /// one asked has not answered within [`HEDGE`], or every one asked has failed, the next is
+    /// asked too, while the earlier attempts go on (each on its own thread, to its own
+    /// [`ATTEMPT`] deadline). The first value wins; the others' answers are dropped.
+    fn race(
+        &mut self,
+        order: &[usize],
+        name: &SecretName,
+        deadline: Instant,
+        round: u32,
+        misses: &mut Vec<(Fault, String)>,
+    ) -> std::result::Result<Option<Vec<u8>>, Stop> {
+        type Answer = (usize, std::result::Result<Vec<u8>, Miss>);
+        let (tx, rx) = mpsc::channel::<Answer>();
+        let mut next = order.iter();
+        let mut left = order.len();
+        let mut running = 0usize;
+        let mut hedge_at = Instant::now();
+        loop {
+            let now = Instant::now();
+            let more = left > 0 && now < deadline;
+            if more && (running == 0 || now >= hedge_at) {
+                left -= 1;
+                let Some((i, host)) = next
+                    .next()
+                    .and_then(|&i| self.cfg.servers.get(i).map(|h| (i, h.clone())))
+                else {
+                    continue;
+                };
+                self.begin(&host, name, round);
+                let server = self.display(&host);
+                let sealed = match self.seal(name) {
+                    Ok(sealed) => sealed,
+                    Err(miss) => {
+                        self.missed(&server, miss, misses);
+                        continue;
+                    }
+                };
+                let (tx, port, at) = (tx.clone(), self.cfg.port, deadline.min(now + ATTEMPT));
+                let who = server.clone();
+                let spawned = std::thread::Builder::new()
+                    .name("attempt".into())
+                    .stack_size(ATTEMPT_STACK)
+                    .spawn(move || {
+                        // The receiver is gone once another server answered: nothing to do.
+                        let _ = tx.send((i, exchange(&who, &host, port, &sealed, at)));
+                    });
+                match spawned {
+                    Ok(_) => {
+                        running += 1;
+                        hedge_at = now + HEDGE;
+                    }
+                    Err(e) => {
+                        let why = format!("cannot start a thread to ask server {server}: {e}");
+                        self.missed(&server, Miss::Retry(Fault::NoConnection, why), misses);
+                    }
+                }
+                continue;
+            }
+            if running == 0 {
+                return Ok(None);
+            }
+            // Every attempt ends by its own deadline and then reports; the margin is for a
+            // late wake-up.
+            let wait = if more {
+                hedge_at.saturating_duration_since(now)
+            } else {
+                ATTEMPT + Duration::from_secs(1)
+            };
+            match rx.recv_timeout(wait) {
+                Ok((i, answer)) => {
+                    running -= 1;
+                    let host = self.cfg.servers.get(i).map(String::as_str).unwrap_or("?");
+                    let server = self.display(host);
+                    match answer.and_then(|payload| self.open(&server, name, payload)) {
+                        Ok(value) => return Ok(Some(self.got(i, name, value))),
+                        Err(Miss::NotFound(msg)) => return Err(Stop::NotFound(msg)),
+                        Err(miss) => self.missed(&server, miss, misses),
+                    }
+                }
+                Err(mpsc::RecvTimeoutError::Timeout) if more => {}
+                Err(_) => return Ok(None),
+            }
+        }
+    }
+
+    /// Counts and, with `--verbose`, reports an attempt being begun.
+    fn begin(&mut self, host: &str, name: &SecretName, round: u32) {
+        if self.cfg.verbose {
+            log::line(&format!(
+                "fetching {name} from {} (round {round})",
+                self.display(host)
+            ));
+        }
+        self.attempts = self.attempts.saturating_add(1);
+    }
+
+    /// Server `i` gave the value: it is asked first from now on.
+    fn got(&mut self, i: usize, name: &SecretName, value: Vec<u8>) -> Vec<u8> {
+        self.preferred = i;
+        if self.cfg.verbose {
+            if let Some(host) = self.cfg.servers.get(i) {
+                log::line(&format!(
+                    "got {name} from {} ({} bytes)",
+                    self.display(host),
+                    value.len()
+                ));
+            }
+        }
+        value
+    }
+
+    /// Records a failed attempt. The second connection closed without an answer (over every
+    /// secret) is said once, whatever `--verbose`: the password or key is probably wrong, and
+    /// retrying quickly would only get this address locked out.
+    fn missed(&mut self, server: &str, miss: Miss, misses: &mut Vec<(Fault, String)>) {
+        let (fault, msg) = match miss {
+            Miss::Retry(f, msg) => (f, msg),
+            Miss::Rejected(msg) | Miss::NotFound(msg) => (Fault::Silent, msg),
+        };
+        if self.cfg.verbose {
+            log::line(&msg);
+        }
+        if fault == Fault::Silent {
+            self.silent = self.silent.saturating_add(1);
+            if self.silent == 2 {
+                log::line(&format!(
+                    "server {server} closed the connection without answering again: the password or the encryption key \
+                     is probably wrong for this client (or the server's --authorized-ips does not allow this address), and after \
+                     repeated failures the server refuses this address for a while; waiting seconds between tries from now on"
+                ));
+            }
+        }
+        misses.push((fault, msg));
     }
 
     fn display(&self, host: &str) -> String {
@@ -253,48 +501,31 @@ impl<'a> Client<'a> {
             .join(", ")
     }
 
-    /// One exchange with one server.
-    fn attempt(
-        &self,
-        host: &str,
-        name: &SecretName,
-        deadline: Instant,
-    ) -> std::result::Result<Vec<u8>, Miss> {
-        let at = deadline.min(Instant::now() + ATTEMPT);
-        let server = self.display(host);
-        let stream = net::connect(host, self.cfg.port, at)
-            .map_err(|e| Miss::Retry(connect_problem(&server, &e)))?;
-        let mut io = Deadline::new(&stream, at);
+    /// The request frame for `name`, sealed afresh (a new nonce per attempt).
+    fn seal(&self, name: &SecretName) -> std::result::Result<Vec<u8>, Miss> {
         let request = protocol::build_request(&self.cfg.password, name.as_str());
-        let sealed = self.cfg.codec.seal_frame(&request).map_err(|e| {
-            Miss::Retry(match e {
-                SealError::NoRandom(e) => {
-                    format!("no random nonce available for the request: {e}")
-                }
-                SealError::TooLong => "cannot seal the request: it is too long".to_owned(),
-            })
-        })?;
-        io.write_all(&sealed).map_err(|e| {
-            Miss::Retry(format!("server {server}: sending the request failed: {e}"))
-        })?;
-        let payload = frame::read_frame(&mut frame::InlineBuf::new(&mut io), MAX_RESPONSE)
-            .map_err(|e| {
-                let closed = match &e {
-                    FrameError::Closed | FrameError::Truncated { .. } => true,
-                    FrameError::Io(io) => matches!(
-                        io.kind(),
-                        io::ErrorKind::ConnectionReset | io::ErrorKind::ConnectionAborted
-                    ),
-                    FrameError::TooLarge { .. } => false,
-                };
-                if closed {
-                    Miss::Rejected(read_problem(&server, &e))
-                } else {
-                    Miss::Retry(read_problem(&server, &e))
-                }
-            })?;
+        self.cfg.codec.seal_frame(&request).map_err(|e| {
+            Miss::Retry(
+                Fault::NoConnection,
+                match e {
+                    SealError::NoRandom(e) => {
+                        format!("no random nonce available for the request: {e}")
+                    }
+                    SealError::TooLong => "cannot seal the request: it is too long".to_owned(),
+                },
+            )
+        })
+    }
+
+    /// The value in a response `payload` from `server`.
+    fn open(
+        &self,
+        server: &str,
+        name: &SecretName,
+        payload: Vec<u8>,
+    ) -> std::result::Result<Vec<u8>, Miss> {
         let value = self.cfg.codec.open(payload).map_err(|e| {
-            Miss::Retry(match e {
+            Miss::Retry(Fault::Unusable, match e {
                 OpenError::TooShort | OpenError::BadTag => format!(
                     "the response from {server} did not decrypt: the encryption keys differ, or the server runs without one (--insecure)"
                 ),
@@ -307,6 +538,51 @@ impl<'a> Client<'a> {
         }
         Ok(value)
     }
+}
+
+/// Stack of an attempt's thread: a connect (with the C library's name resolution), one write,
+/// one frame read into the heap.
+const ATTEMPT_STACK: usize = 128 * 1024;
+
+/// One exchange with one server, by `at`: connect, send the sealed request, read the response
+/// frame (still sealed).
+fn exchange(
+    server: &str,
+    host: &str,
+    port: u16,
+    sealed: &[u8],
+    at: Instant,
+) -> std::result::Result<Vec<u8>, Miss> {
+    let stream = net::connect(host, port, at).map_err(|e| connect_problem(server, &e))?;
+    let mut io = Deadline::new(&stream, at);
+    io.write_all(sealed).map_err(|e| {
+        let fault = if net::is_timeout(&e) {
+            Fault::Timeout
+        } else {
+            Fault::Unusable
+        };
+        Miss::Retry(
+            fault,
+            format!("server {server}: sending the request failed: {e}"),
+        )
+    })?;
+    frame::read_frame(&mut frame::InlineBuf::new(&mut io), MAX_RESPONSE).map_err(|e| {
+        let closed = match &e {
+            FrameError::Closed | FrameError::Truncated { .. } => true,
+            FrameError::Io(io) => matches!(
+                io.kind(),
+                io::ErrorKind::ConnectionReset | io::ErrorKind::ConnectionAborted
+            ),
+            FrameError::TooLarge { .. } => false,
+        };
+        if closed {
+            Miss::Rejected(read_problem(server, &e))
+        } else if matches!(&e, FrameError::Io(io) if net::is_timeout(io)) {
+            Miss::Retry(Fault::Timeout, read_problem(server, &e))
+        } else {
+            Miss::Retry(Fault::Unusable, read_problem(server, &e))
+        }
+    })
 }
 
 fn read_problem(server: &str, e: &FrameError) -> String {
@@ -327,19 +603,26 @@ fn read_problem(server: &str, e: &FrameError) -> String {
     }
 }
 
-fn connect_problem(server: &str, e: &io::Error) -> String {
-    match e.kind() {
-        io::ErrorKind::ConnectionRefused => {
-            format!("server {server} refused the connection: is `netsecrets receive` running there on this --port?")
-        }
-        io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock => {
-            format!("server {server} did not answer in time: check the address, the route and firewalls")
-        }
-        _ if e.raw_os_error() == Some(101) || e.raw_os_error() == Some(113) => {
-            format!("server {server} is unreachable ({e}): is the network up?")
-        }
-        _ => format!("cannot connect to server {server}: {e} (check --server/--fallbacks)"),
-    }
+fn connect_problem(server: &str, e: &io::Error) -> Miss {
+    let (fault, msg) = match e.kind() {
+        io::ErrorKind::ConnectionRefused => (
+            Fault::Refused,
+            format!("server {server} refused the connection: is `netsecrets receive` running there on this --port?"),
+        ),
+        io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock => (
+            Fault::Timeout,
+            format!("server {server} did not answer in time: check the address, the route and firewalls"),
+        ),
+        _ if e.raw_os_error() == Some(libc::ENETUNREACH) || e.raw_os_error() == Some(libc::EHOSTUNREACH) => (
+            Fault::Refused,
+            format!("server {server} is unreachable ({e}): is the network up?"),
+        ),
+        _ => (
+            Fault::NoConnection,
+            format!("cannot connect to server {server}: {e} (check --server/--fallbacks)"),
+        ),
+    };
+    Miss::Retry(fault, msg)
 }
 
 #[cfg(test)]
@@ -356,7 +639,7 @@ mod tests {
         for seed in [0, 1, 42, u64::MAX] {
             let mut b = Backoff::seeded(seed);
             for i in 0..12 {
-                let p = b.next_pause();
+                let p = b.next_pause(Round::Slow);
                 assert!(
                     p >= base(i) / 2 && p <= base(i),
                     "seed {seed}, pause {i}: {p:?}"
@@ -365,10 +648,52 @@ mod tests {
         }
         // The cap is reached and kept.
         let mut b = Backoff::seeded(7);
-        let last: Vec<Duration> = (0..20).map(|_| b.next_pause()).skip(10).collect();
+        let last: Vec<Duration> = (0..20)
+            .map(|_| b.next_pause(Round::Slow))
+            .skip(10)
+            .collect();
         assert!(last
             .iter()
             .all(|p| *p >= MAX_BACKOFF / 2 && *p <= MAX_BACKOFF));
+    }
+
+    #[test]
+    fn refused_rounds_pause_briefly_and_silent_ones_long() {
+        let mut b = Backoff::seeded(3);
+        // Timeouts first grow the doubling base; refusals keep their short pause regardless.
+        for _ in 0..6 {
+            b.next_pause(Round::Slow);
+        }
+        for _ in 0..50 {
+            let p = b.next_pause(Round::Refused);
+            assert!(p >= REFUSED_PAUSE / 2 && p <= REFUSED_PAUSE, "{p:?}");
+        }
+        // Silent closes: [2 s, 4 s], [8 s, 16 s], then [15 s, 30 s] for good: three tries
+        // in send's default 30 s, not five in three seconds.
+        let mut b = Backoff::seeded(9);
+        let want = [(2, 4), (8, 16), (15, 30), (15, 30), (15, 30)];
+        for (lo, hi) in want {
+            let p = b.next_pause(Round::Silent);
+            assert!(
+                p >= Duration::from_secs(lo) && p <= Duration::from_secs(hi),
+                "{p:?} not in [{lo}, {hi}] s"
+            );
+        }
+        // And the doubling schedule was not advanced by the others.
+        let p = b.next_pause(Round::Slow);
+        assert!(p <= FIRST_BACKOFF, "{p:?}");
+    }
+
+    #[test]
+    fn a_round_is_classified_by_its_worst_failure() {
+        use Fault::*;
+        assert_eq!(Round::of(&[Refused, Refused]), Round::Refused);
+        assert_eq!(Round::of(&[Refused, Timeout]), Round::Slow);
+        assert_eq!(Round::of(&[Refused, Silent]), Round::Silent);
+        assert_eq!(Round::of(&[Unusable]), Round::Slow);
+        assert_eq!(Round::of(&[]), Round::Slow);
+        assert!(Refused.unreached() && Timeout.unreached() && NoConnection.unreached());
+        assert!(!Silent.unreached() && !Unusable.unreached());
     }
 
     #[test]
@@ -376,11 +701,13 @@ mod tests {
         // Seeded from the operating system, as every client is: two schedules started in the
         // same instant differ (a collision of all 8 pauses is a 2^-200 event, not a flake).
         let (mut a, mut b) = (Backoff::new(), Backoff::new());
-        let sa: Vec<Duration> = (0..8).map(|_| a.next_pause()).collect();
-        let sb: Vec<Duration> = (0..8).map(|_| b.next_pause()).collect();
+        let sa: Vec<Duration> = (0..8).map(|_| a.next_pause(Round::Slow)).collect();
+        let sb: Vec<Duration> = (0..8).map(|_| b.next_pause(Round::Slow)).collect();
         assert_ne!(sa, sb);
         // And they spread: 1 000 clients' first pauses cover the whole [0.125 s, 0.25 s].
-        let firsts: Vec<Duration> = (0..1000).map(|_| Backoff::new().next_pause()).collect();
+        let firsts: Vec<Duration> = (0..1000)
+            .map(|_| Backoff::new().next_pause(Round::Slow))
+            .collect();
         let lo = firsts.iter().min().copied().unwrap_or_default();
         let hi = firsts.iter().max().copied().unwrap_or_default();
         assert!(lo < Duration::from_millis(135), "lowest first pause {lo:?}");
@@ -393,8 +720,8 @@ mod tests {
     #[test]
     fn a_client_gives_up_before_a_pause_would_pass_the_deadline() {
         use crate::wire::crypto::Codec;
-        // Nothing listens on this port: every round fails at once; the deadline (0.6 s) falls
-        // inside the third pause at the latest (0.125-0.25 + 0.25-0.5 + 0.5-1 s).
+        // Nothing listens on this port: every round is refused at once and followed by a pause
+        // of 0.15-0.3 s; the deadline (0.6 s) falls inside the second to fourth pause.
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
             .map(|a| a.port())
@@ -411,10 +738,12 @@ mod tests {
         let t = Instant::now();
         let name: SecretName = "a".parse().unwrap();
         assert!(c.fetch_all(std::slice::from_ref(&name)).is_err());
-        // Sleeping the third pause would end at 0.875 s at the earliest; the margin above the
-        // 0.6 s deadline is for a late wake-up on a loaded machine.
+        // A pause that would pass the 0.6 s deadline is not slept; the margin is for a late
+        // wake-up on a loaded machine.
         let took = t.elapsed();
         assert!(took < Duration::from_millis(850), "gave up after {took:?}");
-        assert!((2..=3).contains(&c.attempts()), "{} attempts", c.attempts());
+        assert!((2..=4).contains(&c.attempts()), "{} attempts", c.attempts());
+        // Nothing listened: no server was reached (what an offline fallback needs to know).
+        assert!(c.reached_no_server());
     }
 }
