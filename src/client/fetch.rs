@@ -15,7 +15,7 @@
 //! come back in lock-step. `Not found` is final for that secret.
 
 use std::io::{self, Write as _};
-use std::sync::mpsc;
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::config::ClientConfig;
@@ -360,8 +360,7 @@ impl<'a> Client<'a> {
         round: u32,
         misses: &mut Vec<(Fault, String)>,
     ) -> std::result::Result<Option<Vec<u8>>, Stop> {
-        type Answer = (usize, std::result::Result<Vec<u8>, Miss>);
-        let (tx, rx) = mpsc::channel::<Answer>();
+        let answers = Arc::new(Answers::default());
         let mut next = order.iter();
         let mut left = order.len();
         let mut running = 0usize;
@@ -386,15 +385,17 @@ impl<'a> Client<'a> {
                         continue;
                     }
                 };
-                let (tx, port, at) = (tx.clone(), self.cfg.port, deadline.min(now + ATTEMPT));
+                let (to, port, at) = (
+                    Arc::clone(&answers),
+                    self.cfg.port,
+                    deadline.min(now + ATTEMPT),
+                );
                 let who = server.clone();
+                // Once another server answered, nobody reads this answer: it is dropped with
+                // the last reference.
                 let spawned = std::thread::Builder::new()
-                    .name("attempt".into())
                     .stack_size(ATTEMPT_STACK)
-                    .spawn(move || {
-                        // The receiver is gone once another server answered: nothing to do.
-                        let _ = tx.send((i, exchange(&who, &host, port, &sealed, at)));
-                    });
+                    .spawn(move || to.put(i, exchange(&who, &host, port, &sealed, at)));
                 match spawned {
                     Ok(_) => {
                         running += 1;
@@ -417,8 +418,8 @@ impl<'a> Client<'a> {
             } else {
                 ATTEMPT + Duration::from_secs(1)
             };
-            match rx.recv_timeout(wait) {
-                Ok((i, answer)) => {
+            match answers.take(wait) {
+                Some((i, answer)) => {
                     running -= 1;
                     let host = self.cfg.servers.get(i).map(String::as_str).unwrap_or("?");
                     let server = self.display(host);
@@ -428,8 +429,8 @@ impl<'a> Client<'a> {
                         Err(miss) => self.missed(&server, miss, misses),
                     }
                 }
-                Err(mpsc::RecvTimeoutError::Timeout) if more => {}
-                Err(_) => return Ok(None),
+                None if more => {}
+                None => return Ok(None),
             }
         }
     }
@@ -537,6 +538,37 @@ impl<'a> Client<'a> {
             )));
         }
         Ok(value)
+    }
+}
+
+/// Which server (an index into the list) answered what.
+type Answer = (usize, std::result::Result<Vec<u8>, Miss>);
+
+/// The answers of a hedged round's attempts, each put by its thread, taken in order of
+/// arrival. (A mutex and a condition variable: std's channels would add several KiB of code.)
+#[derive(Default)]
+struct Answers {
+    queue: Mutex<Vec<Answer>>,
+    ready: Condvar,
+}
+
+impl Answers {
+    fn put(&self, server: usize, answer: std::result::Result<Vec<u8>, Miss>) {
+        // A poisoned lock means a panic, which aborts this program first: nothing to handle.
+        if let Ok(mut q) = self.queue.lock() {
+            q.push((server, answer));
+            self.ready.notify_one();
+        }
+    }
+
+    /// The oldest answer not taken yet, waiting at most `wait` for one.
+    fn take(&self, wait: Duration) -> Option<Answer> {
+        let q = self.queue.lock().ok()?;
+        let (mut q, _) = self
+            .ready
+            .wait_timeout_while(q, wait, |q| q.is_empty())
+            .ok()?;
+        (!q.is_empty()).then(|| q.remove(0))
     }
 }
 

@@ -169,16 +169,59 @@ pub fn scan(text: &[u8]) -> Result<Vec<Token<'_>>, Bad> {
 /// The secret names `text` uses, each once, in order of first use (sorted, not searched per
 /// placeholder: a template may hold hundreds of thousands).
 pub fn names(text: &[u8]) -> Result<Vec<&str>, Bad> {
-    let mut all: Vec<(&str, usize)> = scan(text)?
-        .into_iter()
-        .enumerate()
-        .map(|(i, t)| (t.name, i))
-        .collect();
-    // Stable: the first use of each name stays first among its equals.
-    all.sort_by(|a, b| a.0.cmp(b.0));
-    all.dedup_by(|later, first| later.0 == first.0);
-    all.sort_unstable_by_key(|&(_, i)| i);
-    Ok(all.into_iter().map(|(n, _)| n).collect())
+    let tokens = scan(text)?;
+    let mut all: Vec<(&str, usize)> = tokens.iter().map(|t| t.name).zip(0..).collect();
+    // By name, then position: the first entry of each name is its first use.
+    heap_sort(&mut all);
+    let mut first = vec![false; tokens.len()];
+    let mut prev = None;
+    for (name, i) in all {
+        if prev != Some(name) {
+            if let Some(f) = first.get_mut(i) {
+                *f = true;
+            }
+            prev = Some(name);
+        }
+    }
+    Ok(tokens
+        .iter()
+        .zip(first)
+        .filter(|(_, f)| *f)
+        .map(|(t, _)| t.name)
+        .collect())
+}
+
+/// Sorts (name, index) pairs in place, in O(n log n) without allocating. Hand-written on
+/// purpose: the standard library's generic sorts each add several KiB of code to the binary,
+/// and this one type is all that is sorted here.
+fn heap_sort(v: &mut [(&str, usize)]) {
+    // Moves v[root] down until it is not less than its children, within v[..end].
+    fn sift(v: &mut [(&str, usize)], mut root: usize, end: usize) {
+        loop {
+            let mut child = 2 * root + 1;
+            if child >= end {
+                return;
+            }
+            if child + 1 < end && v.get(child) < v.get(child + 1) {
+                child += 1;
+            }
+            if v.get(root) >= v.get(child) {
+                return;
+            }
+            // root < child < end <= v.len(): both in bounds.
+            v.swap(root, child);
+            root = child;
+        }
+    }
+    let n = v.len();
+    for root in (0..n / 2).rev() {
+        sift(v, root, n);
+    }
+    for end in (1..n).rev() {
+        // 0 < end < n: both in bounds.
+        v.swap(0, end);
+        sift(v, 0, end);
+    }
 }
 
 /// `text` with every placeholder replaced by its value from `values` (name, exact bytes), in
@@ -189,8 +232,8 @@ pub fn names(text: &[u8]) -> Result<Vec<&str>, Bad> {
 pub fn render(text: &[u8], values: &[(&str, &[u8])]) -> Result<Vec<u8>, Bad> {
     let tokens = scan(text)?;
     // The first value given for a name wins, as a search in order would find it.
-    let mut sorted: Vec<(&str, &[u8])> = values.to_vec();
-    sorted.sort_by(|a, b| a.0.cmp(b.0));
+    let mut sorted: Vec<(&str, usize)> = values.iter().map(|(n, _)| *n).zip(0..).collect();
+    heap_sort(&mut sorted);
     sorted.dedup_by(|later, first| later.0 == first.0);
     let mut out = Vec::with_capacity(text.len());
     let mut copied = 0;
@@ -199,6 +242,7 @@ pub fn render(text: &[u8], values: &[(&str, &[u8])]) -> Result<Vec<u8>, Bad> {
             .binary_search_by(|(n, _)| (*n).cmp(t.name))
             .ok()
             .and_then(|i| sorted.get(i))
+            .and_then(|&(_, i)| values.get(i))
             .map(|(_, v)| *v)
             .ok_or_else(|| Bad::Unknown {
                 line: line_of(text, t.start),
@@ -400,6 +444,19 @@ mod tests {
             render(p.as_bytes(), &[("a", b"1"), ("a", b"2")]).unwrap(),
             b"1"
         );
+    }
+
+    #[test]
+    fn heap_sort_sorts() {
+        for n in [0usize, 1, 2, 3, 7, 64, 1000] {
+            let names: Vec<String> = (0..n).map(|i| format!("n{}", (i * 7919) % 13)).collect();
+            let mut v: Vec<(&str, usize)> =
+                names.iter().map(String::as_str).zip((0..n).rev()).collect();
+            let mut want = v.clone();
+            want.sort();
+            heap_sort(&mut v);
+            assert_eq!(v, want, "{n}");
+        }
     }
 
     /// Cheap fuzzing: every prefix and every one-byte change of a template either renders or
