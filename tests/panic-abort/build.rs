@@ -7,8 +7,11 @@ fn main() {
     println!("cargo:rerun-if-changed=../../link/no-eh-frame.ld");
     println!("cargo:rerun-if-changed=build.rs");
     let var = |k: &str| std::env::var(k).unwrap_or_default();
-    if var("PROFILE") == "release" && !var("CARGO_ENCODED_RUSTFLAGS").contains("fixture_real_unwinder") {
-        let script = std::path::Path::new(&var("CARGO_MANIFEST_DIR")).join("../../link/no-eh-frame.ld");
+    if var("PROFILE") == "release"
+        && !var("CARGO_ENCODED_RUSTFLAGS").contains("fixture_real_unwinder")
+    {
+        let script =
+            std::path::Path::new(&var("CARGO_MANIFEST_DIR")).join("../../link/no-eh-frame.ld");
         println!("cargo:rustc-link-arg-bins=-Wl,-T,{}", script.display());
     }
 }
