@@ -937,6 +937,20 @@ fn storm(cfg: &Cfg, net: &Net, v: Variant) -> Report {
     let me = crate::proc::cpu_secs(std::process::id()).unwrap_or(0.0) - me0;
     drop(primary); // a frozen process is killed all the same
     drop(fallback);
+    if v == Variant::Dead {
+        // The primary's address back, for the variants after this one.
+        let _ = Command::new("ip")
+            .args([
+                "-n",
+                &cfg.server_ns,
+                "addr",
+                "add",
+                &format!("{PRIMARY}/32"),
+                "dev",
+                "lo",
+            ])
+            .status();
+    }
     let mut log = Log::default();
     // The readiness probes (one per server started before the clients) closed without a request.
     let probes = match v {

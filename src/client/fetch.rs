@@ -15,6 +15,8 @@
 //! come back in lock-step. `Not found` is final for that secret.
 
 use std::io::{self, Write as _};
+use std::net::TcpStream;
+use std::os::fd::AsRawFd;
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
@@ -279,7 +281,8 @@ impl<'a> Client<'a> {
         reject_is_final: bool,
     ) -> std::result::Result<Vec<u8>, Stop> {
         let n = self.cfg.servers.len();
-        let mut backoff = Backoff::new();
+        // Seeded (a system call) only when a round fails: most fetches never pause.
+        let mut backoff: Option<Backoff> = None;
         let mut round = 0u32;
         self.faults.clear();
         loop {
@@ -299,7 +302,9 @@ impl<'a> Client<'a> {
             }
             let faults: Vec<Fault> = misses.iter().map(|(f, _)| *f).collect();
             self.faults.extend_from_slice(&faults);
-            let pause = backoff.next_pause(Round::of(&faults));
+            let pause = backoff
+                .get_or_insert_with(Backoff::new)
+                .next_pause(Round::of(&faults));
             if Instant::now() + pause >= deadline {
                 for (_, m) in &misses {
                     log::line(m);
@@ -390,16 +395,44 @@ impl<'a> Client<'a> {
                     self.cfg.port,
                     deadline.min(now + ATTEMPT),
                 );
+                // The round's first server is asked from this thread, patiently for HEDGE: a
+                // server that answers in time (nearly always) costs no thread. Only one that
+                // keeps the client waiting goes on in a thread, and the next server is asked.
+                let first = left + 1 == order.len();
+                let job = if first {
+                    match first_phase(&server, &host, port, &sealed, (now + HEDGE).min(at), at) {
+                        First::Done(answer) => {
+                            match answer.and_then(|payload| self.open(&server, name, payload)) {
+                                Ok(value) => return Ok(Some(self.got(i, name, value))),
+                                Err(Miss::NotFound(msg)) => return Err(Stop::NotFound(msg)),
+                                Err(miss) => self.missed(&server, miss, misses),
+                            }
+                            continue;
+                        }
+                        First::Waiting(stream) => Some(stream),
+                        First::NotConnected => None,
+                    }
+                } else {
+                    None
+                };
                 let who = server.clone();
                 // Once another server answered, nobody reads this answer: it is dropped with
                 // the last reference.
-                let spawned = std::thread::Builder::new()
-                    .stack_size(ATTEMPT_STACK)
-                    .spawn(move || to.put(i, exchange(&who, &host, port, &sealed, at)));
+                let spawned =
+                    std::thread::Builder::new()
+                        .stack_size(ATTEMPT_STACK)
+                        .spawn(move || {
+                            let answer = match job {
+                                Some(stream) => receive(&who, &stream, at),
+                                None => exchange(&who, &host, port, &sealed, at),
+                            };
+                            to.put(i, answer)
+                        });
                 match spawned {
                     Ok(_) => {
                         running += 1;
-                        hedge_at = now + HEDGE;
+                        // The first server has had its HEDGE already.
+                        hedge_at = if first { Instant::now() } else { now + HEDGE };
                     }
                     Err(e) => {
                         let why = format!("cannot start a thread to ask server {server}: {e}");
@@ -585,9 +618,73 @@ fn exchange(
     sealed: &[u8],
     at: Instant,
 ) -> std::result::Result<Vec<u8>, Miss> {
-    let stream = net::connect(host, port, at).map_err(|e| connect_problem(server, &e))?;
-    let mut io = Deadline::new(&stream, at);
-    io.write_all(sealed).map_err(|e| {
+    let stream = send_request(server, host, port, sealed, at, at)?;
+    receive(server, &stream, at)
+}
+
+/// How the first, patient phase of a hedged round's first attempt ended.
+enum First {
+    /// An answer, a refusal or a failure, within the patience.
+    Done(std::result::Result<Vec<u8>, Miss>),
+    /// The request was sent and nothing has come back yet.
+    Waiting(TcpStream),
+    /// The connection was not set up within the patience (it may still be, later).
+    NotConnected,
+}
+
+/// The first `patience` of an attempt that may last until `at`: connect, send, and wait for the
+/// response to begin.
+fn first_phase(
+    server: &str,
+    host: &str,
+    port: u16,
+    sealed: &[u8],
+    patience: Instant,
+    at: Instant,
+) -> First {
+    match send_request(server, host, port, sealed, patience, at) {
+        Err(Miss::Retry(Fault::Timeout, _)) if patience < at => First::NotConnected,
+        Err(miss) => First::Done(Err(miss)),
+        Ok(stream) if readable(&stream, patience) => First::Done(receive(server, &stream, at)),
+        Ok(stream) => First::Waiting(stream),
+    }
+}
+
+/// True once `stream` has something to read (or an end or an error to report), false when
+/// `until` passed first.
+fn readable(stream: &TcpStream, until: Instant) -> bool {
+    loop {
+        let left = until.saturating_duration_since(Instant::now());
+        // At most HEDGE in practice; rounded up so that a poll never ends early.
+        let ms = libc::c_int::try_from(left.as_micros().div_ceil(1000)).unwrap_or(libc::c_int::MAX);
+        let mut pfd = libc::pollfd {
+            fd: stream.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // SAFETY: `pfd` is one valid pollfd owned by this frame, and the count says one; the
+        // descriptor belongs to `stream`, which is borrowed (so open) for the call.
+        let r = unsafe { libc::poll(&mut pfd, 1, ms) };
+        if r > 0 {
+            return true;
+        }
+        if r == 0 || io::Error::last_os_error().kind() != io::ErrorKind::Interrupted {
+            return false;
+        }
+    }
+}
+
+/// Connects to `host:port` by `connect_by` and sends the sealed request by `at`.
+fn send_request(
+    server: &str,
+    host: &str,
+    port: u16,
+    sealed: &[u8],
+    connect_by: Instant,
+    at: Instant,
+) -> std::result::Result<TcpStream, Miss> {
+    let stream = net::connect(host, port, connect_by).map_err(|e| connect_problem(server, &e))?;
+    Deadline::new(&stream, at).write_all(sealed).map_err(|e| {
         let fault = if net::is_timeout(&e) {
             Fault::Timeout
         } else {
@@ -598,6 +695,12 @@ fn exchange(
             format!("server {server}: sending the request failed: {e}"),
         )
     })?;
+    Ok(stream)
+}
+
+/// Reads the response frame (still sealed) from `stream` by `at`.
+fn receive(server: &str, stream: &TcpStream, at: Instant) -> std::result::Result<Vec<u8>, Miss> {
+    let mut io = Deadline::new(stream, at);
     frame::read_frame(&mut frame::InlineBuf::new(&mut io), MAX_RESPONSE).map_err(|e| {
         let closed = match &e {
             FrameError::Closed | FrameError::Truncated { .. } => true,
