@@ -20,9 +20,9 @@
 //! - `+cork` suffix — TCP_CORK on the listener, inherited by every accepted socket, so the answer
 //!   leaves with the FIN in one segment when the socket is closed (as server.rs does).
 
-use std::collections::VecDeque;
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
+use std::collections::VecDeque;
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -78,18 +78,12 @@ pub fn run(args: &Args) {
             )
         };
         if r != 0 {
-            die(&format!(
-                "floor: TCP_CORK: {}",
-                std::io::Error::last_os_error()
-            ));
+            die(&format!("floor: TCP_CORK: {}", std::io::Error::last_os_error()));
         }
     }
     eprintln!(
         "floor: listening on {} ({variant})",
-        listener
-            .local_addr()
-            .map(|a| a.to_string())
-            .unwrap_or_default()
+        listener.local_addr().map(|a| a.to_string()).unwrap_or_default()
     );
     match model.as_str() {
         "single" => accept_loop(&listener, &ctx),
@@ -163,22 +157,20 @@ fn handoff(listener: &TcpListener, ctx: &Arc<Ctx>) -> ! {
             drop(q);
             let shared = Arc::clone(&shared);
             let ctx = Arc::clone(ctx);
-            let _ = thread::Builder::new()
-                .stack_size(128 * 1024)
-                .spawn(move || loop {
-                    let (lock, cv) = &*shared;
-                    let mut q = lock.lock().unwrap();
-                    let job = loop {
-                        if let Some(j) = q.queue.pop_front() {
-                            break j;
-                        }
-                        q.idle += 1;
-                        q = cv.wait(q).unwrap();
-                        q.idle -= 1;
-                    };
-                    drop(q);
-                    serve_at(&ctx, job.0, job.1);
-                });
+            let _ = thread::Builder::new().stack_size(128 * 1024).spawn(move || loop {
+                let (lock, cv) = &*shared;
+                let mut q = lock.lock().unwrap();
+                let job = loop {
+                    if let Some(j) = q.queue.pop_front() {
+                        break j;
+                    }
+                    q.idle += 1;
+                    q = cv.wait(q).unwrap();
+                    q.idle -= 1;
+                };
+                drop(q);
+                serve_at(&ctx, job.0, job.1);
+            });
         }
     }
 }
@@ -203,11 +195,7 @@ fn serve_inner(ctx: &Ctx, s: &mut TcpStream, deadline: Instant) {
     let mut have = 0;
     let len = loop {
         if ctx.timeouts {
-            let _ = s.set_read_timeout(Some(
-                deadline
-                    .saturating_duration_since(Instant::now())
-                    .max(Duration::from_millis(1)),
-            ));
+            let _ = s.set_read_timeout(Some(deadline.saturating_duration_since(Instant::now()).max(Duration::from_millis(1))));
         }
         match s.read(&mut buf[have..]) {
             Ok(0) | Err(_) => return,
@@ -224,11 +212,7 @@ fn serve_inner(ctx: &Ctx, s: &mut TcpStream, deadline: Instant) {
         }
     };
     if ctx.timeouts {
-        let _ = s.set_write_timeout(Some(
-            deadline
-                .saturating_duration_since(Instant::now())
-                .max(Duration::from_millis(1)),
-        ));
+        let _ = s.set_write_timeout(Some(deadline.saturating_duration_since(Instant::now()).max(Duration::from_millis(1))));
     }
     match &ctx.codec {
         Codec::Plain => {

@@ -38,9 +38,7 @@ pub fn run(args: &Args) {
     }
     let start = Instant::now();
     let end = start + Duration::from_secs_f64(secs);
-    let mut slots: Vec<State> = (0..conns)
-        .map(|_| State::Idle { retry_at: start })
-        .collect();
+    let mut slots: Vec<State> = (0..conns).map(|_| State::Idle { retry_at: start }).collect();
     let (mut connects, mut closed, mut failed) = (0u64, 0u64, 0u64);
     let (mut open_sum, mut open_n, mut open_min, mut open_max) = (0u64, 0u64, usize::MAX, 0usize);
     let sa = sockaddr(addr);
@@ -58,9 +56,7 @@ pub fn run(args: &Args) {
                         Ok(fd) => *s = State::Connecting { fd, since: now },
                         Err(_) => {
                             failed += 1;
-                            *s = State::Idle {
-                                retry_at: now + reconnect,
-                            };
+                            *s = State::Idle { retry_at: now + reconnect };
                         }
                     }
                 }
@@ -72,20 +68,12 @@ pub fn run(args: &Args) {
         for (i, s) in slots.iter().enumerate() {
             match *s {
                 State::Connecting { fd, .. } => {
-                    pfds.push(libc::pollfd {
-                        fd,
-                        events: libc::POLLOUT,
-                        revents: 0,
-                    });
+                    pfds.push(libc::pollfd { fd, events: libc::POLLOUT, revents: 0 });
                     idx.push(i);
                 }
                 State::Open { fd } => {
                     open += 1;
-                    pfds.push(libc::pollfd {
-                        fd,
-                        events: libc::POLLIN,
-                        revents: 0,
-                    });
+                    pfds.push(libc::pollfd { fd, events: libc::POLLIN, revents: 0 });
                     idx.push(i);
                 }
                 State::Idle { .. } => {}
@@ -114,56 +102,35 @@ pub fn run(args: &Args) {
                         // SAFETY: `err` and `len` live across the call and `len` holds the size
                         // of `err`; `fd` is an open socket of this slot.
                         unsafe {
-                            libc::getsockopt(
-                                fd,
-                                libc::SOL_SOCKET,
-                                libc::SO_ERROR,
-                                &mut err as *mut _ as *mut libc::c_void,
-                                &mut len,
-                            )
+                            libc::getsockopt(fd, libc::SOL_SOCKET, libc::SO_ERROR, &mut err as *mut _ as *mut libc::c_void, &mut len)
                         };
                         if err == 0 {
                             connects += 1;
                             // Two of the four header bytes, then silence.
                             // SAFETY: the two-byte array lives across the call and 2 is its
                             // length; `fd` is this slot's connected socket.
-                            unsafe {
-                                libc::send(
-                                    fd,
-                                    [0u8, 0].as_ptr() as *const libc::c_void,
-                                    2,
-                                    libc::MSG_NOSIGNAL,
-                                )
-                            };
+                            unsafe { libc::send(fd, [0u8, 0].as_ptr() as *const libc::c_void, 2, libc::MSG_NOSIGNAL) };
                             *s = State::Open { fd };
                         } else {
                             failed += 1;
                             close(fd);
-                            *s = State::Idle {
-                                retry_at: now + reconnect,
-                            };
+                            *s = State::Idle { retry_at: now + reconnect };
                         }
                     } else if now - since > Duration::from_secs(3) {
                         failed += 1;
                         close(fd);
-                        *s = State::Idle {
-                            retry_at: now + reconnect,
-                        };
+                        *s = State::Idle { retry_at: now + reconnect };
                     }
                 }
                 State::Open { fd } => {
                     if p.revents != 0 {
                         // SAFETY: `junk` is a live buffer and its exact length is passed; `fd` is
                         // this slot's open socket.
-                        let r = unsafe {
-                            libc::recv(fd, junk.as_mut_ptr() as *mut libc::c_void, junk.len(), 0)
-                        };
+                        let r = unsafe { libc::recv(fd, junk.as_mut_ptr() as *mut libc::c_void, junk.len(), 0) };
                         if r <= 0 {
                             closed += 1;
                             close(fd);
-                            *s = State::Idle {
-                                retry_at: now + reconnect,
-                            };
+                            *s = State::Idle { retry_at: now + reconnect };
                         }
                     }
                 }

@@ -52,8 +52,7 @@ fn cvt(r: libc::c_int) -> io::Result<libc::c_int> {
 
 /// A new IPv4 TCP socket, optionally bound to `src` (port 0), optionally non-blocking.
 pub fn socket(src: Option<Ipv4Addr>, nonblock: bool) -> io::Result<libc::c_int> {
-    let flags =
-        libc::SOCK_STREAM | libc::SOCK_CLOEXEC | if nonblock { libc::SOCK_NONBLOCK } else { 0 };
+    let flags = libc::SOCK_STREAM | libc::SOCK_CLOEXEC | if nonblock { libc::SOCK_NONBLOCK } else { 0 };
     // SAFETY: socket(2) takes only integers.
     let fd = cvt(unsafe { libc::socket(libc::AF_INET, flags, 0) })?;
     if let Some(ip) = src {
@@ -101,11 +100,7 @@ pub fn dial(addr: SocketAddr, timeout: Duration) -> io::Result<TcpStream> {
 
 /// Reads one frame (header and payload) of at most `cap` payload bytes into `buf`; returns the
 /// payload range. Errors with `UnexpectedEof` when the peer closes early.
-pub fn read_frame_into(
-    s: &mut impl Read,
-    buf: &mut Vec<u8>,
-    cap: usize,
-) -> io::Result<std::ops::Range<usize>> {
+pub fn read_frame_into(s: &mut impl Read, buf: &mut Vec<u8>, cap: usize) -> io::Result<std::ops::Range<usize>> {
     buf.clear();
     let mut chunk = [0u8; 2048];
     loop {

@@ -104,10 +104,7 @@ enum Log {
 #[derive(Clone)]
 enum Srv {
     Floor(&'static str),
-    Real {
-        log: Log,
-        secrets: usize,
-    },
+    Real { log: Log, secrets: usize },
     /// `--candidate A,B`: other netsecrets binaries (e.g. patched builds), log to /dev/null.
     Candidate(usize),
     /// netsecrets with this many named clients (`--clients-file`), each its own password and
@@ -159,38 +156,18 @@ struct At<'a> {
 impl At<'static> {
     /// 127.0.0.1:`port`, in this namespace.
     fn loopback(port: u16) -> At<'static> {
-        At {
-            bind: "127.0.0.1",
-            port,
-            ns: None,
-            probe_ns: None,
-            probe_ip: "127.0.0.1",
-        }
+        At { bind: "127.0.0.1", port, ns: None, probe_ns: None, probe_ip: "127.0.0.1" }
     }
 }
 
 /// Starts a server and waits until it accepts connections.
 fn start(ctx: &Ctx, srv: &Srv, aes: bool, at: &At) -> Proc {
-    let At {
-        bind,
-        port,
-        ns,
-        probe_ns,
-        probe_ip,
-    } = *at;
+    let At { bind, port, ns, probe_ns, probe_ip } = *at;
     let mut cmd;
     match srv {
         Srv::Floor(variant) => {
             cmd = in_ns(ns, &ctx.floor);
-            cmd.args([
-                "floor",
-                "--bind",
-                bind,
-                "--port",
-                &port.to_string(),
-                "--variant",
-                variant,
-            ]);
+            cmd.args(["floor", "--bind", bind, "--port", &port.to_string(), "--variant", variant]);
             if aes {
                 cmd.args(["--key", KEY]);
             }
@@ -206,8 +183,7 @@ fn start(ctx: &Ctx, srv: &Srv, aes: bool, at: &At) -> Proc {
             cmd = in_ns(ns, bin);
             cmd.args(["receive", "--server", bind, "--port", &port.to_string()]);
             if let Srv::Clients(n) = srv {
-                cmd.arg("--clients-file")
-                    .arg(clients_file(ctx, *n, aes, probe_ip));
+                cmd.arg("--clients-file").arg(clients_file(ctx, *n, aes, probe_ip));
             } else {
                 cmd.arg("--password-file").arg(ctx.work.join("password"));
             }
@@ -246,10 +222,7 @@ fn start(ctx: &Ctx, srv: &Srv, aes: bool, at: &At) -> Proc {
         .map(|s| s.success())
         .unwrap_or(false);
     if !ok || !p.alive() {
-        die(&format!(
-            "{} did not start listening on {probe_ip}:{port}",
-            srv.label()
-        ));
+        die(&format!("{} did not start listening on {probe_ip}:{port}", srv.label()));
     }
     p
 }
@@ -258,44 +231,24 @@ fn start(ctx: &Ctx, srv: &Srv, aes: bool, at: &At) -> Proc {
 /// password and key, from `from`, may read everything) and `n - 1` others, each its own
 /// password file, own key file with `aes`, one address of 10.0.0.0/8, and one secret.
 fn clients_file(ctx: &Ctx, n: usize, aes: bool, from: &str) -> PathBuf {
-    let dir = ctx
-        .work
-        .join(if aes { "clients-aes" } else { "clients-plain" });
+    let dir = ctx.work.join(if aes { "clients-aes" } else { "clients-plain" });
     let file = dir.join("clients");
     if file.exists() {
         return file;
     }
     fs::create_dir_all(&dir).unwrap_or_else(|e| die(&format!("{}: {e}", dir.display())));
     let mut text = String::new();
-    let key = if aes {
-        format!(" key={}", ctx.work.join("key").display())
-    } else {
-        String::new()
-    };
-    let _ = writeln!(
-        text,
-        "bench password={}{key} from={from} secrets=*",
-        ctx.work.join("password").display()
-    );
+    let key = if aes { format!(" key={}", ctx.work.join("key").display()) } else { String::new() };
+    let _ = writeln!(text, "bench password={}{key} from={from} secrets=*", ctx.work.join("password").display());
     for i in 1..n {
-        fs::write(
-            dir.join(format!("c{i}.pw")),
-            format!("client {i} password\n"),
-        )
-        .unwrap();
+        fs::write(dir.join(format!("c{i}.pw")), format!("client {i} password\n")).unwrap();
         let key = if aes {
             fs::write(dir.join(format!("c{i}.key")), format!("client {i} key\n")).unwrap();
             format!(" key=c{i}.key")
         } else {
             String::new()
         };
-        let _ = writeln!(
-            text,
-            "c{i} password=c{i}.pw{key} from=10.{}.{}.{} secrets=s0",
-            i >> 16,
-            (i >> 8) & 255,
-            i & 255
-        );
+        let _ = writeln!(text, "c{i} password=c{i}.pw{key} from=10.{}.{}.{} secrets=s0", i >> 16, (i >> 8) & 255, i & 255);
     }
     fs::write(&file, text).unwrap_or_else(|e| die(&format!("{}: {e}", file.display())));
     file
@@ -335,26 +288,13 @@ fn f(m: &BTreeMap<String, String>, k: &str) -> f64 {
 }
 
 /// Runs one load against a running server and samples the server meanwhile.
-fn drive(
-    ctx: &Ctx,
-    server: &mut Proc,
-    addr: &str,
-    conc: usize,
-    aes: bool,
-    names: usize,
-    ns: Option<&str>,
-) -> Run {
+fn drive(ctx: &Ctx, server: &mut Proc, addr: &str, conc: usize, aes: bool, names: usize, ns: Option<&str>) -> Run {
     let pid = server.pid();
     let cpu0 = proc::cpu_secs(pid).unwrap_or(0.0);
     let t0 = Instant::now();
     let mut cmd = in_ns(ns, &ctx.me);
     cmd.args(["load", "--addr", addr, "--conc", &conc.to_string()])
-        .args([
-            "--secs",
-            &ctx.secs.to_string(),
-            "--warmup",
-            &ctx.warmup.to_string(),
-        ])
+        .args(["--secs", &ctx.secs.to_string(), "--warmup", &ctx.warmup.to_string()])
         .args(["--names", &names.to_string(), "--password", PASSWORD]);
     if aes {
         cmd.args(["--key", KEY]);
@@ -394,15 +334,7 @@ fn drive(
 fn once(ctx: &Ctx, srv: &Srv, aes: bool, conc: usize, names: usize) -> Run {
     let port = free_port();
     let mut s = start(ctx, srv, aes, &At::loopback(port));
-    let r = drive(
-        ctx,
-        &mut s,
-        &format!("127.0.0.1:{port}"),
-        conc,
-        aes,
-        names,
-        None,
-    );
+    let r = drive(ctx, &mut s, &format!("127.0.0.1:{port}"), conc, aes, names, None);
     eprintln!(
         "  {:<32} {} C={conc:<3} {:>9.0} req/s p50 {:>6.0} us p99 {:>6.0} us err {} rss {} KiB thr {}",
         srv.label(),
@@ -432,12 +364,7 @@ fn combine(runs: &[Run]) -> Run {
         rps: med(|r| r.rps),
         ok: runs.iter().map(|r| r.ok).sum(),
         err: runs.iter().map(|r| r.err).sum(),
-        errs: runs
-            .iter()
-            .map(|r| r.errs.clone())
-            .filter(|e| e != "-")
-            .collect::<Vec<_>>()
-            .join(";"),
+        errs: runs.iter().map(|r| r.errs.clone()).filter(|e| e != "-").collect::<Vec<_>>().join(";"),
         p50: med(|r| r.p50),
         p99: med(|r| r.p99),
         max: runs.iter().map(|r| r.max).fold(0.0, f64::max),
@@ -526,10 +453,7 @@ fn setup(args: &Args, quick: bool) -> (Ctx, RmDir) {
     }
     let ctx = Ctx {
         netsecrets: PathBuf::from(args.need("netsecrets")),
-        candidates: args
-            .get("candidate")
-            .map(|c| c.split(',').map(PathBuf::from).collect())
-            .unwrap_or_default(),
+        candidates: args.get("candidate").map(|c| c.split(',').map(PathBuf::from).collect()).unwrap_or_default(),
         floor: PathBuf::from(args.need("floor")),
         me: std::env::current_exe().unwrap_or_else(|e| die(&e.to_string())),
         work,
@@ -559,24 +483,11 @@ fn mode_label(aes: bool) -> &'static str {
 
 /// Step 1: every floor thread model at every concurrency, plaintext and AES; returns the
 /// fastest error-free model per (AES, concurrency) — the floor the later steps compare with.
-fn floor_models(
-    ctx: &Ctx,
-    md: &mut String,
-    quick: bool,
-    concs: &[usize],
-) -> BTreeMap<(bool, usize), &'static str> {
+fn floor_models(ctx: &Ctx, md: &mut String, quick: bool, concs: &[usize]) -> BTreeMap<(bool, usize), &'static str> {
     let variants: Vec<&'static str> = if quick {
         vec!["single", "pool:2", "pool:2+cork"]
     } else {
-        vec![
-            "single",
-            "pool:2",
-            "pool:4",
-            "tpc",
-            "single+cork",
-            "pool:2+cork",
-            "pool:4+cork",
-        ]
+        vec!["single", "pool:2", "pool:4", "tpc", "single+cork", "pool:2+cork", "pool:4+cork"]
     };
     eprintln!("== floor thread models");
     let mut header = "| floor variant |".to_string();
@@ -587,12 +498,7 @@ fn floor_models(
             sep.push_str("---:|");
         }
     }
-    table_start(
-        md,
-        "Floor thread models (req/s; the fastest per column is the floor)",
-        &header,
-        &sep,
-    );
+    table_start(md, "Floor thread models (req/s; the fastest per column is the floor)", &header, &sep);
     let mut best = BTreeMap::new();
     let mut table: BTreeMap<&str, Vec<f64>> = BTreeMap::new();
     for aes in [false, true] {
@@ -618,12 +524,7 @@ fn floor_models(
 
 /// Step 2: the best floor, netsecrets logging to /dev/null and to a file (and any candidates),
 /// side by side at every concurrency, plaintext and AES.
-fn compare(
-    ctx: &Ctx,
-    md: &mut String,
-    concs: &[usize],
-    best: &BTreeMap<(bool, usize), &'static str>,
-) {
+fn compare(ctx: &Ctx, md: &mut String, concs: &[usize], best: &BTreeMap<(bool, usize), &'static str>) {
     eprintln!("== netsecrets vs floor");
     table_start(
         md,
@@ -635,14 +536,8 @@ fn compare(
         for &c in concs {
             let mut servers = vec![
                 Srv::Floor(best[&(aes, c)]),
-                Srv::Real {
-                    log: Log::Null,
-                    secrets: 1,
-                },
-                Srv::Real {
-                    log: Log::File,
-                    secrets: 1,
-                },
+                Srv::Real { log: Log::Null, secrets: 1 },
+                Srv::Real { log: Log::File, secrets: 1 },
                 Srv::Clients(1000),
             ];
             servers.extend((0..ctx.candidates.len()).map(Srv::Candidate));
@@ -675,12 +570,7 @@ fn compare(
 
 /// Step 2b: where the gap to the floor goes — floor variants that add one piece of netsecrets'
 /// design at a time (plaintext), then netsecrets itself.
-fn ablation(
-    ctx: &Ctx,
-    md: &mut String,
-    concs: &[usize],
-    best: &BTreeMap<(bool, usize), &'static str>,
-) {
+fn ablation(ctx: &Ctx, md: &mut String, concs: &[usize], best: &BTreeMap<(bool, usize), &'static str>) {
     eprintln!("== attribution (plaintext)");
     table_start(
         md,
@@ -695,10 +585,7 @@ fn ablation(
             Srv::Floor("handoff+cork"),
             Srv::Floor("handoff+cork+timeouts"),
             Srv::Floor("handoff+cork+timeouts+log"),
-            Srv::Real {
-                log: Log::Null,
-                secrets: 1,
-            },
+            Srv::Real { log: Log::Null, secrets: 1 },
         ];
         servers.extend((0..ctx.candidates.len()).map(Srv::Candidate));
         let rs = alternated(ctx, &servers, false, c);
@@ -706,19 +593,11 @@ fn ablation(
             let _ = writeln!(
                 md,
                 "| {c} | {} | {:.0} | {:.2} | {} | {:.1} | {} |",
-                s.label(),
-                r.rps,
-                r.rps / rs[0].rps.max(1.0),
-                ms(r.p99),
-                r.cpu_us_per_req,
-                r.threads
+                s.label(), r.rps, r.rps / rs[0].rps.max(1.0), ms(r.p99), r.cpu_us_per_req, r.threads
             );
         }
     }
-    let _ = writeln!(
-        md,
-        "\n(log lines of the `+log` variant go to /dev/null, like the netsecrets row.)\n"
-    );
+    let _ = writeln!(md, "\n(log lines of the `+log` variant go to /dev/null, like the netsecrets row.)\n");
 }
 
 /// Step 3: server memory — 1 000 secrets fetched by 64 clients (`loaded`), and 1 000 idle
@@ -733,16 +612,7 @@ fn memory(ctx: &Ctx, md: &mut String, loaded: bool, idle_conns: bool) {
             "|---|---:|---:|---:|---:|",
         );
         for aes in [false, true] {
-            let r = once(
-                ctx,
-                &Srv::Real {
-                    log: Log::Null,
-                    secrets: 1000,
-                },
-                aes,
-                64,
-                1000,
-            );
+            let r = once(ctx, &Srv::Real { log: Log::Null, secrets: 1000 }, aes, 64, 1000);
             let _ = writeln!(
                 md,
                 "| 1 000 secrets loaded, 64 clients fetching all of them in turn, {} | {:.0} | {} | {} | {} |",
@@ -751,12 +621,7 @@ fn memory(ctx: &Ctx, md: &mut String, loaded: bool, idle_conns: bool) {
             );
         }
     } else {
-        table_start(
-            md,
-            "Server memory",
-            "| load | | | peak RSS (VmHWM) MiB | peak threads |",
-            "|---|---:|---:|---:|---:|",
-        );
+        table_start(md, "Server memory", "| load | | | peak RSS (VmHWM) MiB | peak threads |", "|---|---:|---:|---:|---:|");
     }
     if idle_conns {
         idle(ctx, md);
@@ -780,35 +645,14 @@ fn idle(ctx: &Ctx, md: &mut String) {
         ("1 000 idle connections from one address (127.0.0.1)", None),
         (
             "1 000 idle connections from 16 addresses (127.0.0.2-17), --max-connections reached",
-            Some(
-                (2..18)
-                    .map(|i| format!("127.0.0.{i}"))
-                    .collect::<Vec<_>>()
-                    .join(","),
-            ),
+            Some((2..18).map(|i| format!("127.0.0.{i}")).collect::<Vec<_>>().join(",")),
         ),
     ] {
         let port = free_port();
-        let mut s = start(
-            ctx,
-            &Srv::Real {
-                log: Log::Null,
-                secrets: 1000,
-            },
-            false,
-            &At::loopback(port),
-        );
+        let mut s = start(ctx, &Srv::Real { log: Log::Null, secrets: 1000 }, false, &At::loopback(port));
         let pid = s.pid();
         let mut cmd = Command::new(&ctx.me);
-        cmd.args([
-            "hold",
-            "--addr",
-            &format!("127.0.0.1:{port}"),
-            "--conns",
-            "1000",
-            "--secs",
-            &hold_secs.to_string(),
-        ]);
+        cmd.args(["hold", "--addr", &format!("127.0.0.1:{port}"), "--conns", "1000", "--secs", &hold_secs.to_string()]);
         if let Some(src) = &src {
             cmd.args(["--src", src]);
         }
@@ -827,10 +671,7 @@ fn idle(ctx: &Ctx, md: &mut String) {
             die("the server died under idle connections");
         }
         let m = result_line(&h.finish(Duration::from_secs(1)));
-        eprintln!(
-            "  {label}: hwm {} KiB, threads {threads}, hold {m:?}",
-            st.hwm_kib
-        );
+        eprintln!("  {label}: hwm {} KiB, threads {threads}, hold {m:?}", st.hwm_kib);
         let _ = writeln!(
             md,
             "| {label}, {hold_secs} s (held open on average: {}; closed by the server: {}) | | | {} | {} |",
@@ -851,37 +692,21 @@ struct Netns {
 impl Drop for Netns {
     fn drop(&mut self) {
         for n in &self.names {
-            let _ = Command::new("ip")
-                .args(["netns", "del", n])
-                .stderr(Stdio::null())
-                .status();
+            let _ = Command::new("ip").args(["netns", "del", n]).stderr(Stdio::null()).status();
         }
     }
 }
 
 fn sh(args: &[&str]) -> bool {
-    Command::new("ip")
-        .args(args)
-        .status()
-        .map(|s| s.success())
-        .unwrap_or(false)
+    Command::new("ip").args(args).status().map(|s| s.success()).unwrap_or(false)
 }
 
 fn netns(ctx: &Ctx, md: &mut String, concs: &str) {
     eprintln!("== slow connections from another address (network namespaces)");
-    let _ = writeln!(
-        md,
-        "### 1 000 slow connections from one address, throughput of another\n"
-    );
+    let _ = writeln!(md, "### 1 000 slow connections from one address, throughput of another\n");
     let id = std::process::id();
-    let (s, a, b) = (
-        format!("nsbench-{id}-s"),
-        format!("nsbench-{id}-a"),
-        format!("nsbench-{id}-b"),
-    );
-    let guard = Netns {
-        names: vec![s.clone(), a.clone(), b.clone()],
-    };
+    let (s, a, b) = (format!("nsbench-{id}-s"), format!("nsbench-{id}-a"), format!("nsbench-{id}-b"));
+    let guard = Netns { names: vec![s.clone(), a.clone(), b.clone()] };
     let mut ok = true;
     for n in &guard.names {
         ok &= sh(&["netns", "add", n]);
@@ -892,96 +717,36 @@ fn netns(ctx: &Ctx, md: &mut String, concs: &str) {
         ok &= sh(&["link", "add", &vs, "type", "veth", "peer", "name", &vp]);
         ok &= sh(&["link", "set", &vs, "netns", &s]);
         ok &= sh(&["link", "set", &vp, "netns", peer]);
-        ok &= sh(&[
-            "-n",
-            &s,
-            "addr",
-            "add",
-            &format!("10.214.{net}.1/24"),
-            "dev",
-            &vs,
-        ]);
-        ok &= sh(&[
-            "-n",
-            peer,
-            "addr",
-            "add",
-            &format!("10.214.{net}.2/24"),
-            "dev",
-            &vp,
-        ]);
+        ok &= sh(&["-n", &s, "addr", "add", &format!("10.214.{net}.1/24"), "dev", &vs]);
+        ok &= sh(&["-n", peer, "addr", "add", &format!("10.214.{net}.2/24"), "dev", &vp]);
         ok &= sh(&["-n", &s, "link", "set", &vs, "up"]);
         ok &= sh(&["-n", peer, "link", "set", &vp, "up"]);
     }
     if !ok {
-        let _ = writeln!(
-            md,
-            "Skipped: network namespaces could not be set up (needs root and `ip`).\n"
-        );
+        let _ = writeln!(md, "Skipped: network namespaces could not be set up (needs root and `ip`).\n");
         return;
     }
     let port = 18080;
     let _ = writeln!(md, "Server in its own namespace (10.214.1.1 and 10.214.2.1, default limits, log to /dev/null, plaintext); address A = 10.214.1.2 holds 1 000 slow connections (2 header bytes, then silence; reconnect 1 s after the server closes one); address B = 10.214.2.2 runs the load. Median of {} alternating repetitions.\n", ctx.reps);
     let _ = writeln!(md, "| C from B | req/s from B alone | req/s from B with A's 1 000 slow connections | ratio | p99 ms alone | p99 ms with | errors (alone / with) | A's connections held open (avg) |");
     let _ = writeln!(md, "|---:|---:|---:|---:|---:|---:|---:|---:|");
-    for c in concs
-        .split(',')
-        .map(|c| c.parse::<usize>().unwrap_or_else(|_| die("--netns-conc")))
-    {
+    for c in concs.split(',').map(|c| c.parse::<usize>().unwrap_or_else(|_| die("--netns-conc"))) {
         let (mut alone, mut with, mut held) = (Vec::new(), Vec::new(), Vec::new());
         for _ in 0..ctx.reps {
             for slow in [false, true] {
-                let at = At {
-                    bind: "0.0.0.0",
-                    port,
-                    ns: Some(&s),
-                    probe_ns: Some(&b),
-                    probe_ip: "10.214.2.1",
-                };
-                let mut srv = start(
-                    ctx,
-                    &Srv::Real {
-                        log: Log::Null,
-                        secrets: 1,
-                    },
-                    false,
-                    &at,
-                );
+                let at = At { bind: "0.0.0.0", port, ns: Some(&s), probe_ns: Some(&b), probe_ip: "10.214.2.1" };
+                let mut srv = start(ctx, &Srv::Real { log: Log::Null, secrets: 1 }, false, &at);
                 let hold = slow.then(|| {
                     let mut cmd = in_ns(Some(&a), &ctx.me);
-                    cmd.args([
-                        "hold",
-                        "--addr",
-                        &format!("10.214.1.1:{port}"),
-                        "--conns",
-                        "1000",
-                    ])
-                    .args(["--secs", &(ctx.secs + ctx.warmup + 2.0).to_string()]);
+                    cmd.args(["hold", "--addr", &format!("10.214.1.1:{port}"), "--conns", "1000"])
+                        .args(["--secs", &(ctx.secs + ctx.warmup + 2.0).to_string()]);
                     Proc::spawn(cmd.stdout(Stdio::piped()).stdin(Stdio::null()))
                 });
                 if slow {
                     thread::sleep(Duration::from_secs(1));
                 }
-                let r = drive(
-                    ctx,
-                    &mut srv,
-                    &format!("10.214.2.1:{port}"),
-                    c,
-                    false,
-                    1,
-                    Some(&b),
-                );
-                eprintln!(
-                    "  B C={c} {} {:.0} req/s p99 {:.0} us err {}",
-                    if slow {
-                        "with 1000 slow from A"
-                    } else {
-                        "alone"
-                    },
-                    r.rps,
-                    r.p99,
-                    r.err
-                );
+                let r = drive(ctx, &mut srv, &format!("10.214.2.1:{port}"), c, false, 1, Some(&b));
+                eprintln!("  B C={c} {} {:.0} req/s p99 {:.0} us err {}", if slow { "with 1000 slow from A" } else { "alone" }, r.rps, r.p99, r.err);
                 if let Some(h) = hold {
                     let m = result_line(&h.finish(Duration::from_secs(5)));
                     held.push(f(&m, "open_avg"));
@@ -996,14 +761,7 @@ fn netns(ctx: &Ctx, md: &mut String, concs: &str) {
         let _ = writeln!(
             md,
             "| {c} | {:.0} | {:.0} | {:.2} | {} | {} | {} / {} | {:.0} |",
-            x.rps,
-            y.rps,
-            y.rps / x.rps.max(1.0),
-            ms(x.p99),
-            ms(y.p99),
-            x.err,
-            y.err,
-            median(held)
+            x.rps, y.rps, y.rps / x.rps.max(1.0), ms(x.p99), ms(y.p99), x.err, y.err, median(held)
         );
     }
     let _ = writeln!(md);
@@ -1026,41 +784,16 @@ fn alternated(ctx: &Ctx, servers: &[Srv], aes: bool, c: usize) -> Vec<Run> {
 fn client(ctx: &Ctx, md: &mut String, n: usize) {
     eprintln!("== client, whole process, {n} runs each");
     let port = free_port();
-    let mut srv_plain = start(
-        ctx,
-        &Srv::Real {
-            log: Log::Null,
-            secrets: 10,
-        },
-        false,
-        &At::loopback(port),
-    );
+    let mut srv_plain = start(ctx, &Srv::Real { log: Log::Null, secrets: 10 }, false, &At::loopback(port));
     let port_aes = free_port();
-    let mut srv_aes = start(
-        ctx,
-        &Srv::Real {
-            log: Log::Null,
-            secrets: 10,
-        },
-        true,
-        &At::loopback(port_aes),
-    );
+    let mut srv_aes = start(ctx, &Srv::Real { log: Log::Null, secrets: 10 }, true, &At::loopback(port_aes));
     let disk = ctx.work.join("out-disk");
     fs::create_dir_all(&disk).unwrap();
-    let names10 = (0..10)
-        .map(|i| format!("s{i}"))
-        .collect::<Vec<_>>()
-        .join(",");
+    let names10 = (0..10).map(|i| format!("s{i}")).collect::<Vec<_>>().join(",");
     let cases: Vec<(String, Vec<String>, Option<PathBuf>)> = {
         let send = |p: u16, aes: bool, names: &str, dir: &Path| -> (Vec<String>, Option<PathBuf>) {
             let out = dir.join("secret");
-            let mut a: Vec<String> = vec![
-                "send".into(),
-                "--server".into(),
-                "127.0.0.1".into(),
-                "--port".into(),
-                p.to_string(),
-            ];
+            let mut a: Vec<String> = vec!["send".into(), "--server".into(), "127.0.0.1".into(), "--port".into(), p.to_string()];
             a.push("--password-file".into());
             a.push(ctx.work.join("password").display().to_string());
             a.push("--request-secrets".into());
@@ -1075,11 +808,7 @@ fn client(ctx: &Ctx, md: &mut String, n: usize) {
             }
             (a, Some(out))
         };
-        let mut v = vec![(
-            "`netsecrets --version` (process start and exit only)".to_string(),
-            vec!["--version".to_string()],
-            None,
-        )];
+        let mut v = vec![("`netsecrets --version` (process start and exit only)".to_string(), vec!["--version".to_string()], None)];
         let (a, o) = send(port, false, "s0", &ctx.tmpfs);
         v.push(("1 secret, plaintext, to a file on tmpfs".into(), a, o));
         let (a, o) = send(port_aes, true, "s0", &ctx.tmpfs);
@@ -1087,11 +816,7 @@ fn client(ctx: &Ctx, md: &mut String, n: usize) {
         let (a, o) = send(port_aes, true, &names10, &ctx.tmpfs);
         v.push(("10 secrets, AES, to a file on tmpfs".into(), a, o));
         let (a, o) = send(port_aes, true, "s0", &disk);
-        v.push((
-            "1 secret, AES, to a file on ext4 (fsync reaches the disk)".into(),
-            a,
-            o,
-        ));
+        v.push(("1 secret, AES, to a file on ext4 (fsync reaches the disk)".into(), a, o));
         v
     };
     table_start(
@@ -1118,10 +843,7 @@ fn client(ctx: &Ctx, md: &mut String, n: usize) {
             if i == 0 {
                 if let Some(o) = &out {
                     let want = if argv.iter().any(|a| a.contains("s9")) {
-                        (0..10)
-                            .map(|k| value_for(&format!("s{k}")))
-                            .collect::<Vec<_>>()
-                            .join(&b'\n')
+                        (0..10).map(|k| value_for(&format!("s{k}"))).collect::<Vec<_>>().join(&b'\n')
                     } else {
                         value_for("s0")
                     };
@@ -1135,13 +857,7 @@ fn client(ctx: &Ctx, md: &mut String, n: usize) {
         times.sort_by(|a, b| a.partial_cmp(b).unwrap());
         let p90 = times[((0.9 * n as f64).ceil() as usize).clamp(1, n) - 1];
         eprintln!("  {label}: median {:.3} ms", median(times.clone()));
-        let _ = writeln!(
-            md,
-            "| {label} | {:.3} | {:.3} | {:.3} | {fails} |",
-            median(times.clone()),
-            p90,
-            times[0]
-        );
+        let _ = writeln!(md, "| {label} | {:.3} | {:.3} | {:.3} | {fails} |", median(times.clone()), p90, times[0]);
     }
     let _ = writeln!(md);
     let _ = (srv_plain.alive(), srv_aes.alive());
