@@ -21,7 +21,8 @@
 //!     failure lockout, eviction), `clients.rs` (the `--clients-file` format and the
 //!     per-request lookup of keys, client and access), `cidr.rs` (allowed networks).
 //! - `client/`   — `send`, the stage-1 helpers that fetch, and `render`:
-//!   - `fetch.rs` (servers, fallbacks, retries with backoff), `send.rs` (owner and group look-ups,
+//!   - `fetch.rs` (servers, fallbacks hedged after 0.5 s, retries with pauses by kind of
+//!     failure), `send.rs` (owner and group look-ups,
 //!     writing or printing), `initrd.rs` (`ask-password`, `copy-password`),
 //!     `credentials.rs` (`credentials`: `LoadCredential=` over an AF_UNIX socket), `template.rs`
 //!     (placeholders and single-pass rendering, pure), `render.rs` (`render`: template and

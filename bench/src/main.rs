@@ -7,6 +7,7 @@
 //! - `hold`  — holds N slow connections open (2 header bytes, then silence), reconnecting when the
 //!   server closes them; prints one RESULT line.
 //! - `storm` — the boot storm (`bench/storm`, storm.rs): 1 000 clients in network namespaces.
+//! - `render` — template rendering times (`bench/render`, render.rs).
 
 #![deny(clippy::undocumented_unsafe_blocks)]
 #![deny(unsafe_op_in_unsafe_fn)]
@@ -17,6 +18,7 @@ mod load;
 mod net;
 mod orch;
 mod proc;
+mod render;
 mod storm;
 
 use std::collections::HashMap;
@@ -101,6 +103,7 @@ fn main() {
         "hold" => hold::run(&args),
         "probe" => load::probe(&args),
         "storm" => storm::run(&args),
+        "render" => render::run(&args),
         other => die(&format!("unknown subcommand {other:?}")),
     }
 }

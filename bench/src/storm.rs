@@ -17,7 +17,13 @@
 //! millisecond; its kernel still completes handshakes but nothing answers, so its clients wait
 //! out their 5 s attempt deadline as for a machine that lost power, then the fallback takes
 //! over), `crash` (the same, with SIGKILL: the primary's kernel resets its connections and
-//! refuses new ones), `nat` (every client behind one address). Before
+//! refuses new ones), `dead` (the same, and at that moment the primary's address is removed
+//! from the server's namespace, which then drops its segments without an answer: new SYNs and
+//! the open connections' segments vanish, as for a host that lost power), `nat` (every client
+//! behind one address). `--late S` sets when the late server starts, `--client-timeout S` every
+//! client's deadline (default `send`'s 30 s: a server later than that needs more), `--pin 1`
+//! puts the servers on CPU 0 and everything else on CPU 1, `--up-fallback 1` lists and runs a
+//! fallback in variant `up` too (and reports how many requests it served). Before
 //! the variants, the existing load generator (`nsbench load`) measures the server's throughput
 //! in the same namespaces with the same server flags (C = 8 and 64; the better is the
 //! throughput), and the ideal storm time is N x K / that throughput.
@@ -53,7 +59,8 @@ const KEY: &str = "storm-aes-key";
 const PORT: u16 = 18090;
 const PRIMARY: &str = "10.216.0.1";
 const FALLBACK: &str = "10.216.0.2";
-/// `send`'s default `--timeout`: every client's deadline.
+/// `send`'s default `--timeout`: every client's deadline (`--client-timeout` changes it, e.g.
+/// for a server that starts later than that).
 const CLIENT_TIMEOUT: Duration = Duration::from_secs(30);
 const MAX_CLIENTS: usize = 4096;
 
@@ -260,6 +267,17 @@ struct Cfg {
     k: usize,
     late: f64,
     load_secs: f64,
+    /// Every client's deadline (`--client-timeout`, default `send`'s 30 s).
+    client_timeout: Duration,
+    /// `--pin`: the server(s) on CPU 0, everything else (load generator, light and real
+    /// clients) on CPU 1, so that the clients' CPU is not the server's (as when they are other
+    /// machines).
+    pin: bool,
+    /// `--up-fallback`: in variant (a), a fallback server is listed and running too (to count
+    /// the requests hedging sends it while the primary is healthy).
+    up_fallback: bool,
+    /// The server namespace's name (for `ip -n`: variant `dead` removes the primary's address).
+    server_ns: String,
     limit: Instant,
     /// `--clients-idle`: every client (load generator, light and real) under SCHED_IDLE.
     idle: bool,
@@ -284,7 +302,28 @@ fn server(cfg: &Cfg, net: &Net, bind: &str, log: &Path) -> Proc {
     }
     let f = File::create(log).unwrap_or_else(|e| die(&format!("{}: {e}", log.display())));
     c.stderr(f).stdout(Stdio::null()).stdin(Stdio::null());
+    if cfg.pin {
+        // SAFETY: runs in the forked child before exec; sched_setaffinity is a plain system
+        // call on a set owned by this closure's frame.
+        unsafe {
+            c.pre_exec(|| {
+                pin_to(0);
+                Ok(())
+            });
+        }
+    }
     Proc::spawn(&mut c)
+}
+
+/// Pins the calling thread (and what it starts from now on) to CPU `cpu`.
+fn pin_to(cpu: usize) {
+    // SAFETY: cpu_set_t is plain data (all-zero is the empty set); CPU_SET writes a bit inside
+    // it; sched_setaffinity only reads it; pid 0 is the calling thread.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        libc::CPU_SET(cpu, &mut set);
+        libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set);
+    }
 }
 
 /// Waits (at most 5 s) until `ip`:PORT accepts a connection from the first client namespace.
@@ -440,6 +479,7 @@ enum Variant {
     Late,
     Failover,
     Crash,
+    Dead,
     Nat,
 }
 
@@ -450,9 +490,10 @@ impl Variant {
             "late" | "b" => Variant::Late,
             "failover" | "c" => Variant::Failover,
             "crash" | "c2" => Variant::Crash,
+            "dead" | "c3" => Variant::Dead,
             "nat" | "d" => Variant::Nat,
             _ => die(&format!(
-                "unknown variant {s:?} (up, late, failover, crash, nat)"
+                "unknown variant {s:?} (up, late, failover, crash, dead, nat)"
             )),
         }
     }
@@ -463,6 +504,10 @@ impl Variant {
             Variant::Late => format!("(b) server starts {late} s after the first attempts"),
             Variant::Failover => "(c) primary freezes mid-storm, fallback takes over".into(),
             Variant::Crash => "(c2) primary crashes mid-storm, fallback takes over".into(),
+            Variant::Dead => {
+                "(c3) primary's host dies mid-storm (SYNs and segments dropped), fallback takes over"
+                    .into()
+            }
             Variant::Nat => "(d) every client behind one address (NAT)".into(),
         }
     }
@@ -487,6 +532,11 @@ struct Freeze {
     at: usize,
     signal: libc::c_int,
     pid: u32,
+    /// `dead`: the server namespace in which the primary's address is removed at the same
+    /// moment. Its segments are then dropped without an answer (a namespace does not forward,
+    /// and sends no ICMP error for what it does not forward): new SYNs and the open
+    /// connections' segments vanish, as for a host that lost power.
+    drop_in: Option<String>,
     when: Mutex<Option<Instant>>,
 }
 
@@ -495,6 +545,7 @@ struct Freeze {
 fn light(
     servers: Vec<String>,
     k: usize,
+    timeout: Duration,
     progress: &AtomicUsize,
     freeze: &Freeze,
 ) -> (bool, u32, String) {
@@ -504,7 +555,7 @@ fn light(
         password: PASSWORD.as_bytes().to_vec(),
         codec: Codec::Aes(Key::from_str_key(KEY)),
         protocol: netsecrets::wire::bound::Protocol::V2,
-        timeout: CLIENT_TIMEOUT,
+        timeout,
         verbose: false,
     };
     let mut c = Client::new(&cfg);
@@ -519,6 +570,19 @@ fn light(
                     // SAFETY: kill(2) takes two integers; the pid is the primary's, a child of
                     // this process not yet reaped (it is reaped after every client is done).
                     unsafe { libc::kill(freeze.pid as libc::pid_t, freeze.signal) };
+                    if let Some(ns) = &freeze.drop_in {
+                        let _ = Command::new("ip")
+                            .args([
+                                "-n",
+                                ns,
+                                "addr",
+                                "del",
+                                &format!("{PRIMARY}/32"),
+                                "dev",
+                                "lo",
+                            ])
+                            .status();
+                    }
                     *lock(&freeze.when) = Some(Instant::now());
                 }
             }
@@ -588,6 +652,8 @@ struct Report {
     failed: Vec<String>,
     log: Log,
     listen_drops: u64,
+    /// Requests the fallback served (variants with a fallback).
+    fallback_served: u64,
     /// Most threads a server had (workers + the monitor): connections served at once + 1.
     peak_threads: u64,
     /// CPU seconds of the server(s) and of this process (the light clients) during the variant.
@@ -614,9 +680,12 @@ fn storm(cfg: &Cfg, net: &Net, v: Variant) -> Report {
     let out = cfg.work.join("out");
     let _ = fs::remove_dir_all(&out);
     fs::create_dir_all(&out).unwrap_or_else(|e| die(&format!("{}: {e}", out.display())));
-    let servers: Vec<String> = match v {
-        Variant::Failover | Variant::Crash => vec![PRIMARY.into(), FALLBACK.into()],
-        _ => vec![PRIMARY.into()],
+    let two = matches!(v, Variant::Failover | Variant::Crash | Variant::Dead)
+        || (v == Variant::Up && cfg.up_fallback);
+    let servers: Vec<String> = if two {
+        vec![PRIMARY.into(), FALLBACK.into()]
+    } else {
+        vec![PRIMARY.into()]
     };
     let n_addrs = if v == Variant::Nat {
         1
@@ -635,7 +704,7 @@ fn storm(cfg: &Cfg, net: &Net, v: Variant) -> Report {
             die("the primary did not start listening");
         }
     }
-    if matches!(v, Variant::Failover | Variant::Crash) {
+    if two {
         fallback = Some(server(cfg, net, FALLBACK, &logs[1]));
         if !wait_listening(net, FALLBACK) {
             die("the fallback did not start listening");
@@ -649,12 +718,13 @@ fn storm(cfg: &Cfg, net: &Net, v: Variant) -> Report {
         } else {
             libc::SIGSTOP
         },
-        at: if matches!(v, Variant::Failover | Variant::Crash) {
+        at: if matches!(v, Variant::Failover | Variant::Crash | Variant::Dead) {
             n_light * cfg.k / 2
         } else {
             usize::MAX
         },
         pid: primary.as_ref().map_or(0, |p| p.child.id()),
+        drop_in: (v == Variant::Dead).then(|| cfg.server_ns.clone()),
         when: Mutex::new(None),
     });
     // Start time: after every light thread is created and has entered its namespace, and every
@@ -670,6 +740,7 @@ fn storm(cfg: &Cfg, net: &Net, v: Variant) -> Report {
         let progress = Arc::clone(&progress);
         let freeze = Arc::clone(&freeze);
         let k = cfg.k;
+        let timeout = cfg.client_timeout;
         let idle = cfg.idle;
         let spawned = thread::Builder::new()
             .stack_size(256 * 1024)
@@ -687,7 +758,7 @@ fn storm(cfg: &Cfg, net: &Net, v: Variant) -> Report {
                     thread::sleep(t0 - now);
                 }
                 let start = Instant::now();
-                let (ok, attempts, why) = light(servers, k, &progress, &freeze);
+                let (ok, attempts, why) = light(servers, k, timeout, &progress, &freeze);
                 (start, Instant::now(), ok, attempts, why)
             });
         threads
@@ -705,7 +776,7 @@ fn storm(cfg: &Cfg, net: &Net, v: Variant) -> Report {
         c.args(["-c", "read -r go && exec \"$0\" \"$@\""])
             .arg(&cfg.netsecrets)
             .args(["send", "--server", PRIMARY, "--port", &PORT.to_string()]);
-        if matches!(v, Variant::Failover | Variant::Crash) {
+        if two {
             c.args(["--fallbacks", FALLBACK]);
         }
         c.arg("--password-file")
@@ -716,7 +787,7 @@ fn storm(cfg: &Cfg, net: &Net, v: Variant) -> Report {
                 "--request-secrets",
                 &names_csv,
                 "--timeout",
-                &CLIENT_TIMEOUT.as_secs().to_string(),
+                &cfg.client_timeout.as_secs_f64().to_string(),
                 "--verbose",
             ])
             .arg("--file-output")
@@ -764,7 +835,7 @@ fn storm(cfg: &Cfg, net: &Net, v: Variant) -> Report {
     }
     // Watch: the late start, the failover, the real clients; bounded by the client deadline
     // and the global limit.
-    let end = (t0 + CLIENT_TIMEOUT + Duration::from_secs(10)).min(cfg.limit);
+    let end = (t0 + cfg.client_timeout + Duration::from_secs(10)).min(cfg.limit);
     let mut event = None;
     let mut peak_threads = 0;
     let server_cpu = |p: &Option<Proc>| {
@@ -857,7 +928,7 @@ fn storm(cfg: &Cfg, net: &Net, v: Variant) -> Report {
             why,
         });
     }
-    if matches!(v, Variant::Failover | Variant::Crash) {
+    if matches!(v, Variant::Failover | Variant::Crash | Variant::Dead) {
         event = *lock(&freeze.when);
         if event.is_none() {
             eprintln!("  the primary was never frozen (the clients finished first?)");
@@ -867,15 +938,35 @@ fn storm(cfg: &Cfg, net: &Net, v: Variant) -> Report {
     let me = crate::proc::cpu_secs(std::process::id()).unwrap_or(0.0) - me0;
     drop(primary); // a frozen process is killed all the same
     drop(fallback);
+    if v == Variant::Dead {
+        // The primary's address back, for the variants after this one.
+        let _ = Command::new("ip")
+            .args([
+                "-n",
+                &cfg.server_ns,
+                "addr",
+                "add",
+                &format!("{PRIMARY}/32"),
+                "dev",
+                "lo",
+            ])
+            .status();
+    }
     let mut log = Log::default();
     // The readiness probes (one per server started before the clients) closed without a request.
     let probes = match v {
         Variant::Late => 0,
-        Variant::Failover | Variant::Crash => 2,
+        Variant::Failover | Variant::Crash | Variant::Dead => 2,
+        Variant::Up if two => 2,
         _ => 1,
     };
-    for l in &logs {
-        parse_log(&fs::read_to_string(l).unwrap_or_default(), &mut log);
+    let mut fallback_served = 0;
+    for (i, l) in logs.iter().enumerate() {
+        let text = fs::read_to_string(l).unwrap_or_default();
+        if i == 1 {
+            fallback_served = text.matches("outcome=served").count() as u64;
+        }
+        parse_log(&text, &mut log);
         let _ = fs::remove_file(l);
     }
     let secs = |t: Instant| t.saturating_duration_since(t0).as_secs_f64();
@@ -916,6 +1007,7 @@ fn storm(cfg: &Cfg, net: &Net, v: Variant) -> Report {
             .collect(),
         log,
         listen_drops: listen_drops(net).saturating_sub(drops0),
+        fallback_served,
         peak_threads,
         server_cpu: cpu,
         bench_cpu: me,
@@ -950,12 +1042,26 @@ pub fn run(args: &Args) {
         real,
         k: args.num("k", 5),
         late: args.num("late", if smoke { 1.5 } else { 3.0 }),
+        client_timeout: Duration::from_secs_f64(
+            args.num("client-timeout", CLIENT_TIMEOUT.as_secs_f64()),
+        ),
+        pin: args.get("pin").is_some_and(|v| v != "0"),
+        up_fallback: args.get("up-fallback").is_some_and(|v| v != "0"),
+        server_ns: format!("nsstorm-{}-s", args.num("tag", std::process::id())),
         load_secs: args.num("load-secs", if smoke { 1.0 } else { 2.0 }),
         idle: args.get("clients-idle").is_some_and(|v| v != "0"),
         limit: started + Duration::from_secs_f64(limit),
     };
     if cfg.k == 0 || cfg.k > 64 {
         die("storm: --k 1..64");
+    }
+    if !(1.0..=600.0).contains(&cfg.client_timeout.as_secs_f64()) {
+        die("storm: --client-timeout 1..600 s");
+    }
+    if cfg.pin {
+        // Inherited by every thread and process started from here on; servers move to CPU 0.
+        pin_to(1);
+        eprintln!("  pinned: servers on CPU 0, load generator and clients on CPU 1");
     }
     let default_variants = if smoke {
         "up,late,nat"
@@ -1003,7 +1109,7 @@ pub fn run(args: &Args) {
             ideal
         );
         for &v in &variants {
-            let need = CLIENT_TIMEOUT.as_secs_f64() + 15.0;
+            let need = cfg.client_timeout.as_secs_f64() + 15.0;
             if Instant::now() + Duration::from_secs_f64(need.min(if smoke { 15.0 } else { need }))
                 > cfg.limit
             {
@@ -1022,18 +1128,36 @@ pub fn run(args: &Args) {
             let max_retries = r.retries.iter().max().copied().unwrap_or(0);
             // With a late server, the clock that matters starts when the server does.
             let (ratio, ratio_note) = match (v, r.event) {
-                (Variant::Late, Some(up)) => (
-                    (r.makespan - up) / ideal,
-                    format!(" (from the server's start at {up:.2} s)"),
-                ),
-                (Variant::Failover, Some(gone)) => (
+                (Variant::Late, Some(up)) => {
+                    // Every failed attempt happened while the server was down (none fail
+                    // once it listens, or the failures column says so).
+                    let retries: u64 = r.retries.iter().map(|&x| u64::from(x)).sum();
+                    (
+                        (r.makespan - up) / ideal,
+                        format!(
+                            " (from the server's start at {up:.2} s; last client done {:.3} s after it; {retries} connection attempts while it was down, {:.0} per second)",
+                            r.makespan - up,
+                            retries as f64 / up.max(1e-3)
+                        ),
+                    )
+                }
+                (Variant::Failover | Variant::Crash | Variant::Dead, Some(gone)) => (
                     r.makespan / ideal,
-                    format!(" (primary frozen at {gone:.2} s)"),
+                    format!(
+                        " (primary stopped at {gone:.2} s; last client done {:.3} s after)",
+                        r.makespan - gone
+                    ),
                 ),
                 _ => (r.makespan / ideal, String::new()),
             };
             let l = &r.log;
             let label = v.label(cfg.late);
+            if v == Variant::Up && cfg.up_fallback {
+                notes.push(format!(
+                    "run {rep}: {label} with a fallback listed and running: the fallback served {} of {} requests",
+                    r.fallback_served, l.served
+                ));
+            }
             match ratios.iter_mut().find(|(k, _)| *k == label) {
                 Some((_, rs)) => rs.push(ratio),
                 None => ratios.push((label.clone(), vec![ratio])),

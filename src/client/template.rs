@@ -32,10 +32,21 @@ pub fn placeholder(name: &str) -> String {
 }
 
 fn hash_hex(name: &str) -> String {
+    String::from_utf8_lossy(&hash_digits(name)).into_owned()
+}
+
+/// The 64 lowercase hex digits of a placeholder's hash, without an allocation (checked once
+/// per placeholder).
+fn hash_digits(name: &str) -> [u8; HASH_LEN] {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
     let mut h = Sha256::new();
     h.update(TAG.as_bytes());
     h.update(name.as_bytes());
-    h.finalize().iter().map(|b| format!("{b:02x}")).collect()
+    let mut out = [0u8; HASH_LEN];
+    for (pair, b) in out.chunks_exact_mut(2).zip(h.finalize()) {
+        pair.copy_from_slice(&[HEX[usize::from(b >> 4)], HEX[usize::from(b & 15)]]);
+    }
+    out
 }
 
 /// One placeholder found in a template: its byte range and the secret it names.
@@ -76,6 +87,8 @@ impl std::fmt::Display for Bad {
     }
 }
 
+/// The line (from 1) of byte `offset`. Counted from the start, so only for an error: rendering
+/// stops at the first one, which keeps the whole scan linear in the template's length.
 fn line_of(text: &[u8], offset: usize) -> usize {
     1 + text
         .get(..offset)
@@ -90,35 +103,46 @@ fn name_byte(b: u8) -> bool {
 }
 
 fn find(hay: &[u8], needle: &[u8], from: usize) -> Option<usize> {
-    hay.get(from..)?
-        .windows(needle.len())
-        .position(|w| w == needle)
-        .map(|p| p + from)
+    let first = *needle.first()?;
+    let mut at = from;
+    loop {
+        let p = at + hay.get(at..)?.iter().position(|&b| b == first)?;
+        if hay.get(p..)?.starts_with(needle) {
+            return Some(p);
+        }
+        at = p + 1;
+    }
 }
 
 /// The placeholder starting at `start` (where [`OPEN`] is): its end, or why it is not one.
 fn token_at(text: &[u8], start: usize) -> Result<Token<'_>, Bad> {
-    let line = line_of(text, start);
-    let malformed = Bad::Malformed { line };
-    let rest = text.get(start + OPEN.len()..).ok_or(malformed.clone())?;
-    let name_len = rest.iter().take_while(|&&b| name_byte(b)).count();
-    let name = rest.get(..name_len).ok_or(malformed.clone())?;
+    let malformed = || Bad::Malformed {
+        line: line_of(text, start),
+    };
+    let rest = text.get(start + OPEN.len()..).ok_or_else(malformed)?;
+    // A name is at most MAX_NAME bytes: looking one further is enough to refuse a longer one.
+    let name_len = rest
+        .iter()
+        .take(MAX_NAME + 1)
+        .take_while(|&&b| name_byte(b))
+        .count();
+    let name = rest.get(..name_len).ok_or_else(malformed)?;
     if name_len == 0 || name_len > MAX_NAME || name == b"." || name == b".." {
-        return Err(malformed);
+        return Err(malformed());
     }
     let after = rest.get(name_len..).unwrap_or_default();
-    let hash = after.get(1..1 + HASH_LEN).ok_or(malformed.clone())?;
+    let hash = after.get(1..1 + HASH_LEN).ok_or_else(malformed)?;
     let well_formed = after.first() == Some(&b':')
         && hash.iter().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
         && after.get(1 + HASH_LEN) == Some(&b'>');
     if !well_formed {
-        return Err(malformed);
+        return Err(malformed());
     }
     // Only ASCII name bytes were taken: this cannot fail, but a failure is one more error.
-    let name = std::str::from_utf8(name).map_err(|_| malformed)?;
-    if hash != hash_hex(name).as_bytes() {
+    let name = std::str::from_utf8(name).map_err(|_| malformed())?;
+    if hash != hash_digits(name) {
         return Err(Bad::WrongHash {
-            line,
+            line: line_of(text, start),
             name: name.to_owned(),
         });
     }
@@ -142,27 +166,83 @@ pub fn scan(text: &[u8]) -> Result<Vec<Token<'_>>, Bad> {
     Ok(tokens)
 }
 
-/// The secret names `text` uses, each once, in order of first use.
+/// The secret names `text` uses, each once, in order of first use (sorted, not searched per
+/// placeholder: a template may hold hundreds of thousands).
 pub fn names(text: &[u8]) -> Result<Vec<&str>, Bad> {
-    let mut out: Vec<&str> = Vec::new();
-    for t in scan(text)? {
-        if !out.contains(&t.name) {
-            out.push(t.name);
+    let tokens = scan(text)?;
+    let mut all: Vec<(&str, usize)> = tokens.iter().map(|t| t.name).zip(0..).collect();
+    // By name, then position: the first entry of each name is its first use.
+    heap_sort(&mut all);
+    let mut first = vec![false; tokens.len()];
+    let mut prev = None;
+    for (name, i) in all {
+        if prev != Some(name) {
+            if let Some(f) = first.get_mut(i) {
+                *f = true;
+            }
+            prev = Some(name);
         }
     }
-    Ok(out)
+    Ok(tokens
+        .iter()
+        .zip(first)
+        .filter(|(_, f)| *f)
+        .map(|(t, _)| t.name)
+        .collect())
+}
+
+/// Sorts (name, index) pairs in place, in O(n log n) without allocating. Hand-written on
+/// purpose: the standard library's generic sorts each add several KiB of code to the binary,
+/// and this one type is all that is sorted here.
+fn heap_sort(v: &mut [(&str, usize)]) {
+    // Moves v[root] down until it is not less than its children, within v[..end].
+    fn sift(v: &mut [(&str, usize)], mut root: usize, end: usize) {
+        loop {
+            let mut child = 2 * root + 1;
+            if child >= end {
+                return;
+            }
+            if child + 1 < end && v.get(child) < v.get(child + 1) {
+                child += 1;
+            }
+            if v.get(root) >= v.get(child) {
+                return;
+            }
+            // root < child < end <= v.len(): both in bounds.
+            v.swap(root, child);
+            root = child;
+        }
+    }
+    let n = v.len();
+    for root in (0..n / 2).rev() {
+        sift(v, root, n);
+    }
+    for end in (1..n).rev() {
+        // 0 < end < n: both in bounds.
+        v.swap(0, end);
+        sift(v, 0, end);
+    }
 }
 
 /// `text` with every placeholder replaced by its value from `values` (name, exact bytes), in
 /// one pass: the values are copied, never scanned.
+///
+/// Linear in the template's length (plus a binary search per placeholder): the line of an
+/// error is counted only for that error.
 pub fn render(text: &[u8], values: &[(&str, &[u8])]) -> Result<Vec<u8>, Bad> {
     let tokens = scan(text)?;
+    // The first value given for a name wins, as a search in order would find it.
+    let mut sorted: Vec<(&str, usize)> = values.iter().map(|(n, _)| *n).zip(0..).collect();
+    heap_sort(&mut sorted);
+    sorted.dedup_by(|later, first| later.0 == first.0);
     let mut out = Vec::with_capacity(text.len());
     let mut copied = 0;
     for t in tokens {
-        let value = values
-            .iter()
-            .find(|(n, _)| *n == t.name)
+        let value = sorted
+            .binary_search_by(|(n, _)| (*n).cmp(t.name))
+            .ok()
+            .and_then(|i| sorted.get(i))
+            .and_then(|&(_, i)| values.get(i))
             .map(|(_, v)| *v)
             .ok_or_else(|| Bad::Unknown {
                 line: line_of(text, t.start),
@@ -304,6 +384,79 @@ mod tests {
         let n = "n".repeat(255);
         let t = placeholder(&n);
         assert_eq!(render(t.as_bytes(), &[(&n, b"v")]).unwrap(), b"v");
+    }
+
+    /// The line numbers of errors, now counted only when one is found, still name the right
+    /// line after many placeholders on earlier lines (and on the same line), for each error.
+    #[test]
+    fn error_lines_are_right_after_many_placeholders() {
+        let mut t = String::new();
+        for i in 0..3000 {
+            // Lines 1..=3000: two placeholders each, some lines empty in between.
+            t.push_str(&format!(
+                "{} = {}\n",
+                placeholder("a"),
+                placeholder(&format!("n{}", i % 7))
+            ));
+        }
+        t.push_str("\n\n"); // lines 3001 and 3002
+        let values: Vec<(String, Vec<u8>)> =
+            (0..7).map(|i| (format!("n{i}"), vec![b'v'; i])).collect();
+        let mut refs: Vec<(&str, &[u8])> = values
+            .iter()
+            .map(|(n, v)| (n.as_str(), v.as_slice()))
+            .collect();
+        refs.push(("a", b"A"));
+        let ok = render(t.as_bytes(), &refs).unwrap();
+        assert_eq!(ok.iter().filter(|&&b| b == b'\n').count(), 3002);
+        assert_eq!(
+            names(t.as_bytes()).unwrap(),
+            ["a", "n0", "n1", "n2", "n3", "n4", "n5", "n6"]
+        );
+        let wrong = placeholder("z").replace(&hash_hex("z"), &hash_hex("y"));
+        let cases = [
+            (
+                format!("x {} {}", placeholder("a"), placeholder("gone")),
+                Bad::Unknown {
+                    line: 3003,
+                    name: "gone".into(),
+                },
+            ),
+            (
+                format!("{} {wrong}", placeholder("a")),
+                Bad::WrongHash {
+                    line: 3003,
+                    name: "z".into(),
+                },
+            ),
+            (
+                format!("{}\n\n<netsecrets:cut", placeholder("a")),
+                Bad::Malformed { line: 3005 },
+            ),
+        ];
+        for (tail, want) in cases {
+            let text = format!("{t}{tail}\n{}", placeholder("a"));
+            assert_eq!(render(text.as_bytes(), &refs).unwrap_err(), want, "{tail}");
+        }
+        // The first value given for a name is the one used, as before.
+        let p = placeholder("a");
+        assert_eq!(
+            render(p.as_bytes(), &[("a", b"1"), ("a", b"2")]).unwrap(),
+            b"1"
+        );
+    }
+
+    #[test]
+    fn heap_sort_sorts() {
+        for n in [0usize, 1, 2, 3, 7, 64, 1000] {
+            let names: Vec<String> = (0..n).map(|i| format!("n{}", (i * 7919) % 13)).collect();
+            let mut v: Vec<(&str, usize)> =
+                names.iter().map(String::as_str).zip((0..n).rev()).collect();
+            let mut want = v.clone();
+            want.sort();
+            heap_sort(&mut v);
+            assert_eq!(v, want, "{n}");
+        }
     }
 
     /// Cheap fuzzing: every prefix and every one-byte change of a template either renders or
