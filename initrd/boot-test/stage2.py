@@ -605,7 +605,8 @@ def run_scenario(ctx, scen):
     r.notes.append(f"initrd + root image ready in {time.monotonic() - t0:.1f}s")
     cmdline = ("console=ttyS0 panic=-1 ip=dhcp root=/dev/vda rootfstype=ext4 rw systemd.unit=nsbt.target "
                "systemd.show_status=1")
-    g = bt.Guest(ctx["vmlinuz"], initrd, server.port if server else free_port_for_nothing(ctx), cmdline,
+    # Scenario 6 has no host server; the guestfwd still names a port (nothing listens there).
+    g = bt.Guest(ctx["vmlinuz"], initrd, server.port if server else bt.free_port(), cmdline,
                  ctx["logdir"], r.name, extra=["-drive", f"file={image},if=virtio,format=raw"])
     ctx["guests"].append(g)
     deadline = g.t0 + BOOT_TIMEOUT
@@ -653,11 +654,6 @@ def run_scenario(ctx, scen):
         r.journal = [l for l in text.splitlines() if ("NSBT JOURNAL" in l or "NSBT NOTE" in l)
                      and not (l in seen or seen.add(l))]
     return r
-
-
-def free_port_for_nothing(ctx):
-    """Scenario 6 has no host server; the guestfwd still needs a port (nothing listens)."""
-    return bt.free_port()
 
 
 # ------------------------------------------------------------------ evaluation
