@@ -30,6 +30,17 @@
 #                `initrdServices` in the settings (issue 14), with what the
 #                module added for secrets.<name>.initrdRequiredBy / credential
 #                (`secrets` in the settings); consumersWantedBy likewise;
+#   stage2WantedBy  { "<unit>" = [ targets ]; } for the units of stage2;
+#   stage2Consumers { "<unit>" = text; } of the stage-2 services given as
+#                `services` in the settings, with what the module added for
+#                secrets.<name>.requiredBy / credential; stage2ConsumersWantedBy;
+#   mounts       { "<unit>" = text; } of every systemd.units *.mount whose
+#                name mentions netsecrets, and fileSystems: the fileSystems
+#                entries under /var/lib/netsecrets (for /etc/fstab);
+#   etc          { "<path>" = text; } of environment.etc entries under
+#                netsecrets/ (the server's clients file);
+#   (`serverModule` in the settings is netsecrets.server; `enable = false` turns
+#   the client off; initrd/boot-test/stage2.py uses these three.)
 #   assertions / warnings  failed assertion messages and warnings (the
 #                harness fails a machine with either: its settings are the
 #                documented ones).
@@ -86,7 +97,11 @@ let
             // removeAttrs settings [
               "secrets"
               "initrdServices"
+              "services"
+              "serverModule"
             ];
+            netsecrets.server = settings.serverModule or { };
+            systemd.services = settings.services or { };
             # Issue 14: secrets.<name> (initrdRequiredBy, credential,
             # writeFile) and the stage-1 services that use them.
             secrets = settings.secrets or { };
@@ -101,6 +116,9 @@ let
       ) initrdUnits;
       stage2 = lib.filterAttrs (name: _: lib.hasPrefix "netsecrets" name) cfg.systemd.units;
       consumerNames = map (n: "${n}.service") (lib.attrNames (settings.initrdServices or { }));
+      stage2ConsumerNames = map (n: "${n}.service") (lib.attrNames (settings.services or { }));
+      stage2Consumers = lib.filterAttrs (n: _: lib.elem n stage2ConsumerNames) cfg.systemd.units;
+      mountUnits = lib.filterAttrs (n: _: lib.hasSuffix ".mount" n && lib.hasInfix "netsecrets" n) cfg.systemd.units;
       copy = cfg.boot.initrd.systemd.services.initrd-nixos-copy-secrets or null;
     in
     {
@@ -117,6 +135,16 @@ let
       exe = lib.getExe cfg.netsecrets.client.package;
       systemctl = "${cfg.boot.initrd.systemd.package}/bin/systemctl";
       stage2 = lib.mapAttrs (_: u: u.text) stage2;
+      stage2WantedBy = lib.mapAttrs (_: u: u.wantedBy) stage2;
+      stage2Consumers = lib.mapAttrs (_: u: u.text) stage2Consumers;
+      stage2ConsumersWantedBy = lib.mapAttrs (_: u: u.wantedBy) stage2Consumers;
+      mounts = lib.mapAttrs (_: u: u.text) mountUnits;
+      fileSystems = map (fs: { inherit (fs) mountPoint device fsType options; }) (
+        lib.filter (fs: lib.hasPrefix "/var/lib/netsecrets" fs.mountPoint) (lib.attrValues cfg.fileSystems)
+      );
+      etc = lib.mapAttrs (_: e: e.text) (
+        lib.filterAttrs (n: e: lib.hasPrefix "netsecrets/" n && e.enable && e.text != null) cfg.environment.etc
+      );
       tmpfiles = lib.filter (lib.hasInfix "netsecrets") cfg.systemd.tmpfiles.rules;
       assertions = map (a: a.message) (lib.filter (a: !a.assertion) cfg.assertions);
       inherit (cfg) warnings;

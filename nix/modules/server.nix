@@ -144,6 +144,11 @@ let
       KeyringMode = "private";
       # READY=1 comes from the daemon itself once it listens (Type=notify).
       NotifyAccess = "main";
+      # ... as a datagram on the AF_UNIX $NOTIFY_SOCKET: without AF_UNIX the
+      # socket() call fails (EAFNOSUPPORT), systemd never hears READY=1 and
+      # kills the daemon when the start times out (found by the stage-2 boot
+      # test, initrd/boot-test/stage2.py scenario 6).
+      RestrictAddressFamilies = common.sandbox.RestrictAddressFamilies ++ [ "AF_UNIX" ];
     }
   # Only the authorized networks may talk to the daemon at all (kernel-side,
   # before the daemon's own check). With no list every address is allowed,

@@ -435,7 +435,8 @@ def nixos_checks(env, tmp, nixpkgs):
                      ("NotifyAccess", "main")]:
             expect(unit_lines(t, k) == [v], f"{k}= is {unit_lines(t, k)}, want {v}")
         expect(unit_lines(t, "CapabilityBoundingSet") == [""], f"CapabilityBoundingSet {unit_lines(t, 'CapabilityBoundingSet')}")
-        expect(unit_lines(t, "RestrictAddressFamilies") == ["AF_INET", "AF_INET6"], t)
+        # AF_UNIX for READY=1 on $NOTIFY_SOCKET (Type=notify)
+        expect(unit_lines(t, "RestrictAddressFamilies") == ["AF_INET", "AF_INET6", "AF_UNIX"], t)
         expect("@system-service" in unit_lines(t, "SystemCallFilter"), t)
         expect("network-online.target" in words(t, "After") and "network-online.target" in words(t, "Wants"), t)
         expect(f("seed-server")["wantedBy"]["netsecrets-daemon.service"] == ["multi-user.target"], "wantedBy")
