@@ -12,6 +12,7 @@
 //! - `values.rs` — value types (`Port`, `Seconds`, `Mode`, `Count`, lists) with `FromStr`.
 //! - `render.rs` — `render`'s flags ([`RenderArgs`]).
 //! - `help.rs`   — the `--help` texts.
+//! - `suggest.rs` — the command list, "did you mean" for typos, `placeholder`.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -23,6 +24,7 @@ mod conn;
 pub mod help;
 mod parse;
 mod render;
+pub mod suggest;
 #[cfg(test)]
 mod tests;
 pub mod values;
@@ -139,6 +141,8 @@ pub struct CopyArgs {
 
 pub struct KeygenArgs {
     pub output: Option<PathBuf>,
+    /// `--password`: a password (128 random bits) instead of a key.
+    pub password: bool,
 }
 
 pub enum Command {
@@ -149,6 +153,8 @@ pub enum Command {
     CopyPassword(CopyArgs),
     Keygen(KeygenArgs),
     Render(RenderArgs),
+    /// `placeholder NAME`: print the template placeholder of secret NAME.
+    Placeholder(SecretName),
     Help(&'static str),
     Version,
 }
