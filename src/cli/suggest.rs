@@ -8,7 +8,7 @@ use super::help::{
     ASK_HELP, COPY_HELP, CREDENTIALS_HELP, KEYGEN_HELP, PLACEHOLDER_HELP, RECEIVE_HELP,
     RENDER_HELP, SEND_HELP,
 };
-use super::parse::{flag, string};
+use super::parse::flag;
 use super::Command;
 use crate::error::{Error, Result};
 use crate::wire::protocol::SecretName;
@@ -155,13 +155,6 @@ pub fn parse_placeholder(p: &mut lexopt::Parser) -> Result<Command> {
                 let n = SecretName::try_from(v)
                     .map_err(|e| Error::usage(format!("placeholder: {e}")))?;
                 name = Some(n);
-            }
-            lexopt::Arg::Long("name") => {
-                let v = string(p, "--name")?;
-                name = Some(
-                    SecretName::try_from(v)
-                        .map_err(|e| Error::usage(format!("placeholder: {e}")))?,
-                );
             }
             other => {
                 let f = flag(other)?;
