@@ -11,4 +11,8 @@ in
   key-mismatch = run ./key-mismatch.nix;
   initrd-fetch = run ./initrd-fetch.nix;
   initrd-password-prompt = run ./initrd-password-prompt.nix;
+  named-clients = run ./named-clients.nix;
+  templates = run ./templates.nix;
+  credentials = run ./credentials.nix;
+  refresh-restart = run ./refresh-restart.nix;
 }
