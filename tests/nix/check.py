@@ -298,7 +298,8 @@ GROUPS = {
     # Services that use secrets (issue 14): ordering, credentials, change actions, refresh.
     "consumers": ["consumers", "consumers-initrd"],
     # Change actions without refreshInterval, refreshStartsUnits, secrets.<name>.path.
-    "day": ["consumers-no-interval", "consumers-start-units", "no-actions", "docs"],
+    "day": ["consumers-no-interval", "consumers-start-units", "no-actions"],
+    "docs": ["docs"],
 }
 WHOLE_SYSTEMS = (GROUPS["servers"] + GROUPS["clients"] + GROUPS["initrd"] + GROUPS["prompt"]
                  + GROUPS["templates"] + GROUPS["consumers"])
@@ -345,7 +346,7 @@ def nixos_checks(env, tmp, nixpkgs):
     t_all = time.monotonic()
     with concurrent.futures.ThreadPoolExecutor(max_workers=2) as pool:
         for group, out, err, secs in pool.map(run_group, ["options", "types", "servers", "clients", "initrd", "prompt", "templates",
-                                                       "consumers", "day", "flake", "flake-aarch64"]):
+                                                       "consumers", "day", "docs", "flake", "flake-aarch64"]):
             times[group] = secs
             if out is None:
                 errors[group] = err
@@ -983,6 +984,7 @@ def nixos_checks(env, tmp, nixpkgs):
             expect(x["secretPaths"] is not None, f"{name}: config.secrets.<name>.path does not evaluate")
             for n, s_ in x["secrets"].items():
                 expect(x["secretPaths"][n] == s_["file"], f"{name}: path {x['secretPaths'][n]} != file {s_['file']}")
+            expect(x["secretPaths"], f"{name}: no secrets")
         x = f("consumers-no-interval")
         expect(x["etcMyapp"] == "/var/lib/netsecrets/db-password", x["etcMyapp"])
         expect(x["warnings"] == [], x["warnings"])

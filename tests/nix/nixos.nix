@@ -161,9 +161,9 @@ let
       groups = try (lib.attrNames (lib.filterAttrs (n: _: n == "netsecrets") c.users.groups));
       firewallTCP = try c.networking.firewall.allowedTCPPorts;
       secrets = try (lib.mapAttrs (_: s: { inherit (s) file initrdFile owner group mode; }) c.secrets);
-      # secrets.<name>.path, sops-nix's spelling of `file` (its own fact: a
-      # module without it leaves the others readable).
-      secretPaths = try (lib.mapAttrs (_: s: s.path) c.secrets);
+      # secrets.<name>.path, sops-nix's spelling of `file` (`or null`: a
+      # missing attribute is no error tryEval catches).
+      secretPaths = try (lib.mapAttrs (_: s: s.path or null) c.secrets);
       server = try (lib.filterAttrs (n: _: n != "package") c.netsecrets.server);
       client = try (lib.filterAttrs (n: _: n != "package") c.netsecrets.client);
       package = try "${c.netsecrets.client.package}";
