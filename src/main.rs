@@ -51,7 +51,11 @@ fn run(cmd: Command) -> Result<()> {
         Command::Credentials(args) => client::credentials::credentials(args),
         Command::AskPassword(args) => initrd::ask_password(args),
         Command::CopyPassword(args) => initrd::copy_password(args),
-        Command::Keygen(args) => keygen::keygen(args.output.as_deref()),
+        Command::Keygen(args) => keygen::keygen(args.output.as_deref(), args.password),
         Command::Render(args) => client::render(args),
+        Command::Placeholder(name) => {
+            println!("{}", client::template::placeholder(name.as_str()));
+            Ok(())
+        }
     }
 }

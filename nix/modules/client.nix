@@ -42,6 +42,9 @@ let
   # instance and "+" is invalid, so those two are \x-escaped as systemd-escape does.
   unitBase = name: "netsecrets-secret-${lib.replaceStrings [ "@" "+" ] [ "\\x40" "\\x2b" ] name}";
   unitOf = name: "${unitBase name}.service";
+  # The gate consumers Require (readyUnit below); the same escaping.
+  readyBase = name: "netsecrets-ready-${lib.replaceStrings [ "@" "+" ] [ "\\x40" "\\x2b" ] name}";
+  readyOf = name: "${readyBase name}.service";
   # Only secrets written to a file have a fetch unit (writeFile = false:
   # credential only, fetched when a unit loads it).
   fetchUnits = map unitOf fileNames;
@@ -254,9 +257,9 @@ let
     ++ lib.optional (keyFile != null) (common.loadCredential common.keyCredential keyFile);
 
   # ---- services that use a secret (issue 14) ------------------------------
-  # secrets.<name>.requiredBy: those units get Requires= and After= on the
-  # secret's fetch unit (never started without it; not at all when it fails);
-  # with credential = true also LoadCredential=<name>:<credentialSocket>,
+  # secrets.<name>.requiredBy: those units wait for the secret's fetch unit
+  # and are never started without it (not at all when it fails); see
+  # consumerConfig for the exact dependencies; with credential = true also LoadCredential=<name>:<credentialSocket>,
   # served by `netsecrets credentials` to the listed units only. The same in
   # stage 1 with initrdRequiredBy. restartUnits / reloadUnits: `send` runs
   # systemctl --no-block try-restart / try-reload-or-restart when the value
@@ -281,12 +284,15 @@ let
     let
       s = S name;
       flag = f: us: lib.concatMap (u: [ f (unitName u) ]) us;
-      any = s.restartUnits != [ ] || s.reloadUnits != [ ] || (withStart && s.requiredBy != [ ]);
+      # --start-unit only with refreshStartsUnits: a refresh must not start a
+      # unit an administrator stopped on purpose.
+      start = withStart && cfg.refreshStartsUnits;
+      any = s.restartUnits != [ ] || s.reloadUnits != [ ] || (start && s.requiredBy != [ ]);
     in
     lib.optionals any (
       flag "--restart-unit" s.restartUnits
       ++ flag "--reload-unit" s.reloadUnits
-      ++ lib.optionals withStart (flag "--start-unit" s.requiredBy)
+      ++ lib.optionals start (flag "--start-unit" s.requiredBy)
       ++ [
         "--systemctl"
         (systemctl systemd)
@@ -296,15 +302,32 @@ let
   withUnixSockets = sc: sc // { RestrictAddressFamilies = sc.RestrictAddressFamilies ++ [ "AF_UNIX" ]; };
 
   # What a unit in `requiredBy` (stage 2) or `initrdRequiredBy` gets.
+  #
+  # Stage 2: Wants= and After= the fetch unit, Requires= and After= its gate
+  # netsecrets-ready-<name>.service (below), never Requires= on the fetch
+  # unit itself. systemd.unit(5): a unit with Requires= (and likewise
+  # Requisite=, BindsTo=, PartOf=) on X is stopped or restarted whenever X is
+  # explicitly stopped or restarted, so `systemctl restart
+  # 'netsecrets-secret-*'` restarted every consumer, changed value or not.
+  # Wants= propagates neither, and the gate keeps the other half of the
+  # contract: it runs after the fetch and fails unless the fetch unit is
+  # active, so a consumer still never starts when its secret was not fetched
+  # in this boot (an older copy in /var/lib/netsecrets does not count, which
+  # a ConditionPathExists= on the file could not tell). A change of value
+  # reaches a consumer only through restartUnits / reloadUnits.
+  # Stage 1 keeps Requires=: nothing restarts units by hand in the initrd.
   consumerConfig =
     stage: name:
     let
       fetch = lib.optional (S name).writeFile (unitOf name);
+      ready = lib.optional (S name).writeFile (readyOf name);
       creds = lib.optionals (S name).credential credentialsUnits;
+      stage2 = stage == "stage2";
     in
     {
-      requires = fetch ++ creds;
-      after = fetch ++ creds;
+      requires = (if stage2 then ready else fetch) ++ creds;
+      wants = lib.optionals stage2 fetch;
+      after = fetch ++ lib.optionals stage2 ready ++ creds;
       serviceConfig = lib.optionalAttrs (S name).credential {
         LoadCredential = [ "${name}:${socketOf stage}" ];
       };
@@ -383,12 +406,51 @@ let
       // cfg.systemdOverrides;
   };
 
+  # netsecrets-ready-<name>.service: the gate consumers Require (see
+  # consumerConfig). It Wants= and is After= the fetch unit and succeeds only
+  # when that unit is active; restarting the fetch unit does not touch it
+  # (Wants= propagates no restart), so neither are the consumers. Not named
+  # netsecrets-secret-*: a glob over the fetch units must not match it.
+  readyUnit = name: {
+    description = "netsecrets: secret ${name} was fetched in this boot";
+    wants = [ (unitOf name) ];
+    after = [ (unitOf name) ];
+    serviceConfig = {
+      Type = "oneshot";
+      RemainAfterExit = true;
+      ExecStart = common.execLine utils [
+        (systemctl config.systemd.package)
+        "is-active"
+        "--quiet"
+        (unitOf name)
+      ];
+    };
+  };
+
+  # Change actions (restartUnits / reloadUnits of a secret or a template)
+  # act only when a value changes, i.e. when a refresh fetched a new one:
+  # with any of them set and no refreshInterval, the refresh runs every
+  # defaultRefreshInterval with a random delay, so that the clients of one
+  # server do not all ask at once.
+  defaultRefreshInterval = "1h";
+  defaultRefreshDelay = "10min";
+  hasChangeActions =
+    lib.any (n: (S n).restartUnits != [ ] || (S n).reloadUnits != [ ]) fileNames
+    || lib.any (t: t.restartUnits != [ ] || t.reloadUnits != [ ]) (lib.attrValues (cfg.templates or { }));
+  refreshInterval =
+    if cfg.refreshInterval != null then
+      cfg.refreshInterval
+    else if hasChangeActions then
+      defaultRefreshInterval
+    else
+      null;
+
   # netsecrets-refresh.service (refreshInterval): every file secret fetched
   # again; an unchanged value leaves its file alone, a changed one is written
-  # and its restartUnits / reloadUnits are restarted / reloaded; its
-  # requiredBy units are started (a no-op for running ones), so units that
-  # did not start because the secret was missing at boot start once it
-  # arrives. One failing secret does not stop the others ("-").
+  # and its restartUnits / reloadUnits are restarted / reloaded. Its
+  # requiredBy units are started only with refreshStartsUnits (never by
+  # default: a unit an administrator stopped stays stopped). One failing
+  # secret does not stop the others ("-").
   refreshUnit = {
     description = "netsecrets: fetch the secrets again, act on changes";
     after = [
@@ -515,7 +577,20 @@ let
           readOnly = true;
           default = "${common.stateDir}/${name}";
           defaultText = lib.literalExpression ''"${common.stateDir}/''${name}"'';
-          description = "Where netsecrets-client.service writes this secret (stage 2).";
+          description = "Where netsecrets-client.service writes this secret (stage 2); {option}`path` is the same.";
+        };
+        # sops-nix and agenix users write config.sops.secrets.<n>.path /
+        # config.age.secrets.<n>.path: the same value under that name.
+        path = lib.mkOption {
+          type = lib.types.str;
+          readOnly = true;
+          default = "${common.stateDir}/${name}";
+          defaultText = lib.literalExpression ''"${common.stateDir}/''${name}"'';
+          description = ''
+            The same as {option}`file` (the spelling sops-nix and agenix use);
+            read-only like it: the fetch always writes under /var/lib/netsecrets
+            (for a file elsewhere, use a template with its own `path`).
+          '';
         };
         initrdFile = lib.mkOption {
           type = lib.types.str;
@@ -535,14 +610,16 @@ let
           default = [ ];
           example = [ "postgresql.service" ];
           description = ''
-            Services that need this secret (stage 2). Each gets `Requires=` and
-            `After=` on netsecrets-secret-<name>.service, so it never starts
-            before the secret is in place and does not start at all when it
-            cannot be fetched (like systemd's own RequiredBy=). With
-            {option}`credential` it also gets the secret as a credential.
-            With {option}`netsecrets.client.refreshInterval`, each refresh
-            starts them (a no-op for running units), so a unit that could not
-            start at boot starts once the secret arrives.
+            Services that need this secret (stage 2). Each gets `Wants=` and
+            `After=` on netsecrets-secret-<name>.service and `Requires=` on
+            netsecrets-ready-<name>.service, which succeeds only when the
+            fetch unit is active: it never starts before the secret is in
+            place and does not start at all when it cannot be fetched, and
+            restarting the fetch unit restarts none of them (a new value
+            reaches them through {option}`restartUnits` / {option}`reloadUnits`).
+            With {option}`credential` it also gets the secret as a credential.
+            A refresh does not start them unless
+            {option}`netsecrets.client.refreshStartsUnits` is set.
           '';
         };
         initrdRequiredBy = lib.mkOption {
@@ -759,8 +836,24 @@ in
         (a systemd time span; netsecrets-refresh.timer). A value that did not
         change leaves its file (and timestamps) alone; a changed one is written
         atomically and its restartUnits / reloadUnits are restarted /
-        reloaded; the requiredBy units of each secret are started. null: only
-        at boot.
+        reloaded (and templates using it rendered again). null: every
+        ${defaultRefreshInterval} plus a random delay of up to ${defaultRefreshDelay} when any secret or
+        template has restartUnits or reloadUnits (they act only on a
+        refresh), else only at boot.
+      '';
+    };
+
+    refreshStartsUnits = lib.mkOption {
+      type = lib.types.bool;
+      default = false;
+      description = ''
+        Each successful refresh also runs `systemctl start` on the
+        {option}`secrets.<name>.requiredBy` units of the secret, so one that
+        could not start at boot (secret missing) starts once the secret
+        arrives. It also starts a unit an administrator stopped on purpose
+        (e.g. a database stopped for an upgrade), hence off by default;
+        without it, `systemctl start <unit>` fetches the secret again and
+        starts the unit.
       '';
     };
 
@@ -851,8 +944,9 @@ in
       type = lib.types.attrsOf lib.types.anything;
       default = { };
       description = ''
-        Extra keys for the serviceConfig of every stage-2 netsecrets-secret-<name>.service;
-        a key given here replaces the module's value for that key.
+        Extra keys for the serviceConfig of every stage-2 netsecrets-secret-<name>.service
+        and of netsecrets-refresh.service (which runs the same fetches again); a key given
+        here replaces the module's value for that key.
       '';
     };
 
@@ -1096,17 +1190,28 @@ in
         };
       })
 
-      (lib.mkIf (cfg.refreshInterval != null && fileNames != [ ]) {
+      (lib.mkIf (refreshInterval != null && fileNames != [ ]) {
         systemd.services.netsecrets-refresh = refreshUnit;
         systemd.timers.netsecrets-refresh = {
-          description = "netsecrets: fetch the secrets again every ${cfg.refreshInterval}";
+          description = "netsecrets: fetch the secrets again every ${refreshInterval}";
           wantedBy = [ "timers.target" ];
           timerConfig = {
-            OnBootSec = cfg.refreshInterval;
-            OnUnitActiveSec = cfg.refreshInterval;
-          };
+            OnBootSec = refreshInterval;
+            OnUnitActiveSec = refreshInterval;
+          }
+          // lib.optionalAttrs (cfg.refreshInterval == null) { RandomizedDelaySec = defaultRefreshDelay; };
         };
       })
+
+      # The gates (readyUnit) of the file secrets a unit or a template
+      # (templates.nix) may require; started only as such a requirement.
+      {
+        systemd.services = lib.listToAttrs (
+          map (name: lib.nameValuePair (readyBase name) (readyUnit name)) (
+            lib.filter (n: (S n).requiredBy != [ ] || (cfg.templates or { }) != { }) fileNames
+          )
+        );
+      }
 
       (lib.mkIf cfg.enableInitrd { boot.initrd.systemd.services = consumers "initrdRequiredBy" "initrd"; })
 

@@ -491,7 +491,18 @@ in
         insecure
         verbose
         ;
-      encryption = keyFile != null;
+      # Encrypted for everyone who can log in: the shared password (when
+      # set) with the server's key, each named client with its own key or
+      # the server's. Per client below.
+      encryption =
+        (passwordFile != null || hasClients)
+        && (passwordFile == null || keyFile != null)
+        && lib.all (n: cfg.clients.${n}.encryptionKeyFile != null || keyFile != null) clientNames;
+      clients = lib.genAttrs clientNames (n: {
+        encryption = cfg.clients.${n}.encryptionKeyFile != null || keyFile != null;
+        authorized_ips = cfg.clients.${n}.authorizedIps;
+        inherit (cfg.clients.${n}) secrets;
+      });
       password_file = if nonEmpty cfg.password_file then cfg.password_file else null;
       encryption_key_file = if nonEmpty cfg.encryptionKeyFile then cfg.encryptionKeyFile else null;
       secret_files = lib.genAttrs cfg.secrets secretFile;

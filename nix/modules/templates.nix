@@ -13,8 +13,9 @@
 # else starting with "<netsecrets:" is an error and the old file stays.
 #
 # Stage 2, per template <t> (no shell anywhere):
-#   netsecrets-template-<t>.service  oneshot `netsecrets render`, Requires= and
+#   netsecrets-template-<t>.service  oneshot `netsecrets render`, Wants= and
 #                                    After= the fetch units of the secrets it uses,
+#                                    Requires= their netsecrets-ready-<s> gates,
 #                                    Before= and RequiredBy= templates.<t>.requiredBy
 #   netsecrets-template-<t>.path     PathChanged= on those secrets' files: a
 #                                    secret that changed (a refresh writes a file
@@ -48,6 +49,9 @@ let
   # Unit names: "@" and "+" escaped as in client.nix.
   escape = lib.replaceStrings [ "@" "+" ] [ "\\x40" "\\x2b" ];
   fetchUnit = name: "netsecrets-secret-${escape name}.service";
+  # The gate of a secret (client.nix, readyUnit): active only when the
+  # secret was fetched in this boot.
+  readyUnit = name: "netsecrets-ready-${escape name}.service";
   unitBase = name: "netsecrets-template-${escape name}";
   unitOf = name: "${unitBase name}.service";
 
@@ -192,8 +196,12 @@ let
     wantedBy = [ "multi-user.target" ];
     requiredBy = t.requiredBy;
     before = t.requiredBy;
-    after = map fetchUnit (used t);
-    requires = map fetchUnit (used t);
+    # Wants= on the fetch units and Requires= on their gates, not Requires=
+    # on the fetch units: a restart of a fetch unit would propagate to this
+    # unit and on to templates.<t>.requiredBy (client.nix, consumerConfig).
+    wants = map fetchUnit (used t);
+    after = map fetchUnit (used t) ++ map readyUnit (used t);
+    requires = map readyUnit (used t);
     # Not RemainAfterExit: the .path unit starts it again when a secret changes.
     serviceConfig = hardening t // {
       Type = "oneshot";

@@ -12,4 +12,8 @@ in
   initrd-fetch = run ./initrd-fetch.nix;
   initrd-password-prompt = run ./initrd-password-prompt.nix;
   offline-cache = run ./offline-cache.nix;
+  named-clients = run ./named-clients.nix;
+  templates = run ./templates.nix;
+  credentials = run ./credentials.nix;
+  refresh-restart = run ./refresh-restart.nix;
 }

@@ -12,8 +12,9 @@ Commands:
   credentials    serve secrets to systemd's LoadCredential= over an AF_UNIX socket
   ask-password   prompt for the server password on the console (initrd)
   copy-password  copy the prompted password for the post-initrd service
-  keygen         print a new random encryption key
+  keygen         print a new random encryption key (or, with --password, a password)
   render         put fetched secrets into a config file template
+  placeholder    print the placeholder of a secret for a template
 
 Run `netsecrets <command> --help` for its flags. `netsecrets --version` prints the version.
 Exit codes: 0 success, 1 a secret could not be fetched or written, 2 bad usage or configuration.
@@ -146,10 +147,25 @@ is created with mode 0751 when missing.
 ";
 
 pub const KEYGEN_HELP: &str = "\
-Usage: netsecrets keygen [--output PATH]
+Usage: netsecrets keygen [--password] [--output PATH]
 
 Print a new key: 32 random bytes as 64 hex characters and a newline, usable as
 --encryption-key-file. With --output, write it atomically with mode 0400 (never overwrites).
+
+  --password                  a password instead: 16 random bytes as 32 hex characters and a
+                              newline, usable as --password-file (a client's or the server's)
+  --output PATH               write here instead of stdout
+  -h, --help
+";
+
+pub const PLACEHOLDER_HELP: &str = "\
+Usage: netsecrets placeholder NAME
+
+Print the placeholder that stands for secret NAME in a template (<netsecrets:NAME:HASH>, HASH
+the SHA-256 of the name, nothing secret): the same string as config.netsecrets.placeholder.NAME
+in NixOS, for templates written outside Nix. `render` replaces it by the secret's value.
+
+  -h, --help
 ";
 
 pub const RENDER_HELP: &str = "\

@@ -12,6 +12,7 @@
 //! - `values.rs` — value types (`Port`, `Seconds`, `Mode`, `Count`, lists) with `FromStr`.
 //! - `render.rs` — `render`'s flags ([`RenderArgs`]).
 //! - `help.rs`   — the `--help` texts.
+//! - `suggest.rs` — the command list, "did you mean" for typos, `placeholder`.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -24,6 +25,7 @@ pub mod help;
 pub mod offline;
 mod parse;
 mod render;
+pub mod suggest;
 #[cfg(test)]
 mod tests;
 pub mod values;
@@ -146,6 +148,8 @@ pub struct CopyArgs {
 
 pub struct KeygenArgs {
     pub output: Option<PathBuf>,
+    /// `--password`: a password (128 random bits) instead of a key.
+    pub password: bool,
 }
 
 pub enum Command {
@@ -156,6 +160,8 @@ pub enum Command {
     CopyPassword(CopyArgs),
     Keygen(KeygenArgs),
     Render(RenderArgs),
+    /// `placeholder NAME`: print the template placeholder of secret NAME.
+    Placeholder(SecretName),
     Help(&'static str),
     Version,
 }

@@ -36,25 +36,35 @@ where
     let mut p = lexopt::Parser::from_iter(args);
     match p.next()? {
         Some(Value(cmd)) => match cmd.to_str() {
-            Some("receive") => parse_receive(&mut p, env),
-            Some("send") => parse_send(&mut p, env),
-            Some("credentials") => parse_credentials(&mut p, env),
-            Some("ask-password") => parse_ask(&mut p, env),
-            Some("copy-password") => parse_copy(&mut p),
-            Some("keygen") => parse_keygen(&mut p),
-            Some("render") => super::render::parse_render(&mut p),
+            // An unknown flag of a known command gets the nearest known flag (suggest.rs).
+            Some(c) if super::suggest::help_of(c).is_some() => {
+                parse_command(c, &mut p, env).map_err(|e| super::suggest::amend(e, c))
+            }
             Some("help") => Ok(Command::Help(MAIN_HELP)),
-            _ => Err(Error::usage(format!(
-                "unknown command {:?}: use receive, send, credentials, ask-password, copy-password, keygen or render",
-                cmd.to_string_lossy()
-            ))),
+            _ => Err(super::suggest::unknown_command(&cmd.to_string_lossy())),
         },
         Some(Short('h') | Long("help")) => Ok(Command::Help(MAIN_HELP)),
         Some(Short('V') | Long("version")) => Ok(Command::Version),
         Some(arg) => Err(arg.unexpected().into()),
-        None => Err(Error::usage(
-            "missing command: use receive or send (see --help)",
-        )),
+        None => Err(Error::usage(format!(
+            "missing command: use {} (see --help)",
+            super::suggest::command_list()
+        ))),
+    }
+}
+
+/// The parser of command `cmd` (one of `suggest::COMMANDS`).
+fn parse_command(cmd: &str, p: &mut lexopt::Parser, env: Env) -> Result<Command> {
+    match cmd {
+        "receive" => parse_receive(p, env),
+        "send" => parse_send(p, env),
+        "credentials" => parse_credentials(p, env),
+        "ask-password" => parse_ask(p, env),
+        "copy-password" => parse_copy(p),
+        "keygen" => parse_keygen(p),
+        "render" => super::render::parse_render(p),
+        "placeholder" => super::suggest::parse_placeholder(p),
+        _ => Err(super::suggest::unknown_command(cmd)),
     }
 }
 
@@ -301,15 +311,17 @@ fn parse_copy(p: &mut lexopt::Parser) -> Result<Command> {
 
 fn parse_keygen(p: &mut lexopt::Parser) -> Result<Command> {
     let mut output = None;
+    let mut password = false;
     while let Some(arg) = p.next()? {
         let arg = flag(arg)?;
         match arg.as_str() {
             "--output" => output = Some(p.value()?.into()),
+            "--password" => password = true,
             "-h" | "--help" => return Ok(Command::Help(KEYGEN_HELP)),
             _ => return Err(unknown(&arg)),
         }
     }
-    Ok(Command::Keygen(KeygenArgs { output }))
+    Ok(Command::Keygen(KeygenArgs { output, password }))
 }
 
 /// A flag as an owned string (`--name` or `-c`), so that the parser can be used again while it

@@ -300,6 +300,9 @@ GROUPS = {
     "consumers": ["consumers", "consumers-initrd"],
     # The offline cache: stage-2 flags, no stage-1 flags, the assertion on `after`.
     "offline": ["offline-cache", "offline-cache-refused"],
+    # Change actions without refreshInterval, refreshStartsUnits, secrets.<name>.path.
+    "day": ["consumers-no-interval", "consumers-start-units", "no-actions"],
+    "docs": ["docs"],
 }
 WHOLE_SYSTEMS = (GROUPS["servers"] + GROUPS["clients"] + GROUPS["initrd"] + GROUPS["prompt"]
                  + GROUPS["templates"] + GROUPS["consumers"])
@@ -347,7 +350,7 @@ def nixos_checks(env, tmp, nixpkgs):
     t_all = time.monotonic()
     with concurrent.futures.ThreadPoolExecutor(max_workers=2) as pool:
         for group, out, err, secs in pool.map(run_group, ["options", "types", "servers", "clients", "initrd", "prompt", "templates",
-                                                       "consumers", "offline", "flake", "flake-aarch64"]):
+                                                       "consumers", "offline", "day", "docs", "flake", "flake-aarch64"]):
             times[group] = secs
             if out is None:
                 errors[group] = err
@@ -455,7 +458,7 @@ def nixos_checks(env, tmp, nixpkgs):
         expect(x["firewallTCP"] == [], x["firewallTCP"])
         expect(json.loads(x["configJson"]) == {
             "ip": "10.0.0.1", "port": 8081, "secrets": ["db-password", "api-key"],
-            "authorized_ips": ["10.0.0.0/24"], "insecure": False, "verbose": False, "encryption": True,
+            "authorized_ips": ["10.0.0.0/24"], "insecure": False, "verbose": False, "encryption": True, "clients": {},
             "password_file": None, "encryption_key_file": None,
             "secret_files": {"db-password": "/run/secrets/db-password", "api-key": "/run/secrets/api-key"},
         }, x["configJson"])
@@ -853,7 +856,7 @@ def nixos_checks(env, tmp, nixpkgs):
     def no_literal_in_units():
         bad = []
         for name, x in facts.items():
-            if name in ("flake", "flake-checks", "types"):
+            if name in ("flake", "flake-checks", "types", "docs"):
                 continue
             for kind in ("units", "initrdUnits"):
                 for u, text in (x.get(kind) or {}).items():
@@ -869,9 +872,12 @@ def nixos_checks(env, tmp, nixpkgs):
         c = f("consumers")["consumerUnits"]
         expect(c is not None, "consumer units did not evaluate")
         app = c["myapp.service"]
-        for key in ("Requires", "After"):
+        for key, wants in (("Requires", ("netsecrets-ready-db-password.service", "netsecrets-credentials.socket")),
+                           ("After", ("netsecrets-secret-db-password.service", "netsecrets-ready-db-password.service",
+                                      "netsecrets-credentials.socket")),
+                           ("Wants", ("netsecrets-secret-db-password.service",))):
             w = words(app, key)
-            for want in ("netsecrets-secret-db-password.service", "netsecrets-credentials.socket"):
+            for want in wants:
                 expect(want in w, f"myapp.service {key}= lacks {want}: {w}")
             expect("netsecrets-secret-api-token.service" not in w, f"no fetch unit for a credential-only secret: {w}")
         expect(unit_lines(app, "LoadCredential") == ["api-token:/run/netsecrets-credentials.sock"],
@@ -884,7 +890,8 @@ def nixos_checks(env, tmp, nixpkgs):
         cl = [w.strip('"') for w in words(u["netsecrets-client.service"], "ExecStart")]
         expect(len(unit_lines(u["netsecrets-client.service"], "ExecStart")) == 1, "one is-active per fetch unit")
         expect("netsecrets-secret-db-password.service" in cl and "netsecrets-secret-api-token.service" not in cl, cl)
-    R.check("NixOS: secrets.<name>.requiredBy: Requires=/After= on the fetch unit (and the credentials socket); "
+    R.check("NixOS: secrets.<name>.requiredBy: Wants=/After= on the fetch unit, Requires=/After= on its gate "
+            "netsecrets-ready-<name>.service (and the credentials socket); "
             "credential = true: LoadCredential=<name>:<socket> for the listed unit only; writeFile = false: no "
             "fetch unit, no file", consumer_ordering)
 
@@ -918,7 +925,7 @@ def nixos_checks(env, tmp, nixpkgs):
         lines = unit_lines(refresh, "ExecStart")
         expect(len(lines) == 1 and lines[0].startswith("-"), f"one ExecStart per file secret, failures ignored: {lines}")
         has('"--file-output" "/var/lib/netsecrets/db-password"', lines[0], "refresh ExecStart")
-        has('"--start-unit" "myapp.service"', lines[0], "refresh ExecStart")
+        expect("--start-unit" not in lines[0], f"a refresh starts nothing by default: {lines[0]}")
         expect(unit_value(refresh, "Type") == "oneshot", refresh)
         expect("AF_UNIX" in words(refresh, "RestrictAddressFamilies"), refresh)
         timer = u["netsecrets-refresh.timer"]
@@ -927,7 +934,7 @@ def nixos_checks(env, tmp, nixpkgs):
         expect("netsecrets-refresh.timer" not in units("seed-client"), "refreshInterval is off by default")
     R.check("NixOS: restartUnits/reloadUnits become send --restart-unit/--reload-unit --systemctl <systemd's>; "
             "refreshInterval = \"15min\": netsecrets-refresh.timer (OnBootSec, OnUnitActiveSec) runs the fetches "
-            "again with --start-unit for requiredBy; off by default", consumer_actions)
+            "again, starting no unit; off by default", consumer_actions)
 
     def consumer_initrd():
         iu = iunits("consumers-initrd")
@@ -1004,6 +1011,89 @@ def nixos_checks(env, tmp, nixpkgs):
         asserts("offline-cache-refused", "offlineCache.after (10 s) must be below netsecrets.client.timeout (10 s)")
         warns("offline-cache-refused", "offlineCache is enabled without netsecrets.client.refreshInterval")
     R.check("NixOS: offlineCache: after >= timeout is refused; no refreshInterval is warned about", offline_refused)
+    # -- day two: change actions, restarts, stopped units, `path`
+    def no_propagating_dependency():
+        for name in ("consumers", "consumers-no-interval", "no-actions"):
+            for unit, text in f(name)["consumerUnits"].items():
+                for key in ("Requires", "Requisite", "BindsTo", "PartOf"):
+                    bad = [w for w in words(text, key) if w.startswith("netsecrets-secret-")]
+                    expect(not bad, f"{name}: {unit} {key}= {bad}: a restart of the fetch unit would restart it")
+        tpl = units("templates-content")["netsecrets-template-app.conf.service"]
+        for key in ("Requires", "Requisite", "BindsTo", "PartOf"):
+            bad = [w for w in words(tpl, key) if w.startswith("netsecrets-secret-")]
+            expect(not bad, f"template unit {key}= {bad}")
+        expect(words(tpl, "Requires") == ["netsecrets-ready-api-key.service", "netsecrets-ready-db-password.service"]
+               or sorted(words(tpl, "Requires")) == ["netsecrets-ready-api-key.service",
+                                                     "netsecrets-ready-db-password.service"], tpl)
+        gate = units("no-actions")["netsecrets-ready-db-password.service"]
+        expect(words(gate, "Wants") == ["netsecrets-secret-db-password.service"] == words(gate, "After"), gate)
+        expect(not words(gate, "Requires") and not words(gate, "BindsTo") and not words(gate, "PartOf"), gate)
+        ex = [w.strip('"') for w in words(gate, "ExecStart")]
+        expect(ex[0].endswith("/bin/systemctl") and ex[1:] == ["is-active", "--quiet",
+                                                              "netsecrets-secret-db-password.service"], ex)
+        expect(unit_value(gate, "Type") == "oneshot" and unit_value(gate, "RemainAfterExit") == "true", gate)
+        other = f("no-actions")["consumerUnits"]["other.service"]
+        expect(words(other, "Requires") == ["netsecrets-ready-db-password.service"], other)
+    R.check("NixOS: restarting a fetch unit restarts no consumer: requiredBy units and templates have only Wants= "
+            "on netsecrets-secret-<name>.service (no Requires/Requisite/BindsTo/PartOf, which propagate restarts) "
+            "and Requires= on the gate netsecrets-ready-<name>.service (systemctl is-active of the fetch unit, "
+            "Wants=/After= it), so they still never start without the secret", no_propagating_dependency)
+
+    def default_refresh():
+        for name in ("consumers-no-interval", "templates-content"):
+            u = units(name)
+            expect("netsecrets-refresh.timer" in u, f"{name}: change actions but no netsecrets-refresh.timer")
+            t = u["netsecrets-refresh.timer"]
+            expect(unit_value(t, "OnUnitActiveSec") == "1h" and unit_value(t, "OnBootSec") == "1h", t)
+            expect(unit_value(t, "RandomizedDelaySec") == "10min", t)
+            no_warn(name, "refreshInterval")
+        expect("netsecrets-refresh.timer" not in units("no-actions"), "no change action: no refresh")
+        t = units("consumers")["netsecrets-refresh.timer"]
+        expect(unit_value(t, "OnUnitActiveSec") == "15min" and not unit_lines(t, "RandomizedDelaySec"), t)
+    R.check("NixOS: restartUnits/reloadUnits (a secret's or a template's) without refreshInterval: "
+            "netsecrets-refresh.timer every 1h with RandomizedDelaySec=10min; none without change actions; "
+            "an explicit refreshInterval is kept as given", default_refresh)
+
+    def start_opt_in():
+        for name, want in (("consumers", False), ("consumers-no-interval", False), ("consumers-start-units", True)):
+            u = units(name)
+            lines = unit_lines(u["netsecrets-refresh.service"], "ExecStart")
+            got = any('"--start-unit" "myapp.service"' in line for line in lines)
+            expect(got == want, f"{name}: --start-unit in the refresh: {got}, want {want}: {lines}")
+            fetch = exec_start(u["netsecrets-secret-db-password.service"])
+            expect("--start-unit" not in fetch, f"{name}: the boot fetch starts nothing: {fetch}")
+        expect(f("consumers")["client"]["refreshStartsUnits"] is False, "refreshStartsUnits defaults to false")
+    R.check("NixOS: a refresh never starts a unit by default (no --start-unit: a unit stopped by hand stays "
+            "stopped); netsecrets.client.refreshStartsUnits = true opts in", start_opt_in)
+
+    def secret_path():
+        for name in ("consumers", "no-actions", "consumers-no-interval"):
+            x = f(name)
+            expect(x["secretPaths"] is not None, f"{name}: config.secrets.<name>.path does not evaluate")
+            for n, s_ in x["secrets"].items():
+                expect(x["secretPaths"][n] == s_["file"], f"{name}: path {x['secretPaths'][n]} != file {s_['file']}")
+            expect(x["secretPaths"], f"{name}: no secrets")
+        x = f("consumers-no-interval")
+        expect(x["etcMyapp"] == "/var/lib/netsecrets/db-password", x["etcMyapp"])
+        expect(x["warnings"] == [], x["warnings"])
+    R.check("NixOS: config.secrets.<name>.path works wherever .file does (same value, usable in "
+            "environment.etc, no warning)", secret_path)
+
+    def overrides_doc():
+        d = f("docs")["clientSystemdOverrides"]
+        expect("netsecrets-refresh.service" in d and "netsecrets-secret-<name>.service" in d, d)
+    R.check("NixOS: netsecrets.client.systemdOverrides says it changes the fetch units and netsecrets-refresh.service",
+            overrides_doc)
+
+    def config_json():
+        j = json.loads(f("clients-only-server")["configJson"])
+        expect(j["encryption"] is True, f"every client has a key, yet encryption = {j['encryption']}")
+        expect(j["clients"] == {"laptop": {"encryption": True, "authorized_ips": ["10.0.5.7"], "secrets": ["wifi"]}},
+               j["clients"])
+        j = json.loads(f("two-client-server")["configJson"])
+        expect(j["encryption"] is True and j["clients"]["builder"]["encryption"] is True, j)
+    R.check("NixOS: /etc/netsecrets/config.json says encryption = true when every client has a key (own or the "
+            "server's), and per client", config_json)
 
     def closure_check(name, absent, only_in=None):
         def c():
@@ -1062,7 +1152,8 @@ def templates_checks(f, units, iunits, warns, asserts, mosquitto_ev):
                 r'"--systemctl" "/nix/store/[^"]+/bin/systemctl" "--mode" "0440"$')
         expect(re.match(want, unit_value(t, "ExecStart")), f"ExecStart:\n{unit_value(t, 'ExecStart')}")
         fetches = ["netsecrets-secret-db-password.service", "netsecrets-secret-api-key.service"]
-        expect(words(t, "After") == fetches and words(t, "Requires") == fetches, t)
+        gates = ["netsecrets-ready-db-password.service", "netsecrets-ready-api-key.service"]
+        expect(words(t, "After") == fetches + gates and words(t, "Wants") == fetches and words(t, "Requires") == gates, t)
         expect(words(t, "Before") == ["myapp.service"], t)
         expect(x["requiredBy"]["netsecrets-template-app.conf.service"] == ["myapp.service"], x["requiredBy"])
         expect(unit_lines(t, "Type") == ["oneshot"] and unit_lines(t, "RemainAfterExit") == [], t)
@@ -1083,7 +1174,7 @@ def templates_checks(f, units, iunits, warns, asserts, mosquitto_ev):
         text = x["templates"]["app.conf"]["content"]
         expect(text.count(placeholder("db-password")) == 2 and text.count(placeholder("api-key")) == 1, text)
     R.check("NixOS: templates (content): netsecrets-template-app.conf.service renders the store template with the "
-            "secrets it uses (Requires=/After= their fetches), owner/mode and change actions, Before=/RequiredBy= its "
+            "secrets it uses (Wants=/After= their fetches, Requires= their netsecrets-ready gates), owner/mode and change actions, Before=/RequiredBy= its "
             "consumers, sandboxed (AF_UNIX only, writes only the rendered directory); a .path unit re-renders when a "
             "secret file changes; a derivation-built file gets every requested secret; placeholders are sha256 of the tag "
             "and name", content)
@@ -1118,6 +1209,19 @@ def templates_checks(f, units, iunits, warns, asserts, mosquitto_ev):
             shutil.rmtree(d, ignore_errors=True)
     R.check("NixOS: templates: the text NixOS evaluated, rendered by the netsecrets binary, has every placeholder "
             "replaced (Nix and Rust agree; binary values, a value that looks like a placeholder stays)", agree)
+
+    def placeholder_cli():
+        """`netsecrets placeholder NAME` prints what config.netsecrets.placeholder.NAME is."""
+        exe = netsecrets_binary()
+        if exe is None:
+            return "no netsecrets binary under target/ (run cargo build first)"
+        phs = f("templates-content")["placeholders"]
+        expect(phs, "no placeholders evaluated")
+        for n, want in phs.items():
+            p = subprocess.run([exe, "placeholder", n], capture_output=True, text=True)
+            expect(p.returncode == 0 and p.stdout == want + "\n", f"{n}: {p.stdout!r} {p.stderr!r}, want {want!r}")
+    R.check("NixOS: templates: `netsecrets placeholder NAME` prints config.netsecrets.placeholder.NAME exactly",
+            placeholder_cli)
 
     def mosquitto():
         x = f("templates-mosquitto")

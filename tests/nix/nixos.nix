@@ -161,6 +161,9 @@ let
       groups = try (lib.attrNames (lib.filterAttrs (n: _: n == "netsecrets") c.users.groups));
       firewallTCP = try c.networking.firewall.allowedTCPPorts;
       secrets = try (lib.mapAttrs (_: s: { inherit (s) file initrdFile owner group mode; }) c.secrets);
+      # secrets.<name>.path, sops-nix's spelling of `file` (`or null`: a
+      # missing attribute is no error tryEval catches).
+      secretPaths = try (lib.mapAttrs (_: s: s.path or null) c.secrets);
       server = try (lib.filterAttrs (n: _: n != "package") c.netsecrets.server);
       client = try (lib.filterAttrs (n: _: n != "package") c.netsecrets.client);
       package = try "${c.netsecrets.client.package}";
@@ -621,6 +624,16 @@ let
     };
   };
 
+  # Change actions without refreshInterval: the refresh gets a default
+  # interval with jitter; config.secrets.<name>.path in use (no warning).
+  actionsNoInterval =
+    { config, ... }:
+    {
+      imports = [ consumersClient ];
+      netsecrets.client.refreshInterval = lib.mkForce null;
+      environment.etc."myapp/db.conf".source = config.secrets.db-password.path;
+    };
+
   clientWith = extra: {
     netsecrets.client = {
       enable = true;
@@ -824,6 +837,30 @@ let
             after = 10;
           };
         })
+      ];
+      toplevel = false;
+    };
+    consumers-no-interval = {
+      modules = [
+        loaders.none
+        actionsNoInterval
+      ];
+      toplevel = false;
+    };
+    consumers-start-units = {
+      modules = [
+        loaders.none
+        consumersClient
+        { netsecrets.client.refreshStartsUnits = true; }
+      ];
+      toplevel = false;
+    };
+    # No change action anywhere, no refreshInterval: no refresh at all.
+    no-actions = {
+      modules = [
+        loaders.none
+        (clientWith { })
+        { secrets.db-password.requiredBy = [ "other.service" ]; }
       ];
       toplevel = false;
     };
@@ -1096,5 +1133,15 @@ let
   };
 
   pick = attrs: if only == null then attrs else lib.filterAttrs (n: _: lib.elem n only) attrs;
+  # Option descriptions that promise something checkable.
+  docs =
+    let
+      o = (evalFull [ (clientWith { }) ]).options;
+    in
+    {
+      clientSystemdOverrides = o.netsecrets.client.systemdOverrides.description;
+    };
 in
-lib.mapAttrs (_: facts) (pick scenarios) // lib.optionalAttrs (only == null || lib.elem "types" only) { inherit types; }
+lib.mapAttrs (_: facts) (pick scenarios)
+// lib.optionalAttrs (only == null || lib.elem "types" only) { inherit types; }
+// lib.optionalAttrs (only == null || lib.elem "docs" only) { inherit docs; }
