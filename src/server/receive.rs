@@ -39,7 +39,8 @@ use crate::cli::ReceiveArgs;
 use crate::config::{self, Live, ServerConfig, Sources};
 use crate::error::{Error, Result};
 use crate::server::cidr::{self, Cidr};
-use crate::server::limits::{Gate, Pending, Permit, Refusal};
+use crate::server::drain::Drainer;
+use crate::server::limits::{AnswerBytes, Gate, Pending, Permit, Refusal};
 use crate::sys::log::{self, Millis, Printable};
 use crate::sys::net::{self, Deadline};
 use crate::wire::crypto::{SealError, OVERHEAD};
@@ -81,6 +82,8 @@ struct Shared {
     verbose: bool,
     gate: Arc<Gate>,
     pending: Arc<Pending>,
+    /// Connections whose answer is not yet acknowledged (server/drain.rs).
+    drainer: Drainer,
     /// Workers alive, at most `max_workers`.
     workers: AtomicUsize,
     /// Workers blocked in `accept` right now.
@@ -233,6 +236,7 @@ impl Server {
             verbose: cfg.verbose,
             gate: Gate::new(cfg.max_connections, cfg.max_per_ip, cfg.max_failures),
             pending: Arc::new(Pending::default()),
+            drainer: Drainer::default(),
             workers: AtomicUsize::new(0),
             idle: AtomicUsize::new(0),
             taken: AtomicUsize::new(0),
@@ -264,6 +268,12 @@ impl Server {
             .stack_size(WORKER_STACK)
             .spawn(move || monitor(&me))
             .map_err(|e| Error::config("cannot start the monitor thread").with_io(e))?;
+        let me = Arc::clone(&self.shared);
+        thread::Builder::new()
+            .name("drainer".into())
+            .stack_size(WORKER_STACK)
+            .spawn(move || me.drainer.run())
+            .map_err(|e| Error::config("cannot start the drainer thread").with_io(e))?;
         for _ in 1..self.shared.keep_workers {
             grow(&self.shared);
         }
@@ -607,22 +617,28 @@ impl RateLimit {
     }
 }
 
+/// The configuration current now.
+fn current(shared: &Shared) -> Arc<Live> {
+    Arc::clone(&shared.live.read().unwrap_or_else(|p| p.into_inner()))
+}
+
 fn handle(shared: &Shared, mut job: Job) {
-    // The one clone of the configuration per connection.
-    let live = Arc::clone(&shared.live.read().unwrap_or_else(|p| p.into_inner()));
+    // Taken again once the request has arrived (see `serve`).
+    let mut live = current(shared);
     let mut client = None;
-    let outcome = serve(shared, &live, &mut job, &mut client);
-    // Close at once, before the bookkeeping and the log line: the socket is corked (see
-    // `Server::bind`), so this is what sends the answer, with the FIN. Deregistered first, so
-    // that this is the stream's last owner and the close happens here and now.
+    let mut reserved = None;
+    let outcome = serve(shared, &mut live, &mut job, &mut client, &mut reserved);
+    // End at once, before the bookkeeping and the log line: the socket is corked (see
+    // `Server::bind`), so the FIN sent here is what sends the answer. Deregistered first, so
+    // that the drainer holds the stream's last reference; the slot and the answer bytes stay
+    // taken until the client has acknowledged the answer (server/drain.rs).
     job.registration.finish();
-    drop(job.stream);
-    if matches!(
-        outcome,
-        Outcome::Served(_) | Outcome::NotFound(_) | Outcome::DeniedSecret(_)
-    ) {
-        shared.gate.succeeded(job.peer.ip());
-    }
+    shared.drainer.close(
+        job.stream,
+        job.permit,
+        reserved,
+        job.accepted + shared.timeout,
+    );
     // One line, built in one buffer: this runs once per connection.
     let mut text = log::start_line(128);
     let _ = write!(text, "peer={}", job.peer);
@@ -662,8 +678,15 @@ fn handle(shared: &Shared, mut job: Job) {
     }
 }
 
-/// Serves one connection; sets `client` (an index into `live.ids`) once the password matched.
-fn serve(shared: &Shared, live: &Live, job: &mut Job, client: &mut Option<usize>) -> Outcome {
+/// Serves one connection; sets `client` (an index into `live.ids`) once the password matched,
+/// and `reserved` to the answer bytes of the answer written.
+fn serve(
+    shared: &Shared,
+    live: &mut Arc<Live>,
+    job: &mut Job,
+    client: &mut Option<usize>,
+    reserved: &mut Option<AnswerBytes>,
+) -> Outcome {
     let ip = job.peer.ip();
     let candidates = live.ids.candidates(ip);
     if candidates.is_empty() {
@@ -683,6 +706,13 @@ fn serve(shared: &Shared, live: &Live, job: &mut Job, client: &mut Option<usize>
     // counts against its address until its answer is written (a client that does not read
     // holds its slot).
     job.registration.finish();
+    // Judged by the configuration current now, not the one at accept: a client revoked by a
+    // reload while its connection was open gets nothing.
+    *live = current(shared);
+    let candidates = live.ids.candidates(ip);
+    if candidates.is_empty() {
+        return Outcome::NoClient;
+    }
     // One tag check per key of the clients allowed here (a bounded number), plaintext last.
     let Ok((plain, codec_idx)) = live.ids.open(&candidates, payload) else {
         return Outcome::Undecryptable;
@@ -702,7 +732,7 @@ fn serve(shared: &Shared, live: &Live, job: &mut Job, client: &mut Option<usize>
         live.ids.codec(codec_idx),
     ) else {
         // Counted before the connection closes, so the next guess already sees it.
-        shared.gate.failed(ip, Instant::now());
+        shared.gate.failed(ip, req.password, Instant::now());
         return Outcome::WrongPassword;
     };
     *client = Some(who);
@@ -717,15 +747,16 @@ fn serve(shared: &Shared, live: &Live, job: &mut Job, client: &mut Option<usize>
         Some(_) => (NOT_FOUND, None),
         None => (NOT_FOUND, Some(false)),
     };
-    // Reserved before the answer is allocated: clients that do not read hold at most
-    // MAX_ANSWER_BYTES of answers (and their --max-per-ip slots) until their deadline.
-    let _reserved = match shared
+    // Reserved before the answer is allocated and held until the client has acknowledged it
+    // (server/drain.rs): clients that do not read hold at most MAX_ANSWER_BYTES of answers in
+    // all (and their --max-per-ip slots) until their deadline.
+    match shared
         .gate
-        .reserve_answer(frame::HEADER_LEN + OVERHEAD + value.len())
+        .reserve_answer(ip, frame::HEADER_LEN + OVERHEAD + value.len())
     {
-        Ok(r) => r,
+        Ok(r) => *reserved = Some(r),
         Err(r) => return Outcome::Refused(r),
-    };
+    }
     let answer = match codec.seal_frame(value) {
         Ok(a) => a,
         Err(e) => return Outcome::SealFailed(e),
@@ -733,9 +764,6 @@ fn serve(shared: &Shared, live: &Live, job: &mut Job, client: &mut Option<usize>
     if let Err(e) = io.write_all(&answer) {
         return Outcome::WriteFailed(e);
     }
-    // Written (the socket is corked: it leaves with the close): a client that reconnects as soon
-    // as it has its answer must not find this connection still holding the address's slot.
-    job.permit.release_source();
     if shared.verbose {
         log::line(&format!(
             "peer={} client={} sent {} bytes",
