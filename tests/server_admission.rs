@@ -98,7 +98,7 @@ fn an_environment_password_beside_a_clients_file_warns() {
     let d = TempDir::new("adm-envpw");
     d.write("a.pw", b"a-password");
     let clients = d.write("clients", b"a password=a.pw secrets=*\n");
-    let mut child = Command::new(BIN)
+    let child = Command::new(BIN)
         .args(["receive", "--port", "0", "--clients-file", &clients])
         .env("NETSECRETS_PASSWORD", "from-the-environment")
         .stdin(Stdio::null())
