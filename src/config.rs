@@ -14,6 +14,7 @@ use crate::cli::{FetchArgs, KeySource, Net, PasswordSource, ReceiveArgs};
 use crate::error::{Error, Result};
 use crate::server::cidr::Cidr;
 use crate::server::clients::{self, Access, Identities, Spec, DEFAULT_CLIENT};
+use crate::server::limits::MAX_PASSWORD;
 use crate::sys::input::{read_bounded, unfit_error, Unfit};
 use crate::sys::log;
 use crate::wire::crypto::{self, Codec, Key, OVERHEAD};
@@ -95,6 +96,19 @@ pub fn password(src: Option<&PasswordSource>, warn: bool) -> Result<Vec<u8>> {
         return Err(Error::config(
             "the password is empty: put the shared password in the --password-file",
         ));
+    }
+    Ok(pw)
+}
+
+/// Refuses a server password longer than a request may carry (every request with it would be
+/// refused unread).
+fn server_password(pw: Vec<u8>, what: &dyn Fn() -> String) -> Result<Vec<u8>> {
+    if pw.len() > MAX_PASSWORD {
+        return Err(Error::config(format!(
+            "the {} is {} bytes long: at most {MAX_PASSWORD} (a request must stay small)",
+            what(),
+            pw.len()
+        )));
     }
     Ok(pw)
 }
@@ -190,13 +204,15 @@ pub fn load(src: &Sources, warn: bool) -> Result<Live> {
             if let (Some(PasswordSource::Env(_)), Some(_)) = (pw, &src.clients_file) {
                 log::line("warning: NETSECRETS_PASSWORD adds a client \"default\" that may read every secret, beside --clients-file; unset it unless that is meant");
             }
-            let mut all = vec![password(pw.as_ref(), warn)?];
+            let shared = || "shared password".to_owned();
+            let mut all = vec![server_password(password(pw.as_ref(), warn)?, &shared)?];
             if let Some(PasswordSource::File(path)) = pw {
                 loose(path, "password file", true);
             }
             for path in &src.more_passwords {
                 loose(path, "password file", true);
-                all.push(password(Some(&PasswordSource::File(path.clone())), warn)?);
+                let pw = password(Some(&PasswordSource::File(path.clone())), warn)?;
+                all.push(server_password(pw, &shared)?);
             }
             Some(all)
         }
@@ -283,7 +299,7 @@ pub fn load(src: &Sources, warn: bool) -> Result<Live> {
                     at(p).display()
                 ))));
             }
-            passwords.push(pw.to_vec());
+            passwords.push(server_password(pw.to_vec(), &|| what.clone()).map_err(here)?);
         }
         let digests = if e.keys.is_empty() {
             global_keys()?

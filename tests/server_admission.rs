@@ -286,3 +286,88 @@ fn overlap_rotation_under_traffic_loses_nothing() {
     );
     assert_ne!(old.status.code(), Some(0));
 }
+
+/// One raw exchange: writes `data`, reads to the end.
+fn exchange(port: u16, data: &[u8]) -> Vec<u8> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let _ = s.write_all(data);
+    let mut out = Vec::new();
+    let _ = s.read_to_end(&mut out);
+    out
+}
+
+fn framed(payload: &[u8]) -> Vec<u8> {
+    let mut out = (payload.len() as u32).to_be_bytes().to_vec();
+    out.extend_from_slice(payload);
+    out
+}
+
+/// Served lines are rate-limited like every other kind, and the counts of those not written
+/// reach the log exactly: lines written plus counted equal the requests served.
+#[test]
+fn served_lines_are_rate_limited_with_exact_counts() {
+    let s = Server::start(&[
+        "--password",
+        "pw-1",
+        "--encryption-key",
+        "k-1",
+        "-S",
+        "db=v",
+    ]);
+    let key = netsecrets::wire::crypto::Key::from_str_key("k-1");
+    let n = 1500;
+    for _ in 0..n {
+        let req = framed(&key.seal(b"pw-1 db").unwrap());
+        assert!(!exchange(s.port, &req).is_empty());
+    }
+    std::thread::sleep(Duration::from_millis(2500));
+    let log = s.log();
+    let written = log.matches("outcome=served").count();
+    let counted: usize = log
+        .lines()
+        .filter_map(|l| l.split_once(" more 'served' lines not logged"))
+        .map(|(head, _)| head.rsplit(' ').next().unwrap().parse::<usize>().unwrap())
+        .sum();
+    println!("{n} served: {written} lines written, {counted} counted in summaries");
+    assert_eq!(written + counted, n, "{log}");
+    assert!(written < n, "every served line was written");
+}
+
+/// A request frame far over what a real request needs is refused before any decryption.
+#[test]
+fn an_oversized_request_is_refused_unread() {
+    let s = Server::start(&[
+        "--password",
+        "pw-1",
+        "--encryption-key",
+        "k-1",
+        "-S",
+        "db=v",
+    ]);
+    let big = framed(&vec![0x41; 60_000]);
+    assert!(exchange(s.port, &big).is_empty());
+    let log = s.wait_log("outcome=", 1);
+    assert!(
+        log.contains("frame length 60000 is over the limit of 8192 bytes"),
+        "{log}"
+    );
+    // A request with a long (4 KiB) password and a 255-byte name still fits.
+    let d = TempDir::new("adm-bigreq");
+    let pw = "p".repeat(4096);
+    let pwf = d.write("pw", pw.as_bytes());
+    let name = "n".repeat(255);
+    let secret = format!("{name}=v");
+    let s = Server::start(&[
+        "--password-file",
+        &pwf,
+        "--encryption-key",
+        "k-1",
+        "-S",
+        &secret,
+    ]);
+    let key = netsecrets::wire::crypto::Key::from_str_key("k-1");
+    let req = framed(&key.seal(format!("{pw} {name}").as_bytes()).unwrap());
+    assert!(!exchange(s.port, &req).is_empty(), "{}", s.log());
+}

@@ -50,6 +50,14 @@ pub const MAX_ANSWER_BYTES: usize = 64 * 1024 * 1024;
 /// allowed): one client that does not read cannot hold up the answers of others.
 pub const MAX_ANSWER_BYTES_PER_SOURCE: usize = MAX_ANSWER_BYTES / 2;
 
+/// Longest password the server accepts in its files: generous for any human or generated
+/// password, and what [`MAX_REQUEST_BYTES`] is sized for.
+pub const MAX_PASSWORD: usize = 4096;
+/// Largest request frame the server reads: a password of [`MAX_PASSWORD`] bytes, a space, a
+/// secret name of 255 bytes and the encryption's nonce and tag fit with room to spare. Anything
+/// larger is no real request, and each byte read costs a tag check per candidate key.
+pub const MAX_REQUEST_BYTES: usize = 8 * 1024;
+
 /// The unit of connection accounting: an IPv4 address or an IPv6 /64.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
 pub struct Source(u128, bool);

@@ -30,7 +30,7 @@
 use std::fmt::Write as _;
 use std::io::Write as _;
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -40,11 +40,12 @@ use crate::config::{self, Live, ServerConfig, Sources};
 use crate::error::{Error, Result};
 use crate::server::cidr::{self, Cidr};
 use crate::server::drain::Drainer;
+use crate::server::limits::MAX_REQUEST_BYTES;
 use crate::server::limits::{AnswerBytes, Gate, Pending, Permit, Refusal};
 use crate::sys::log::{self, Millis, Printable};
 use crate::sys::net::{self, Deadline};
 use crate::wire::crypto::{SealError, OVERHEAD};
-use crate::wire::frame::{self, FrameError, MAX_REQUEST};
+use crate::wire::frame::{self, FrameError};
 use crate::wire::protocol::{self, NOT_FOUND};
 
 /// Stack of each worker thread: the work is a few small buffers on the heap.
@@ -66,6 +67,8 @@ const MAX_BURST: usize = 64;
 const LISTEN_BACKLOG: i32 = 1024;
 /// Lines of one [`Kind`] logged per second at most; the rest are counted in one summary line.
 const LINES_PER_SEC: u32 = 10;
+/// Lines a second for answers to authenticated clients (served, not-found, denied-secret).
+const SERVED_LINES_PER_SEC: u32 = 100;
 /// Ticks of the monitor between two writes of the summaries of dropped lines (about 1 s).
 const SUMMARY_TICKS: u32 = 200;
 
@@ -84,6 +87,9 @@ struct Shared {
     pending: Arc<Pending>,
     /// Connections whose answer is not yet acknowledged (server/drain.rs).
     drainer: Drainer,
+    /// A reload thread runs; another SIGHUP came since it last read the files.
+    reloading: AtomicBool,
+    reload_again: AtomicBool,
     /// Workers alive, at most `max_workers`.
     workers: AtomicUsize,
     /// Workers blocked in `accept` right now.
@@ -121,11 +127,12 @@ impl Outcome {
     /// which are always logged.
     fn kind(&self) -> Option<Kind> {
         Some(match self {
-            Outcome::Served(_)
-            | Outcome::NotFound(_)
-            | Outcome::DeniedSecret(_)
-            | Outcome::WriteFailed(_)
-            | Outcome::SealFailed(_) => return None,
+            Outcome::WriteFailed(_) | Outcome::SealFailed(_) => return None,
+            // Rate-limited too (with a larger budget): a client hammering the server with its
+            // own valid password must not flood the log either; the counts still reach it.
+            Outcome::Served(_) => Kind::Served,
+            Outcome::NotFound(_) => Kind::NotFound,
+            Outcome::DeniedSecret(_) => Kind::DeniedSecret,
             Outcome::WrongPassword => Kind::WrongPassword,
             Outcome::NoClient => Kind::Denied,
             Outcome::Refused(_) => Kind::Refused,
@@ -237,6 +244,8 @@ impl Server {
             gate: Gate::new(cfg.max_connections, cfg.max_per_ip, cfg.max_failures),
             pending: Arc::new(Pending::default()),
             drainer: Drainer::default(),
+            reloading: AtomicBool::new(false),
+            reload_again: AtomicBool::new(false),
             workers: AtomicUsize::new(0),
             idle: AtomicUsize::new(0),
             taken: AtomicUsize::new(0),
@@ -294,7 +303,7 @@ fn monitor(shared: &Arc<Shared>) {
     loop {
         // The tick's sleep, cut short by a SIGHUP.
         if sighup::wait(TICK) {
-            reload(shared);
+            reload_aside(shared);
         }
         ticks += 1;
         if ticks >= SUMMARY_TICKS {
@@ -317,8 +326,39 @@ fn monitor(shared: &Arc<Shared>) {
     }
 }
 
-/// Reads the configuration's files again and, when they are all good, makes new connections
-/// use them; connections in flight finish with the configuration they started with.
+/// Runs [`reload`] on a thread of its own, so that the monitor keeps growing the pool and
+/// evicting while thousands of client files are read; a SIGHUP during a reload runs another
+/// one right after it.
+fn reload_aside(shared: &Arc<Shared>) {
+    shared.reload_again.store(true, Ordering::SeqCst);
+    if shared.reloading.swap(true, Ordering::SeqCst) {
+        return; // the running reload thread reads the files once more
+    }
+    let me = Arc::clone(shared);
+    let spawned = thread::Builder::new()
+        .name("reload".into())
+        .stack_size(WORKER_STACK)
+        .spawn(move || loop {
+            while me.reload_again.swap(false, Ordering::SeqCst) {
+                reload(&me);
+            }
+            me.reloading.store(false, Ordering::SeqCst);
+            // A SIGHUP between the last check and the store above found `reloading` set and
+            // left its request here: take it, unless a new thread already did.
+            if !me.reload_again.load(Ordering::SeqCst) || me.reloading.swap(true, Ordering::SeqCst)
+            {
+                return;
+            }
+        });
+    if spawned.is_err() {
+        shared.reloading.store(false, Ordering::SeqCst);
+        shared.reload_again.store(false, Ordering::SeqCst);
+        reload(shared);
+    }
+}
+
+/// Reads the configuration's files again and, when they are all good, makes requests read from
+/// now on use them.
 fn reload(shared: &Shared) {
     match config::load(&shared.sources, false) {
         Ok(live) => {
@@ -534,11 +574,14 @@ enum Kind {
     Malformed,
     WrongPassword,
     Trouble,
+    Served,
+    NotFound,
+    DeniedSecret,
 }
 
 impl Kind {
     /// Every kind, in declaration order (so `kind as usize` indexes this).
-    const ALL: [Kind; 8] = [
+    const ALL: [Kind; 11] = [
         Kind::Denied,
         Kind::Refused,
         Kind::Closed,
@@ -547,7 +590,19 @@ impl Kind {
         Kind::Malformed,
         Kind::WrongPassword,
         Kind::Trouble,
+        Kind::Served,
+        Kind::NotFound,
+        Kind::DeniedSecret,
     ];
+
+    /// Lines of this kind logged per second at most: more for the answers to clients that
+    /// authenticated (a fleet booting at once), [`LINES_PER_SEC`] for the rest.
+    fn per_sec(self) -> u32 {
+        match self {
+            Kind::Served | Kind::NotFound | Kind::DeniedSecret => SERVED_LINES_PER_SEC,
+            _ => LINES_PER_SEC,
+        }
+    }
 
     /// As the summary line names it.
     fn name(self) -> &'static str {
@@ -560,6 +615,9 @@ impl Kind {
             Kind::Malformed => "malformed request",
             Kind::WrongPassword => "wrong-password",
             Kind::Trouble => "server trouble",
+            Kind::Served => "served",
+            Kind::NotFound => "not-found",
+            Kind::DeniedSecret => "denied-secret",
         }
     }
 }
@@ -590,7 +648,7 @@ impl RateLimit {
         if k.second.is_none() {
             k.second = Some(now);
         }
-        if k.lines < LINES_PER_SEC {
+        if k.lines < kind.per_sec() {
             k.lines += 1;
             log::end_line(text);
         } else {
@@ -606,9 +664,10 @@ impl RateLimit {
             {
                 if k.dropped > 0 {
                     log::line(&format!(
-                        "{} more '{}' lines not logged (at most {LINES_PER_SEC} a second)",
+                        "{} more '{}' lines not logged (at most {} a second)",
                         k.dropped,
-                        kind.name()
+                        kind.name(),
+                        kind.per_sec()
                     ));
                 }
                 *k = KindBudget::default();
@@ -697,7 +756,7 @@ fn serve(
     let payload = {
         // One read usually brings the whole request.
         let mut reader = frame::InlineBuf::new(&mut io);
-        match frame::read_frame(&mut reader, MAX_REQUEST) {
+        match frame::read_frame(&mut reader, MAX_REQUEST_BYTES) {
             Ok(p) => p,
             Err(e) => return Outcome::Frame(e),
         }
