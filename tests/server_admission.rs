@@ -29,7 +29,11 @@ fn an_empty_from_is_an_error_not_every_address() {
     d.write("a.pw", b"a-password");
     // What `authorizedIps = [ "" ]` renders.
     let clients = d.write("clients", b"a password=a.pw from=, secrets=*\n");
-    let o = run(&["receive", "--port", "0", "--clients-file", &clients]);
+    // Bounded: a server that accepts the file would run on.
+    let o = run_bounded(
+        &["receive", "--port", "0", "--clients-file", &clients],
+        Duration::from_secs(3),
+    );
     let err = assert_exit(&o, 2);
     assert!(err.contains("from=, names no network"), "{err}");
 }
