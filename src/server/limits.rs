@@ -44,10 +44,11 @@ const RECENT_WRONG: usize = 32;
 pub const NET64_FACTOR: u32 = 4;
 /// Answer bytes queued at once, over all connections, until each client has acknowledged them
 /// (frames of up to 16 MiB): clients that do not read cannot make the server, or its kernel,
-/// hold more. One answer is always allowed.
-pub const MAX_ANSWER_BYTES: usize = 64 * 1024 * 1024;
+/// hold more. Two of the largest answers fit, so that one client sitting on its copy of the
+/// largest secret does not keep it from another. One answer is always allowed.
+pub const MAX_ANSWER_BYTES: usize = 33 * 1024 * 1024;
 /// Most answer bytes one [`Source`] may have queued at once (its first answer is always
-/// allowed): one client that does not read cannot hold up the answers of others.
+/// allowed): one address that does not read cannot hold up the answers of others.
 pub const MAX_ANSWER_BYTES_PER_SOURCE: usize = MAX_ANSWER_BYTES / 2;
 
 /// Longest password the server accepts in its files: generous for any human or generated
