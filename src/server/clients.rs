@@ -23,7 +23,9 @@
 //! up.
 //!
 //! Per request the server tries the keys of the clients allowed at the source address: at most
-//! [`MAX_KEYS_PER_ADDRESS`] GCM tag checks, a bound `config.rs` enforces when it loads the file.
+//! [`MAX_KEYS_PER_ADDRESS`] GCM tag checks, a bound checked when the file is loaded. The keys at
+//! an address are found with one hash lookup per prefix length in use (networks are indexed by
+//! their exact prefix), whatever the number of clients.
 //! It then finds the client by password: the password is hashed with a random salt drawn at each
 //! load, and the salted digest is the key of a hash map. The time a lookup takes depends only on
 //! that salted digest, which nobody outside the process can compute, so it tells an attacker

@@ -23,9 +23,12 @@
 //! outcome and the duration, never a value, password or key; lines for refused and
 //! unauthenticated connections are rate-limited per [`Kind`], with counts.
 //!
-//! The secrets and clients live in one `Arc` behind a lock: each connection clones it once and
-//! keeps it to the end. SIGHUP (blocked in every thread, taken by the monitor) reloads them
-//! from their files and swaps the `Arc`; a failed reload keeps the old one and says why.
+//! The secrets and clients live in one `Arc` behind a lock: a connection takes it again once its
+//! request has arrived, so a request is judged by the configuration current when it is read.
+//! SIGHUP (blocked in every thread, taken by the monitor) has a reload thread read the files
+//! again (the monitor keeps working meanwhile) and swap the `Arc`; a failed reload keeps the old
+//! one and says why. Once answered, a connection keeps its slot and answer bytes until the
+//! client has acknowledged the answer (`server/drain.rs`).
 
 use std::fmt::Write as _;
 use std::io::Write as _;
