@@ -31,7 +31,7 @@
 //! that salted digest, which nobody outside the process can compute, so it tells an attacker
 //! nothing about any password; the work is one hash and one lookup however many clients exist.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::net::IpAddr;
 use std::path::PathBuf;
 
@@ -279,7 +279,7 @@ impl Identities {
         let mut clients: Vec<Client> = Vec::with_capacity(specs.len());
         let mut nets: HashMap<NetKey, Vec<(usize, usize)>> = HashMap::new();
         let mut anywhere = Vec::new();
-        let (mut p4, mut p6) = (HashSet::new(), HashSet::new());
+        let (mut p4, mut p6) = (Vec::new(), Vec::new());
         for (i, s) in specs.into_iter().enumerate() {
             if s.codecs.is_empty() || s.codecs.iter().any(|&c| codecs.get(c).is_none()) {
                 return Err(format!("client {:?}: no such codec (a bug)", s.name));
@@ -307,9 +307,9 @@ impl Identities {
                 for net in &s.from {
                     add_once(nets.entry(net.key()).or_default(), codec, i);
                     if net.addr().is_ipv4() {
-                        p4.insert(net.prefix());
+                        p4.push(net.prefix());
                     } else {
-                        p6.insert(net.prefix());
+                        p6.push(net.prefix());
                     }
                 }
             }
@@ -320,9 +320,9 @@ impl Identities {
                 access: s.access,
             });
         }
-        let longest_first = |set: HashSet<u8>| {
-            let mut v: Vec<u8> = set.into_iter().collect();
+        let longest_first = |mut v: Vec<u8>| {
             v.sort_unstable_by(|a, b| b.cmp(a));
+            v.dedup();
             v
         };
         let ids = Identities {
@@ -372,10 +372,12 @@ impl Identities {
             if net.is_some() && cidr.is_none() {
                 continue; // cannot happen: every key in `nets` comes from a client's network
             }
-            let covering: Box<dyn Iterator<Item = &(usize, usize)>> = match cidr {
-                Some(n) => Box::new(self.covering(n.addr(), n.prefix())),
-                None => Box::new(self.anywhere.iter()),
-            };
+            // Anywhere alone: no prefix length is at most 0 but a /0's, which covers it too.
+            let (ip, upto) = cidr.map_or((IpAddr::from([0u8; 4]), 0), |n| (n.addr(), n.prefix()));
+            let covering = self
+                .covering(ip, upto)
+                .filter(|_| cidr.is_some())
+                .chain(self.anywhere.iter().filter(|_| cidr.is_none()));
             let mut keys: Vec<usize> = Vec::new();
             let mut names: Vec<&str> = Vec::new();
             for &(codec, client) in covering {

@@ -16,7 +16,8 @@
 //! bounded, and a full failure table evicts rather than stops tracking, so an attacker with many
 //! addresses costs memory proportional to the bound, not to the attack.
 
-use std::collections::{BTreeSet, HashMap};
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
 use std::net::{IpAddr, Shutdown, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -136,10 +137,12 @@ struct State {
     total: usize,
     per_source: HashMap<Source, Use>,
     failures: HashMap<Account, Failures>,
-    /// The failure records ordered by [`Failures::expiry`]: the first is forgotten first, and
+    /// The failure records by [`Failures::expiry`], soonest on top: forgotten first, and
     /// evicted first when the table is full. The attacker who fills the table gains nothing
-    /// against a recent guesser: its record expires after theirs.
-    by_expiry: BTreeSet<(Instant, Account)>,
+    /// against a recent guesser: its record expires after theirs. A record's expiry only grows;
+    /// each change pushes the new one, and entries whose time no longer matches their record
+    /// are stale and skipped when popped (the heap is rebuilt when stale ones pile up).
+    by_expiry: BinaryHeap<Reverse<(Instant, Account)>>,
 }
 
 impl State {
@@ -156,23 +159,32 @@ impl State {
     /// Forgets every record expired by `now`, oldest first: each is removed once, so the cost
     /// is O(log n) per record over its life.
     fn forget_expired(&mut self, now: Instant) {
-        while let Some(&(at, account)) = self.by_expiry.first() {
+        while let Some(&Reverse((at, _))) = self.by_expiry.peek() {
             if at > now {
                 break;
             }
-            self.by_expiry.pop_first();
-            self.failures.remove(&account);
+            self.pop_soonest();
         }
     }
 
+    /// Removes the top of the heap, and its record unless the entry is stale.
+    fn pop_soonest(&mut self) -> bool {
+        let Some(Reverse((at, account))) = self.by_expiry.pop() else {
+            return false;
+        };
+        if self.failures.get(&account).map(Failures::expiry) == Some(at) {
+            self.failures.remove(&account);
+        }
+        true
+    }
+
     /// Makes room for one more account in a full failure table: the record that expires first
-    /// goes (O(log n)). Tracking never stops.
+    /// goes (O(log n) amortized). Tracking never stops.
     fn make_room(&mut self) {
         while self.failures.len() >= MAX_TRACKED {
-            let Some((_, account)) = self.by_expiry.pop_first() else {
+            if !self.pop_soonest() {
                 return;
-            };
-            self.failures.remove(&account);
+            }
         }
     }
 
@@ -192,7 +204,6 @@ impl State {
         if f.recent.contains(&wrong) {
             return;
         }
-        let before = f.expiry();
         if f.recent.len() >= RECENT_WRONG {
             f.recent.remove(0);
         }
@@ -206,8 +217,15 @@ impl State {
             f.blocked_until = Some(now + lock);
         }
         let after = f.expiry();
-        self.by_expiry.remove(&(before, account));
-        self.by_expiry.insert((after, account));
+        self.by_expiry.push(Reverse((after, account)));
+        if self.by_expiry.len() > 2 * MAX_TRACKED {
+            // Mostly stale entries: rebuild from the records (O(n), once per n changes).
+            self.by_expiry = self
+                .failures
+                .iter()
+                .map(|(a, f)| Reverse((f.expiry(), *a)))
+                .collect();
+        }
     }
 }
 
@@ -313,7 +331,7 @@ impl Gate {
                 total: 0,
                 per_source: HashMap::new(),
                 failures: HashMap::new(),
-                by_expiry: BTreeSet::new(),
+                by_expiry: BinaryHeap::new(),
             }),
             max_total,
             max_per_source,
@@ -696,6 +714,28 @@ mod tests {
         assert!(locked(&g, "192.0.2.1", later));
         assert!(locked(&g, "192.0.2.2", later));
         assert_eq!(g.tracked(), MAX_TRACKED);
+    }
+
+    #[test]
+    fn stale_heap_entries_are_skipped_and_rebuilt() {
+        let g = Gate::new(10, 10, 0);
+        let now = Instant::now();
+        let a = ip("10.0.0.9");
+        for i in 0..(2 * MAX_TRACKED + 10) {
+            fail(&g, a, now + Duration::from_millis(i as u64));
+        }
+        assert_eq!(g.tracked(), 1);
+        assert!(g.lock().by_expiry.len() <= 2 * MAX_TRACKED);
+        // Its stale entries expire before its record does: the record stays until its own time.
+        let last = now + Duration::from_millis(2 * MAX_TRACKED as u64 + 9);
+        fail(
+            &g,
+            ip("10.0.0.8"),
+            last + FORGET_AFTER - Duration::from_millis(1),
+        );
+        assert_eq!(g.tracked(), 2);
+        fail(&g, ip("10.0.0.8"), last + FORGET_AFTER);
+        assert_eq!(g.tracked(), 1);
     }
 
     #[test]
