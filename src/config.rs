@@ -14,6 +14,7 @@ use crate::cli::{FetchArgs, KeySource, Net, PasswordSource, ReceiveArgs};
 use crate::error::{Error, Result};
 use crate::server::cidr::Cidr;
 use crate::server::clients::{self, Access, Identities, Spec, DEFAULT_CLIENT};
+use crate::server::limits::MAX_PASSWORD;
 use crate::sys::input::{read_bounded, unfit_error, Unfit};
 use crate::sys::log;
 use crate::wire::bound::Protocol;
@@ -104,6 +105,19 @@ pub fn password(src: Option<&PasswordSource>, warn: bool) -> Result<Vec<u8>> {
     Ok(pw)
 }
 
+/// Refuses a server password longer than a request may carry (every request with it would be
+/// refused unread).
+fn server_password(pw: Vec<u8>, what: &dyn Fn() -> String) -> Result<Vec<u8>> {
+    if pw.len() > MAX_PASSWORD {
+        return Err(Error::config(format!(
+            "the {} is {} bytes long: at most {MAX_PASSWORD} (a request must stay small)",
+            what(),
+            pw.len()
+        )));
+    }
+    Ok(pw)
+}
+
 /// The contents of `--encryption-key-file`: a bounded regular file that is not empty once one
 /// trailing newline is stripped.
 fn key_file(path: &Path) -> Result<Vec<u8>> {
@@ -169,7 +183,11 @@ fn bind_addr(net: &Net) -> Result<SocketAddr> {
 /// values stay as given.
 pub struct Sources {
     pub password: Option<PasswordSource>,
+    /// More `--password-file`s: all accepted beside `password` (overlap rotation).
+    pub more_passwords: Vec<PathBuf>,
     pub key: KeySource,
+    /// More `--encryption-key-file`s: all accepted beside `key`.
+    pub more_keys: Vec<PathBuf>,
     pub literal: Vec<(SecretName, Vec<u8>)>,
     pub secret_files: Vec<(SecretName, PathBuf)>,
     pub clients_file: Option<PathBuf>,
@@ -187,12 +205,30 @@ pub fn load(src: &Sources, warn: bool) -> Result<Live> {
     let secrets = secrets(src, warn)?;
     let default = match (&src.password, &src.clients_file) {
         (None, Some(_)) => None,
-        (pw, _) => Some(password(pw.as_ref(), warn)?),
+        (pw, _) => {
+            if let (Some(PasswordSource::Env(_)), Some(_)) = (pw, &src.clients_file) {
+                log::line("warning: NETSECRETS_PASSWORD adds a client \"default\" that may read every secret, beside --clients-file; unset it unless that is meant");
+            }
+            let shared = || "shared password".to_owned();
+            let mut all = vec![server_password(password(pw.as_ref(), warn)?, &shared)?];
+            if let Some(PasswordSource::File(path)) = pw {
+                loose(path, "password file", true);
+            }
+            for path in &src.more_passwords {
+                loose(path, "password file", true);
+                let pw = password(Some(&PasswordSource::File(path.clone())), warn)?;
+                all.push(server_password(pw, &shared)?);
+            }
+            Some(all)
+        }
     };
     let entries = match &src.clients_file {
         None => Vec::new(),
         Some(path) => {
             let text = read_file(path, "clients file", "--clients-file", MAX_VALUE)?;
+            // The clients file holds no secret (it may live in the Nix store): only a writable
+            // one is loose.
+            loose(path, "clients file", false);
             let text = std::str::from_utf8(&text).map_err(|_| {
                 Error::config(format!("clients file {} is not UTF-8 text", path.display()))
             })?;
@@ -218,28 +254,35 @@ pub fn load(src: &Sources, warn: bool) -> Result<Live> {
             codecs.len() - 1
         })
     };
-    // The server's own key (or plaintext), read only when some client uses it.
-    let mut global: Option<Option<[u8; 32]>> = None;
-    let mut global_key = || -> Result<Option<[u8; 32]>> {
-        if let Some(g) = global {
-            return Ok(g);
+    // The server's own keys (or plaintext), read only when some client uses them.
+    let mut global: Option<Vec<Option<[u8; 32]>>> = None;
+    let mut global_keys = || -> Result<Vec<Option<[u8; 32]>>> {
+        if let Some(g) = &global {
+            return Ok(g.clone());
         }
-        let g = key_digest(&src.key, warn)?;
-        global = Some(g);
+        let mut g = vec![key_digest(&src.key, warn)?];
+        if let KeySource::File(path) = &src.key {
+            loose(path, "encryption key file", true);
+            for path in &src.more_keys {
+                loose(path, "encryption key file", true);
+                g.push(Some(crypto::file_digest(&key_file(path)?)));
+            }
+        }
+        global = Some(g.clone());
         Ok(g)
     };
     let mut specs = Vec::with_capacity(entries.len() + 1);
-    if let Some(pw) = default {
+    if let Some(passwords) = default {
         specs.push(Spec {
             name: DEFAULT_CLIENT.to_owned(),
-            password: pw,
-            codec: add_codec(global_key()?),
+            passwords,
+            codecs: global_keys()?.into_iter().map(&mut add_codec).collect(),
             from: Vec::new(),
             access: Access::All,
         });
     }
+    let clients_file = src.clients_file.as_deref().unwrap_or(Path::new(""));
     for e in entries {
-        let clients_file = src.clients_file.as_deref().unwrap_or(Path::new(""));
         let line = e.line;
         // Errors name the clients file and the line as well as the file that failed.
         let here = |err: Error| {
@@ -250,38 +293,41 @@ pub fn load(src: &Sources, warn: bool) -> Result<Live> {
         };
         let at = |p: &Path| base.join(p);
         let what = format!("password file of client {:?}", e.name);
-        let pw = read_file(&at(&e.password), &what, "password=", MAX_SMALL_FILE).map_err(here)?;
-        let pw = crypto::strip_one_newline(&pw);
-        if pw.is_empty() {
-            return Err(here(Error::config(format!(
-                "the {what} ({}) is empty",
-                at(&e.password).display()
-            ))));
+        let mut passwords = Vec::with_capacity(e.passwords.len());
+        for p in &e.passwords {
+            let pw = read_file(&at(p), &what, "password=", MAX_SMALL_FILE).map_err(here)?;
+            loose(&at(p), &what, true);
+            let pw = crypto::strip_one_newline(&pw);
+            if pw.is_empty() {
+                return Err(here(Error::config(format!(
+                    "the {what} ({}) is empty",
+                    at(p).display()
+                ))));
+            }
+            passwords.push(server_password(pw.to_vec(), &|| what.clone()).map_err(here)?);
         }
-        let digest = match &e.key {
-            None => global_key()?,
-            Some(k) => {
-                let bytes = read_file(
-                    &at(k),
-                    &format!("key file of client {:?}", e.name),
-                    "key=",
-                    MAX_SMALL_FILE,
-                )
-                .map_err(here)?;
+        let digests = if e.keys.is_empty() {
+            global_keys()?
+        } else {
+            let mut digests = Vec::with_capacity(e.keys.len());
+            for k in &e.keys {
+                let what = format!("key file of client {:?}", e.name);
+                let bytes = read_file(&at(k), &what, "key=", MAX_SMALL_FILE).map_err(here)?;
+                loose(&at(k), &what, true);
                 if crypto::strip_one_newline(&bytes).is_empty() {
                     return Err(here(Error::config(format!(
-                        "the key file of client {:?} ({}) is empty",
-                        e.name,
+                        "the {what} ({}) is empty",
                         at(k).display()
                     ))));
                 }
-                Some(crypto::file_digest(&bytes))
+                digests.push(Some(crypto::file_digest(&bytes)));
             }
+            digests
         };
         specs.push(Spec {
             name: e.name,
-            password: pw.to_vec(),
-            codec: add_codec(digest),
+            passwords,
+            codecs: digests.into_iter().map(&mut add_codec).collect(),
             from: e.from,
             access: e.access,
         });
@@ -293,10 +339,36 @@ pub fn load(src: &Sources, warn: bool) -> Result<Live> {
         Some(path) => Error::config(format!("clients file {}: {e}", path.display())),
         None => Error::config(e),
     })?;
-    if warn && ids.is_empty() {
+    if ids.is_empty() {
         log::line("warning: the clients file names no client: every request is refused");
     }
     Ok(Live { secrets, ids })
+}
+
+/// Warns (one line naming the file and the fix) when `path` may be written by other users
+/// than its owner, or, with `secret`, read by every user.
+pub fn loose(path: &Path, what: &str, secret: bool) {
+    use std::os::unix::fs::PermissionsExt;
+    let Ok(meta) = std::fs::metadata(path) else {
+        return;
+    };
+    let mode = meta.permissions().mode();
+    let writable = mode & 0o022 != 0;
+    let readable = secret && mode & 0o004 != 0;
+    if writable || readable {
+        let how = match (writable, readable) {
+            (true, true) => "writable by others and readable by every user",
+            (true, false) => "writable by others",
+            _ => "readable by every user",
+        };
+        let fix = if secret { "go-w,o-rwx" } else { "go-w" };
+        log::line(&format!(
+            "warning: {what} {} is {how} (mode {:o}): chmod {fix} {}",
+            path.display(),
+            mode & 0o7777,
+            path.display()
+        ));
+    }
 }
 
 /// The AES key `key` stands for (SHA-256 of it), or `None` for plaintext, with the warnings
@@ -331,6 +403,7 @@ fn secrets(src: &Sources, warn: bool) -> Result<HashMap<Vec<u8>, Vec<u8>>> {
                 &why,
             ),
         })?;
+        loose(path, &format!("secret file for {name:?}"), true);
         all.push((name.clone(), data));
     }
     for (name, value) in all {
@@ -364,7 +437,9 @@ pub fn server(args: ReceiveArgs) -> Result<ServerConfig> {
     }
     let sources = Sources {
         password: args.net.password,
+        more_passwords: args.net.more_password_files,
         key: args.net.key,
+        more_keys: args.net.more_key_files,
         literal: args.secrets,
         secret_files: args.secret_files,
         clients_file: args.clients_file,

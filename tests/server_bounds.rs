@@ -128,7 +128,7 @@ fn assert_fetches_db(port: u16, want: &str) {
 #[test]
 fn server_keeps_serving_after_extra_workers_retire() {
     let mut s = Server::serving(&["db=v"], &["--timeout", "0.3"]);
-    let kept = affinity_cpus().clamp(2, 16) + 1; // the kept workers and the monitor
+    let kept = affinity_cpus().clamp(2, 16) + 2; // the kept workers, the monitor, the drainer
     assert_eq!(threads_settle(s.pid(), kept, Duration::from_secs(3)), kept);
     // Hold more connections than the most workers ever kept alive (16, one per CPU), so the
     // pool grows on any machine.

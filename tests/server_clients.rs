@@ -239,7 +239,7 @@ fn bad_clients_files_are_refused_at_start_with_the_line() {
     for (text, want) in [
         (
             "a password=laptop.pw secrets=x\na password=builder.pw secrets=y\n",
-            "line 2: client \"a\" is already defined on line 1",
+            "line 2: this client name is already defined on line 1",
         ),
         (
             "a password=missing.pw secrets=x\n",
@@ -269,7 +269,7 @@ fn bad_clients_files_are_refused_at_start_with_the_line() {
         2,
     );
     assert!(
-        err.contains("9 clients with distinct keys may connect from any address"),
+        err.contains("more than 8 distinct keys may be used from any address"),
         "{err}"
     );
 }
@@ -397,4 +397,51 @@ fn the_single_password_server_reloads_its_password_file() {
     let log = s.wait_log("reload failed", 1);
     assert!(log.contains("the password is empty"), "{log}");
     assert_prints(&get("new-pw"), "1\n");
+}
+
+/// A request for `name` sealed with the key file `key` (its contents) and `password`, framed.
+fn sealed_request(key: &[u8], password: &str, name: &str) -> Vec<u8> {
+    let key = netsecrets::wire::crypto::Key::from_file_contents(key);
+    let payload = key.seal(format!("{password} {name}").as_bytes()).unwrap();
+    let mut out = (payload.len() as u32).to_be_bytes().to_vec();
+    out.extend_from_slice(&payload);
+    out
+}
+
+/// A connection opened before a reload that revokes its client is judged when its request
+/// arrives, by the configuration current then: the revoked client gets nothing.
+#[test]
+fn a_connection_opened_before_revocation_is_judged_after_it() {
+    use std::io::{Read, Write};
+    let f = Fleet::new("clients-revoke-open");
+    let s = f.server(&["--timeout", "10"]);
+    let request = sealed_request(b"laptop-key-material\n", LAPTOP_PW, "wifi");
+    // Still served before the reload, on a connection opened in advance.
+    let mut early = std::net::TcpStream::connect(("127.0.0.1", s.port)).unwrap();
+    early.write_all(&request).unwrap();
+    let mut answer = Vec::new();
+    early.read_to_end(&mut answer).unwrap();
+    assert!(!answer.is_empty(), "not served before the revocation");
+    // Opened now, written after the laptop's line is gone and the server has reloaded.
+    let mut held = std::net::TcpStream::connect(("127.0.0.1", s.port)).unwrap();
+    std::thread::sleep(Duration::from_millis(100));
+    f.clients("builder password=builder.pw key=builder.key from=127.0.0.0/8 secrets=*\n");
+    hup(&s);
+    s.wait_log("reloaded: 1 clients", 1);
+    held.write_all(&request).unwrap();
+    held.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let mut answer = Vec::new();
+    let _ = held.read_to_end(&mut answer);
+    assert!(
+        answer.is_empty(),
+        "a revoked client was served ({} bytes)",
+        answer.len()
+    );
+    let log = s.wait_log("outcome=", 2);
+    assert_eq!(
+        log.matches("client=laptop name=wifi outcome=served")
+            .count(),
+        1,
+        "{log}"
+    );
 }

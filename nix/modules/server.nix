@@ -23,8 +23,23 @@ let
   # <secretsDir>/<name> (sops-nix's default layout when secretsDir = /run/secrets).
   secretFile = name: cfg.secretFiles.${name} or "${cfg.secretsDir}/${name}";
 
+  # A file option that may also be a list of files (overlap rotation: all are
+  # accepted at once); "" and null give no file.
+  fileList = v: if builtins.isList v then v else lib.optional (nonEmpty v) v;
+  firstOrNull = l: if l == [ ] then null else lib.head l;
+  pwFiles = fileList cfg.password_file;
+  keyFiles = fileList cfg.encryptionKeyFile;
+  # Credential ids of the 2nd, 3rd... file of a list: `<id>.1`, `<id>.2`...
+  moreCreds =
+    id: files:
+    lib.imap1 (i: f: {
+      id = "${id}.${toString i}";
+      file = f;
+    }) (lib.drop 1 files);
+
   # Password: password_file wins; a literal password is written to the store (warned).
-  passwordFile = common.fileOrLiteral pkgs "netsecrets-server-password" cfg.password_file cfg.password;
+  passwordFile = common.fileOrLiteral pkgs "netsecrets-server-password" (firstOrNull pwFiles) cfg.password;
+  morePasswords = moreCreds common.passwordCredential pwFiles;
 
   # Key: encryptionKeyFile wins over encryptionKey (SPEC §2); a literal key is
   # written to the store (warned). `insecure` drops both.
@@ -32,7 +47,8 @@ let
     if cfg.insecure then
       null
     else
-      common.fileOrLiteral pkgs "netsecrets-server-encryption-key" cfg.encryptionKeyFile cfg.encryptionKey;
+      common.fileOrLiteral pkgs "netsecrets-server-encryption-key" (firstOrNull keyFiles) cfg.encryptionKey;
+  moreKeys = if cfg.insecure then [ ] else moreCreds common.keyCredential keyFiles;
 
   privilegedPort = cfg.port < 1024;
 
@@ -46,17 +62,34 @@ let
   hasClients = cfg.clients != { };
   clientPwCred = name: "netsecrets.client.${name}.password";
   clientKeyCred = name: "netsecrets.client.${name}.key";
+  # Each client's password and key files as lists (one file, or several while
+  # rotating), with their credential ids: the first keeps a single file's id.
+  clientCreds =
+    name:
+    let
+      c = cfg.clients.${name};
+      withIds =
+        id: files:
+        lib.imap0 (i: f: {
+          id = if i == 0 then id else "${id}.${toString i}";
+          file = f;
+        }) files;
+    in
+    {
+      passwords = withIds (clientPwCred name) (lib.toList c.passwordFile);
+      keys = withIds (clientKeyCred name) (
+        if c.encryptionKeyFile == null then [ ] else lib.toList c.encryptionKeyFile
+      );
+    };
   clientsText = lib.concatMapStrings (
     name:
     let
       c = cfg.clients.${name};
     in
     lib.concatStringsSep " " (
-      [
-        name
-        "password=${clientPwCred name}"
-      ]
-      ++ lib.optional (c.encryptionKeyFile != null) "key=${clientKeyCred name}"
+      [ name ]
+      ++ map (x: "password=${x.id}") (clientCreds name).passwords
+      ++ map (x: "key=${x.id}") (clientCreds name).keys
       ++ lib.optional (c.authorizedIps != [ ]) "from=${lib.concatStringsSep "," c.authorizedIps}"
       ++ [ "secrets=${if lib.elem "*" c.secrets then "*" else lib.concatStringsSep "," c.secrets}" ]
     )
@@ -82,12 +115,10 @@ let
   # literal password or key is a store file and never changes).
   watchedFiles =
     map secretFile cfg.secrets
-    ++ lib.optional (nonEmpty cfg.password_file) cfg.password_file
-    ++ lib.optional (!cfg.insecure && nonEmpty cfg.encryptionKeyFile) cfg.encryptionKeyFile
+    ++ pwFiles
+    ++ lib.optionals (!cfg.insecure) keyFiles
     ++ lib.concatMap (
-      name:
-      [ cfg.clients.${name}.passwordFile ]
-      ++ lib.optional (cfg.clients.${name}.encryptionKeyFile != null) cfg.clients.${name}.encryptionKeyFile
+      name: map (x: x.file) ((clientCreds name).passwords ++ (clientCreds name).keys)
     ) clientNames;
 
   execStart = common.execLine utils (
@@ -103,6 +134,10 @@ let
       "--password-file"
       { specifier = "%d/${common.passwordCredential}"; }
     ]
+    ++ lib.concatMap (x: [
+      "--password-file"
+      { specifier = "%d/${x.id}"; }
+    ]) morePasswords
     ++ lib.optionals hasClients [
       "--clients-file"
       clientsPath
@@ -118,6 +153,26 @@ let
     ++ lib.optionals (keyFile != null) [
       "--encryption-key-file"
       { specifier = "%d/${common.keyCredential}"; }
+    ]
+    ++ lib.concatMap (x: [
+      "--encryption-key-file"
+      { specifier = "%d/${x.id}"; }
+    ]) moreKeys
+    ++ lib.optionals (cfg.maxFailures != null) [
+      "--max-failures"
+      (toString cfg.maxFailures)
+    ]
+    ++ lib.optionals (cfg.maxPerIp != null) [
+      "--max-per-ip"
+      (toString cfg.maxPerIp)
+    ]
+    ++ lib.optionals (cfg.maxConnections != null) [
+      "--max-connections"
+      (toString cfg.maxConnections)
+    ]
+    ++ lib.optionals (cfg.timeout != null) [
+      "--timeout"
+      (toString cfg.timeout)
     ]
     ++ lib.optional cfg.insecure "--insecure"
     ++ lib.optional cfg.verbose "--verbose"
@@ -213,7 +268,9 @@ in
     };
 
     password_file = lib.mkOption {
-      type = lib.types.nullOr common.pathNotInStoreOrEmpty;
+      type = lib.types.nullOr (
+        lib.types.either common.pathNotInStoreOrEmpty (lib.types.listOf common.pathNotInStore)
+      );
       default = null;
       example = "/run/agenix/netsecrets-password";
       description = ''
@@ -221,6 +278,8 @@ in
         stripped), e.g. from agenix or sops-nix. Handed to the daemon with
         LoadCredential=; takes priority over {option}`netsecrets.server.password`.
         `""` means unset. `passwordFile` (the client's spelling) is an alias.
+        A list of files is accepted too, every password in it at once: to
+        rotate, list the old and the new, switch the clients, then drop the old.
       '';
     };
 
@@ -288,14 +347,17 @@ in
     };
 
     encryptionKeyFile = lib.mkOption {
-      type = lib.types.nullOr common.pathNotInStoreOrEmpty;
+      type = lib.types.nullOr (
+        lib.types.either common.pathNotInStoreOrEmpty (lib.types.listOf common.pathNotInStore)
+      );
       default = null;
       example = "/run/agenix/netsecrets-key";
       description = ''
         A root-only file holding the key material (`netsecrets keygen` makes
         one). Takes priority over {option}`netsecrets.server.encryptionKey`
         (setting both warns).
-        `""` means unset.
+        `""` means unset. A list of files is accepted too (every key in it at
+        once, for rotation; at most 8 keys may be tried at one address).
       '';
     };
 
@@ -303,6 +365,43 @@ in
       type = lib.types.bool;
       default = false;
       description = "Serve in plaintext even if a key is set.";
+    };
+
+    maxFailures = lib.mkOption {
+      type = lib.types.nullOr lib.types.ints.unsigned;
+      default = null;
+      example = 10;
+      description = ''
+        Distinct wrong passwords from one address (an IPv6 /64 gets 4 times
+        as many) before it is locked out (`--max-failures`; 0: never): 30 s,
+        doubling with each further wrong password up to 15 minutes.
+        null: the daemon's default (5). See docs/nixos.md on lockouts.
+      '';
+    };
+
+    maxPerIp = lib.mkOption {
+      type = lib.types.nullOr lib.types.ints.positive;
+      default = null;
+      example = 16;
+      description = "Connections at once from one address or IPv6 /64 (`--max-per-ip`). null: the daemon's default (64).";
+    };
+
+    maxConnections = lib.mkOption {
+      type = lib.types.nullOr lib.types.ints.positive;
+      default = null;
+      example = 512;
+      description = "Connections served at once in all (`--max-connections`). null: the daemon's default (256).";
+    };
+
+    timeout = lib.mkOption {
+      type = lib.types.nullOr lib.types.ints.positive;
+      default = null;
+      example = 10;
+      description = ''
+        Seconds one connection may take, until the client has read its
+        answer (`--timeout`); a client that has not read it by then is reset.
+        null: the daemon's default (5).
+      '';
     };
 
     verbose = lib.mkOption {
@@ -354,12 +453,18 @@ in
         lib.types.submodule {
           options = {
             passwordFile = lib.mkOption {
-              type = common.pathNotInStore;
+              type = lib.types.either common.pathNotInStore (lib.types.nonEmptyListOf common.pathNotInStore);
               example = "/run/agenix/netsecrets-laptop-password";
-              description = "A root-only file holding this client's own password (one trailing newline is stripped).";
+              description = ''
+                A root-only file holding this client's own password (one trailing
+                newline is stripped), or a list of such files, all accepted at
+                once (rotation: old and new, then the new alone).
+              '';
             };
             encryptionKeyFile = lib.mkOption {
-              type = lib.types.nullOr common.pathNotInStore;
+              type = lib.types.nullOr (
+                lib.types.either common.pathNotInStore (lib.types.nonEmptyListOf common.pathNotInStore)
+              );
               default = null;
               example = "/run/agenix/netsecrets-laptop-key";
               description = ''
@@ -448,19 +553,19 @@ in
     ) clientNames;
 
     warnings =
-      lib.optional (nonEmpty cfg.password && !(nonEmpty cfg.password_file)) ''
+      lib.optional (nonEmpty cfg.password && pwFiles == [ ]) ''
         netsecrets.server.password is set: the password is copied into the world-readable
         Nix store. Use netsecrets.server.password_file with a root-only file instead.
       ''
-      ++ lib.optional (nonEmpty cfg.password && nonEmpty cfg.password_file) ''
+      ++ lib.optional (nonEmpty cfg.password && (pwFiles != [ ])) ''
         netsecrets.server.password is ignored because netsecrets.server.password_file is set
         (the file takes priority); remove one of them.
       ''
-      ++ lib.optional (!cfg.insecure && nonEmpty cfg.encryptionKey && nonEmpty cfg.encryptionKeyFile) ''
+      ++ lib.optional (!cfg.insecure && nonEmpty cfg.encryptionKey && (keyFiles != [ ])) ''
         netsecrets.server.encryptionKey is ignored because netsecrets.server.encryptionKeyFile
         is set (the file takes priority); remove one of them.
       ''
-      ++ lib.optional (!cfg.insecure && nonEmpty cfg.encryptionKey && !(nonEmpty cfg.encryptionKeyFile)) ''
+      ++ lib.optional (!cfg.insecure && nonEmpty cfg.encryptionKey && keyFiles == [ ]) ''
         netsecrets.server.encryptionKey is set: the key is copied into the world-readable
         Nix store. Use netsecrets.server.encryptionKeyFile with a root-only file instead.
       ''
@@ -503,8 +608,8 @@ in
         authorized_ips = cfg.clients.${n}.authorizedIps;
         inherit (cfg.clients.${n}) secrets;
       });
-      password_file = if nonEmpty cfg.password_file then cfg.password_file else null;
-      encryption_key_file = if nonEmpty cfg.encryptionKeyFile then cfg.encryptionKeyFile else null;
+      password_file = if pwFiles != [ ] then cfg.password_file else null;
+      encryption_key_file = if keyFiles != [ ] then cfg.encryptionKeyFile else null;
       secret_files = lib.genAttrs cfg.secrets secretFile;
     };
 
@@ -536,16 +641,13 @@ in
           # service only: the user needs no access to the source files.
           LoadCredential =
             lib.optional (passwordFile != null) (common.loadCredential common.passwordCredential passwordFile)
+            ++ map (x: common.loadCredential x.id x.file) (morePasswords ++ moreKeys)
             ++ map (name: common.loadCredential name (secretFile name)) cfg.secrets
             ++ lib.optional (keyFile != null) (common.loadCredential common.keyCredential keyFile)
             ++ lib.concatMap (
               name:
-              let
-                c = cfg.clients.${name};
-              in
-              [ (common.loadCredential (clientPwCred name) c.passwordFile) ]
-              ++ lib.optional (c.encryptionKeyFile != null) (
-                common.loadCredential (clientKeyCred name) c.encryptionKeyFile
+              map (x: common.loadCredential x.id x.file) (
+                (clientCreds name).passwords ++ (clientCreds name).keys
               )
             ) clientNames;
         }

@@ -25,8 +25,12 @@ pub(super) struct NetFlags {
     port: Option<u16>,
     password: Option<Vec<u8>>,
     password_file: Option<PathBuf>,
+    /// Earlier `--password-file`s when it is repeated (`receive` accepts them all).
+    more_password_files: Vec<PathBuf>,
     key: Option<Vec<u8>>,
     key_file: Option<PathBuf>,
+    /// Earlier `--encryption-key-file`s when it is repeated.
+    more_key_files: Vec<PathBuf>,
     insecure: bool,
     verbose: bool,
     timeout: Option<Duration>,
@@ -38,9 +42,19 @@ impl NetFlags {
             "--server" => self.server = Some(string(p, "--server")?),
             "--port" => self.port = Some(value::<Port>(p, "--port", "port")?.0),
             "--password" => self.password = Some(p.value()?.into_vec()),
-            "--password-file" => self.password_file = Some(p.value()?.into()),
+            "--password-file" => {
+                let path = p.value()?.into();
+                if let Some(old) = self.password_file.replace(path) {
+                    self.more_password_files.push(old);
+                }
+            }
             "--encryption-key" => self.key = Some(p.value()?.into_vec()),
-            "--encryption-key-file" => self.key_file = Some(p.value()?.into()),
+            "--encryption-key-file" => {
+                let path = p.value()?.into();
+                if let Some(old) = self.key_file.replace(path) {
+                    self.more_key_files.push(old);
+                }
+            }
             "--insecure" => self.insecure = true,
             "--verbose" | "-v" => self.verbose = true,
             "--timeout" => self.timeout = Some(value::<Seconds>(p, "--timeout", "--timeout")?.0),
@@ -83,6 +97,14 @@ impl NetFlags {
                 .and_then(nonempty)
                 .map(|v| PasswordSource::Env(v.into_vec()))
         };
+        let more_key_files = match (&self.insecure, &self.key_file) {
+            (false, Some(_)) => self.more_key_files,
+            _ => Vec::new(),
+        };
+        let more_password_files = match &password {
+            Some(PasswordSource::File(_)) => self.more_password_files,
+            _ => Vec::new(),
+        };
         let key = match (self.insecure, self.key_file, self.key) {
             (true, file, key) => KeySource::Insecure {
                 key_given: file.is_some() || key.is_some(),
@@ -95,7 +117,9 @@ impl NetFlags {
             server,
             port,
             password,
+            more_password_files,
             key,
+            more_key_files,
             verbose: self.verbose,
             timeout: self.timeout,
         })

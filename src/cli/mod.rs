@@ -71,7 +71,12 @@ pub struct Net {
     pub server: Option<String>,
     pub port: u16,
     pub password: Option<PasswordSource>,
+    /// `--password-file` given more than once: the earlier ones (the last is `password`).
+    /// `receive` accepts every one of them (overlap rotation); `send` uses the last.
+    pub more_password_files: Vec<PathBuf>,
     pub key: KeySource,
+    /// `--encryption-key-file` given more than once: the earlier ones, as above.
+    pub more_key_files: Vec<PathBuf>,
     pub verbose: bool,
     pub timeout: Option<Duration>,
 }

@@ -34,10 +34,52 @@ impl Cidr {
         self.prefix <= other.prefix && self.contains(other.addr)
     }
 
+    /// The network as an exact key: family, prefix length and masked address. Two networks
+    /// are equal exactly when their keys are.
+    pub fn key(&self) -> NetKey {
+        NetKey::of(self.addr, self.prefix)
+    }
+
+    /// The prefix length.
+    pub fn prefix(&self) -> u8 {
+        self.prefix
+    }
+
+    /// The network's address (host bits as written).
+    pub fn addr(&self) -> IpAddr {
+        self.addr
+    }
+
     /// True for a single address (`/32`, `/128`).
     pub fn host(&self) -> Option<IpAddr> {
         let max = if self.addr.is_ipv4() { 32 } else { 128 };
         (self.prefix == max).then_some(self.addr)
+    }
+}
+
+/// The network of `prefix` bits around an address, as a hashable key (see [`Cidr::key`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct NetKey {
+    v6: bool,
+    prefix: u8,
+    bits: u128,
+}
+
+impl NetKey {
+    /// `ip` is taken as it is: pass a peer through [`canonical`] first.
+    pub fn of(ip: IpAddr, prefix: u8) -> NetKey {
+        match ip {
+            IpAddr::V4(v4) => NetKey {
+                v6: false,
+                prefix,
+                bits: u128::from(u32::from(v4) & mask32(prefix)),
+            },
+            IpAddr::V6(v6) => NetKey {
+                v6: true,
+                prefix,
+                bits: u128::from(v6) & mask128(prefix),
+            },
+        }
     }
 }
 

@@ -5,10 +5,15 @@
 //! write it to the store. One client per line, fields separated by spaces:
 //!
 //! ```text
-//! # name   fields (password and secrets required; key and from optional, each at most once)
+//! # name   fields (password and secrets required; key and from optional)
 //! laptop   password=laptop.pw key=laptop.key from=10.0.0.7,fd00::7 secrets=wifi,backup
 //! builder  password=builder.pw from=10.0.1.0/24 secrets=*
+//! # rotating: the old and the new password and key are all accepted until the old go
+//! nas      password=nas.pw password=nas-new.pw key=nas.key key=nas-new.key secrets=backup
 //! ```
+//!
+//! `password=` and `key=` may be repeated (overlap rotation: the server accepts every password
+//! with every key of the client); `from` and `secrets` at most once.
 //!
 //! `from` lists the networks the client may connect from (anywhere `--authorized-ips` allows,
 //! when absent); `secrets` the names it may read, or `*` for all; `key` its own encryption key
@@ -19,7 +24,9 @@
 //!
 //! Per request the server tries the keys of the clients allowed at the source address: at most
 //! [`MAX_KEYS_PER_ADDRESS`] keys, a GCM tag check as protocol 2 and one as protocol 1 each, a
-//! bound `config.rs` enforces when it loads the file.
+//! bound checked when the file is loaded. The keys at an address are found with one hash lookup
+//! per prefix length in use (networks are indexed by their exact prefix), whatever the number of
+//! clients.
 //! It then finds the client by password: the password is hashed with a random salt drawn at each
 //! load, and the salted digest is the key of a hash map. The time a lookup takes depends only on
 //! that salted digest, which nobody outside the process can compute, so it tells an attacker
@@ -31,7 +38,7 @@ use std::path::PathBuf;
 
 use sha2::{Digest, Sha256};
 
-use crate::server::cidr::{self, Cidr};
+use crate::server::cidr::{self, Cidr, NetKey};
 use crate::wire::bound::Via;
 use crate::wire::crypto::{Codec, OpenError};
 
@@ -64,8 +71,10 @@ impl Access {
 pub struct Entry {
     pub name: String,
     pub line: usize,
-    pub password: PathBuf,
-    pub key: Option<PathBuf>,
+    /// At least one; more while a password is being rotated.
+    pub passwords: Vec<PathBuf>,
+    /// None: the server's key (or plaintext); more than one while a key is being rotated.
+    pub keys: Vec<PathBuf>,
     /// Empty: from anywhere `--authorized-ips` allows.
     pub from: Vec<Cidr>,
     pub access: Access,
@@ -74,6 +83,7 @@ pub struct Entry {
 /// Parses a clients file; the error is one line, `line N: ...`.
 pub fn parse(text: &str) -> Result<Vec<Entry>, String> {
     let mut out: Vec<Entry> = Vec::new();
+    let mut seen: HashMap<String, usize> = HashMap::new();
     for (i, raw) in text.lines().enumerate() {
         let line = i + 1;
         let words = raw.split('#').next().unwrap_or_default();
@@ -83,8 +93,10 @@ pub fn parse(text: &str) -> Result<Vec<Entry>, String> {
         };
         let err = |msg: String| format!("line {line}: {msg}");
         if !valid_name(name) {
+            // Not quoted, here and below until the line is known to be a client's: a file
+            // given by mistake (a secret) must not have its words echoed into the log.
             return Err(err(format!(
-                "client name {name:?}: use 1 to {MAX_NAME} letters, digits, '.', '_' or '-'"
+                "the client name (first word) is not 1 to {MAX_NAME} letters, digits, '.', '_' or '-'"
             )));
         }
         if name == DEFAULT_CLIENT {
@@ -92,28 +104,47 @@ pub fn parse(text: &str) -> Result<Vec<Entry>, String> {
                 "the client name {DEFAULT_CLIENT:?} is reserved for --password-file"
             )));
         }
-        if let Some(first) = out.iter().find(|e| e.name == name) {
+        if let Some(first) = seen.get(name) {
             return Err(err(format!(
-                "client {name:?} is already defined on line {}",
-                first.line
+                "this client name is already defined on line {first}"
             )));
         }
-        let (mut password, mut key, mut from, mut access) = (None, None, None, None);
-        for word in words {
+        seen.insert(name.to_owned(), line);
+        let (mut passwords, mut keys, mut from, mut access) = (Vec::new(), Vec::new(), None, None);
+        for (n, word) in words.enumerate() {
             let Some((field, value)) = word.split_once('=') else {
                 return Err(err(format!(
-                    "{word:?}: expected FIELD=VALUE (password, key, from, secrets)"
+                    "word {} is not FIELD=VALUE (password, key, from, secrets)",
+                    n + 2
                 )));
             };
+            if !matches!(field, "password" | "key" | "from" | "secrets") {
+                return Err(err(format!(
+                    "word {} has an unknown field: use password, key, from or secrets",
+                    n + 2
+                )));
+            }
             if value.is_empty() {
                 return Err(err(format!("{field}= is empty")));
             }
             let twice = match field {
-                "password" => password.replace(PathBuf::from(value)).is_some(),
-                "key" => key.replace(PathBuf::from(value)).is_some(),
-                "from" => from
-                    .replace(cidr::parse_list(value).map_err(|e| err(format!("from=: {e}")))?)
-                    .is_some(),
+                "password" => {
+                    passwords.push(PathBuf::from(value));
+                    false
+                }
+                "key" => {
+                    keys.push(PathBuf::from(value));
+                    false
+                }
+                "from" => {
+                    let nets = cidr::parse_list(value).map_err(|e| err(format!("from=: {e}")))?;
+                    if nets.is_empty() {
+                        return Err(err(format!(
+                            "from={value} names no network: list addresses or networks, or leave from= out to allow what --authorized-ips allows"
+                        )));
+                    }
+                    from.replace(nets).is_some()
+                }
                 "secrets" => access.replace(parse_access(value).map_err(err)?).is_some(),
                 _ => {
                     return Err(err(format!(
@@ -125,19 +156,19 @@ pub fn parse(text: &str) -> Result<Vec<Entry>, String> {
                 return Err(err(format!("{field}= is given twice")));
             }
         }
-        let Some(password) = password else {
-            return Err(err(format!("client {name:?} has no password=FILE")));
-        };
+        if passwords.is_empty() {
+            return Err(err("the client has no password=FILE".into()));
+        }
         let Some(access) = access else {
-            return Err(err(format!(
-                "client {name:?} has no secrets=NAMES (or secrets=* for all)"
-            )));
+            return Err(err(
+                "the client has no secrets=NAMES (or secrets=* for all)".into(),
+            ));
         };
         out.push(Entry {
             name: name.to_owned(),
             line,
-            password,
-            key,
+            passwords,
+            keys,
             from: from.unwrap_or_default(),
             access,
         });
@@ -169,8 +200,8 @@ fn parse_access(value: &str) -> Result<Access, String> {
 /// A client as the server serves it.
 pub struct Client {
     pub name: String,
-    /// Index of its codec in [`Identities::codecs`].
-    codec: usize,
+    /// Indexes of its codecs in [`Identities::codecs`]: more than one while rotating keys.
+    codecs: Vec<usize>,
     from: Vec<Cidr>,
     pub access: Access,
 }
@@ -181,17 +212,24 @@ impl Client {
     }
 }
 
-/// Every client of one configuration, indexed for the per-request lookups.
+/// Every client of one configuration, indexed for the per-request lookups. Building it is
+/// O(n) hash inserts plus, for the key bound, a constant number of lookups per network (one per
+/// prefix length in use); a request costs one lookup per prefix length in use, whatever the
+/// number of clients.
 pub struct Identities {
     salt: [u8; 32],
     clients: Vec<Client>,
     by_tag: HashMap<[u8; 32], usize>,
     /// Distinct codecs: each key once, plaintext at most once.
     codecs: Vec<Codec>,
-    /// Codecs of clients whose networks are single addresses, by address.
-    hosts: HashMap<IpAddr, Vec<usize>>,
-    /// Codecs of clients allowed from wider networks, with the network (`None`: anywhere).
-    wide: Vec<(Option<Cidr>, usize)>,
+    /// For each network some client may connect from: the codecs of the clients allowed there,
+    /// each once, with the first client that has it (named in errors).
+    nets: HashMap<NetKey, Vec<(usize, usize)>>,
+    /// Prefix lengths in use in `nets`, IPv4 and IPv6, longest first.
+    prefixes_v4: Vec<u8>,
+    prefixes_v6: Vec<u8>,
+    /// Codecs of the clients allowed from anywhere, each once, with a client that has it.
+    anywhere: Vec<(usize, usize)>,
 }
 
 /// The codecs to try for one request, at most [`MAX_KEYS_PER_ADDRESS`] plus plaintext.
@@ -216,14 +254,23 @@ impl Candidates {
     }
 }
 
-/// How a client is built: its codec given as an index into the codecs passed to
+/// How a client is built: its codecs given as indexes into the codecs passed to
 /// [`Identities::new`].
 pub struct Spec {
     pub name: String,
-    pub password: Vec<u8>,
-    pub codec: usize,
+    /// At least one; each accepted.
+    pub passwords: Vec<Vec<u8>>,
+    /// At least one; each accepted.
+    pub codecs: Vec<usize>,
     pub from: Vec<Cidr>,
     pub access: Access,
+}
+
+/// Adds `(codec, client)` to `list` unless the codec is there already.
+fn add_once(list: &mut Vec<(usize, usize)>, codec: usize, client: usize) {
+    if !list.iter().any(|&(c, _)| c == codec) {
+        list.push((codec, client));
+    }
 }
 
 impl Identities {
@@ -231,79 +278,127 @@ impl Identities {
     /// any address may have at most [`MAX_KEYS_PER_ADDRESS`] distinct keys. `salt` is random.
     pub fn new(salt: [u8; 32], codecs: Vec<Codec>, specs: Vec<Spec>) -> Result<Identities, String> {
         let mut by_tag = HashMap::with_capacity(specs.len());
-        let mut clients = Vec::with_capacity(specs.len());
-        let mut hosts: HashMap<IpAddr, Vec<usize>> = HashMap::new();
-        let mut wide = Vec::new();
+        let mut clients: Vec<Client> = Vec::with_capacity(specs.len());
+        let mut nets: HashMap<NetKey, Vec<(usize, usize)>> = HashMap::new();
+        let mut anywhere = Vec::new();
+        let (mut p4, mut p6) = (Vec::new(), Vec::new());
         for (i, s) in specs.into_iter().enumerate() {
-            if codecs.get(s.codec).is_none() {
+            if s.codecs.is_empty() || s.codecs.iter().any(|&c| codecs.get(c).is_none()) {
                 return Err(format!("client {:?}: no such codec (a bug)", s.name));
             }
-            let tag = salted(&salt, &s.password);
-            if let Some(&other) = by_tag.get(&tag) {
-                let other: Option<&Client> = clients.get(other);
-                return Err(format!(
-                    "clients {:?} and {:?} have the same password: give each client its own",
-                    other.map_or("?", |c| c.name.as_str()),
-                    s.name
-                ));
+            for pw in &s.passwords {
+                let tag = salted(&salt, pw);
+                match by_tag.get(&tag) {
+                    Some(&other) if other != i => {
+                        let other: Option<&Client> = clients.get(other);
+                        return Err(format!(
+                            "clients {:?} and {:?} have the same password: give each client its own",
+                            other.map_or("?", |c| c.name.as_str()),
+                            s.name
+                        ));
+                    }
+                    _ => {
+                        by_tag.insert(tag, i);
+                    }
+                }
             }
-            by_tag.insert(tag, i);
-            if s.from.is_empty() {
-                wide.push((None, s.codec));
-            }
-            for net in &s.from {
-                match net.host() {
-                    Some(ip) => hosts.entry(ip).or_default().push(s.codec),
-                    None => wide.push((Some(*net), s.codec)),
+            for &codec in &s.codecs {
+                if s.from.is_empty() {
+                    add_once(&mut anywhere, codec, i);
+                }
+                for net in &s.from {
+                    add_once(nets.entry(net.key()).or_default(), codec, i);
+                    if net.addr().is_ipv4() {
+                        p4.push(net.prefix());
+                    } else {
+                        p6.push(net.prefix());
+                    }
                 }
             }
             clients.push(Client {
                 name: s.name,
-                codec: s.codec,
+                codecs: s.codecs,
                 from: s.from,
                 access: s.access,
             });
         }
+        let longest_first = |mut v: Vec<u8>| {
+            v.sort_unstable_by(|a, b| b.cmp(a));
+            v.dedup();
+            v
+        };
         let ids = Identities {
             salt,
             clients,
             by_tag,
             codecs,
-            hosts,
-            wide,
+            nets,
+            prefixes_v4: longest_first(p4),
+            prefixes_v6: longest_first(p6),
+            anywhere,
         };
         ids.check_bound()?;
         Ok(ids)
     }
 
+    /// The codec lists of every network containing `ip`'s network of `prefix` bits (itself
+    /// included), then the clients allowed anywhere: one lookup per prefix length in use.
+    fn covering(&self, ip: IpAddr, upto: u8) -> impl Iterator<Item = &(usize, usize)> {
+        let prefixes = if ip.is_ipv4() {
+            &self.prefixes_v4
+        } else {
+            &self.prefixes_v6
+        };
+        prefixes
+            .iter()
+            .filter(move |&&p| p <= upto)
+            .filter_map(move |&p| self.nets.get(&NetKey::of(ip, p)))
+            .flatten()
+            .chain(self.anywhere.iter())
+    }
+
     /// Every address lies in a chain of nested networks, so the most keys at any one address
     /// are the most keys whose networks cover some one network (or anywhere).
     fn check_bound(&self) -> Result<(), String> {
-        let nets = self.clients.iter().flat_map(|c| {
-            let all: &[Cidr] = &c.from;
-            all.iter()
-                .map(Some)
-                .chain(all.is_empty().then_some(None))
-                .map(move |n| (n, c))
-        });
-        for (net, owner) in nets {
+        let everywhere = std::iter::once((None, &self.anywhere));
+        let each = self.nets.iter().map(|(k, v)| (Some(*k), v));
+        for (net, list) in everywhere.chain(each) {
+            // The network itself, as a `Cidr` of one of its clients, for the lookups and errors.
+            let cidr = match (net, list.first()) {
+                (Some(k), Some(&(_, owner))) => self
+                    .clients
+                    .get(owner)
+                    .and_then(|c| c.from.iter().find(|n| n.key() == k).copied()),
+                _ => None,
+            };
+            if net.is_some() && cidr.is_none() {
+                continue; // cannot happen: every key in `nets` comes from a client's network
+            }
+            // Anywhere alone: no prefix length is at most 0 but a /0's, which covers it too.
+            let (ip, upto) = cidr.map_or((IpAddr::from([0u8; 4]), 0), |n| (n.addr(), n.prefix()));
+            let covering = self
+                .covering(ip, upto)
+                .filter(|_| cidr.is_some())
+                .chain(self.anywhere.iter().filter(|_| cidr.is_none()));
             let mut keys: Vec<usize> = Vec::new();
             let mut names: Vec<&str> = Vec::new();
-            for c in &self.clients {
-                let covers =
-                    c.from.is_empty() || net.is_some_and(|n| c.from.iter().any(|f| f.covers(n)));
-                let keyed = matches!(self.codecs.get(c.codec), Some(Codec::Aes(_)));
-                if covers && keyed && !keys.contains(&c.codec) {
-                    keys.push(c.codec);
-                    names.push(&c.name);
+            for &(codec, client) in covering {
+                let keyed = matches!(self.codecs.get(codec), Some(Codec::Aes(_)));
+                if keyed && !keys.contains(&codec) {
+                    keys.push(codec);
+                    let name = self.clients.get(client).map_or("?", |c| c.name.as_str());
+                    if !names.contains(&name) {
+                        names.push(name);
+                    }
+                    if keys.len() > MAX_KEYS_PER_ADDRESS {
+                        break;
+                    }
                 }
             }
             if keys.len() > MAX_KEYS_PER_ADDRESS {
-                let at = net.map_or("any address".to_owned(), |n| format!("{n}"));
+                let at = cidr.map_or("any address".to_owned(), |n| format!("{n}"));
                 return Err(format!(
-                    "{} clients with distinct keys may connect from {at} (client {:?} and {}): at most {MAX_KEYS_PER_ADDRESS}; narrow their from= networks",
-                    keys.len(),
-                    owner.name,
+                    "more than {MAX_KEYS_PER_ADDRESS} distinct keys may be used from {at} (clients {}): narrow their from= networks, or drop keys no longer in use",
                     names.join(", ")
                 ));
             }
@@ -330,13 +425,8 @@ impl Identities {
             len: 0,
         };
         let ip = cidr::canonical(ip);
-        for &i in self.hosts.get(&ip).into_iter().flatten() {
+        for &(i, _) in self.covering(ip, u8::MAX) {
             c.add(i);
-        }
-        for (net, i) in &self.wide {
-            if net.is_none_or(|n| n.contains(ip)) {
-                c.add(*i);
-            }
         }
         // Plaintext last: a sealed request must not be read as a plaintext one.
         let n = c.len;
@@ -372,7 +462,7 @@ impl Identities {
     pub fn find(&self, password: &[u8], codec: usize, ip: IpAddr) -> Option<usize> {
         let i = *self.by_tag.get(&salted(&self.salt, password))?;
         let c = self.clients.get(i)?;
-        (c.codec == codec && c.allowed_at(ip)).then_some(i)
+        (c.codecs.contains(&codec) && c.allowed_at(ip)).then_some(i)
     }
 
     /// Bytes a sealed answer gains with codec `i`.
@@ -400,31 +490,34 @@ mod tests {
         assert_eq!(e.len(), 2);
         assert_eq!(e[0].name, "laptop");
         assert_eq!(e[0].line, 3);
-        assert_eq!(
-            e[0].key.as_deref(),
-            Some(std::path::Path::new("laptop.key"))
-        );
+        assert_eq!(e[0].keys, vec![std::path::PathBuf::from("laptop.key")]);
         assert_eq!(e[0].from.len(), 2);
         assert_eq!(
             e[0].access,
             Access::Only(vec![b"wifi".to_vec(), b"backup".to_vec()])
         );
         assert_eq!(e[1].access, Access::All);
-        assert!(e[1].key.is_none());
+        assert!(e[1].keys.is_empty());
+        // Rotation: password= and key= repeated on one line.
+        let e = parse("nas password=a.pw password=b.pw key=a.key key=b.key secrets=*\n").unwrap();
+        assert_eq!(e[0].passwords.len(), 2);
+        assert_eq!(e[0].keys.len(), 2);
     }
 
     #[test]
     fn errors_name_the_line_and_the_fix() {
         for (text, want) in [
-            ("a password=p\n", "line 1: client \"a\" has no secrets=NAMES (or secrets=* for all)"),
-            ("\na secrets=x\n", "line 2: client \"a\" has no password=FILE"),
-            ("a password=p secrets=x\na password=q secrets=x\n", "line 2: client \"a\" is already defined on line 1"),
-            ("a password=p password=q secrets=x\n", "line 1: password= is given twice"),
-            ("a pasword=p secrets=x\n", "line 1: unknown field \"pasword\": use password, key, from or secrets"),
-            ("a password secrets=x\n", "line 1: \"password\": expected FIELD=VALUE (password, key, from, secrets)"),
+            ("a password=p\n", "line 1: the client has no secrets=NAMES (or secrets=* for all)"),
+            ("\na secrets=x\n", "line 2: the client has no password=FILE"),
+            ("a password=p secrets=x\na password=q secrets=x\n", "line 2: this client name is already defined on line 1"),
+            ("a password=p from=10.0.0.1 from=10.0.0.2 secrets=x\n", "line 1: from= is given twice"),
+            ("a password=p from=, secrets=x\n", "line 1: from=, names no network: list addresses or networks, or leave from= out to allow what --authorized-ips allows"),
+            ("a pasword=p secrets=x\n", "line 1: word 2 has an unknown field: use password, key, from or secrets"),
+            ("a password secrets=x\n", "line 1: word 2 is not FIELD=VALUE (password, key, from, secrets)"),
+            ("hunter2-secret\n", "line 1: the client has no password=FILE"),
+            ("s3cr3t/value\n", "line 1: the client name (first word) is not 1 to 64 letters, digits, '.', '_' or '-'"),
             ("a password=p from=10.0.0.300 secrets=x\n", "line 1: from=: invalid network \"10.0.0.300\": expected an address or CIDR like 10.0.0.0/24 or fd00::/64"),
             ("default password=p secrets=x\n", "line 1: the client name \"default\" is reserved for --password-file"),
-            ("a/b password=p secrets=x\n", "line 1: client name \"a/b\": use 1 to 64 letters, digits, '.', '_' or '-'"),
             ("a password= secrets=x\n", "line 1: password= is empty"),
         ] {
             assert_eq!(parse(text).unwrap_err(), want, "{text:?}");
@@ -437,8 +530,8 @@ mod tests {
     fn spec(name: &str, pw: &str, codec: usize, from: &str) -> Spec {
         Spec {
             name: name.into(),
-            password: pw.into(),
-            codec,
+            passwords: vec![pw.into()],
+            codecs: vec![codec],
             from: cidr::parse_list(from).unwrap(),
             access: Access::All,
         }
@@ -533,7 +626,7 @@ mod tests {
         // Nine keys at one address through nested networks.
         let e = many(9, &|i| format!("10.0.0.0/{}", 24 + i)).err().unwrap();
         assert!(
-            e.starts_with("9 clients with distinct keys may connect from 10.0.0.0/32"),
+            e.starts_with("more than 8 distinct keys may be used from 10.0.0.0/32"),
             "{e}"
         );
         assert!(many(8, &|i| format!("10.0.0.0/{}", 24 + i)).is_ok());

@@ -16,11 +16,14 @@
 //! bounded, and a full failure table evicts rather than stops tracking, so an attacker with many
 //! addresses costs memory proportional to the bound, not to the attack.
 
-use std::collections::HashMap;
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
 use std::net::{IpAddr, Shutdown, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
+
+use sha2::{Digest, Sha256};
 
 use crate::server::cidr::canonical;
 
@@ -30,19 +33,32 @@ const LOCKOUT: Duration = Duration::from_secs(30);
 const MAX_LOCKOUT: Duration = Duration::from_secs(15 * 60);
 /// Failures older than this are forgotten.
 const FORGET_AFTER: Duration = Duration::from_secs(10 * 60);
-/// Most accounts whose failures are remembered at once; when full, the oldest are evicted.
+/// Most accounts whose failures are remembered at once; when full, the entry whose record is
+/// worth least (the one that would expire first) is evicted, in O(log n).
 pub const MAX_TRACKED: usize = 16_384;
-/// A full failure table evicts the oldest entry and every other entry seen within this span
-/// after it: each eviction moves the oldest time forward by at least the span, so a stream of
-/// failures from fresh addresses costs one scan of the table (under the gate's lock) per span
-/// of time, about, not one per failure.
-const EVICT_SPAN: Duration = Duration::from_millis(FORGET_AFTER.as_millis() as u64 / 16);
+/// Wrong passwords remembered per account (as short salted digests, never the password): the
+/// same wrong password sent again costs nothing, so a client with a stale password file retrying
+/// does not lock its address out, while distinct guesses still count.
+const RECENT_WRONG: usize = 32;
 /// An IPv6 /64 may fail this many times `--max-failures` (over all its addresses) before the
 /// whole /64 is locked out.
 pub const NET64_FACTOR: u32 = 4;
-/// Answer bytes being written at once, over all connections (frames of up to 16 MiB): clients
-/// that do not read cannot make the server hold more. One answer is always allowed.
-pub const MAX_ANSWER_BYTES: usize = 32 * 1024 * 1024;
+/// Answer bytes queued at once, over all connections, until each client has acknowledged them
+/// (frames of up to 16 MiB): clients that do not read cannot make the server, or its kernel,
+/// hold more. Two of the largest answers fit, so that one client sitting on its copy of the
+/// largest secret does not keep it from another. One answer is always allowed.
+pub const MAX_ANSWER_BYTES: usize = 33 * 1024 * 1024;
+/// Most answer bytes one [`Source`] may have queued at once (its first answer is always
+/// allowed): one address that does not read cannot hold up the answers of others.
+pub const MAX_ANSWER_BYTES_PER_SOURCE: usize = MAX_ANSWER_BYTES / 2;
+
+/// Longest password the server accepts in its files: generous for any human or generated
+/// password, and what [`MAX_REQUEST_BYTES`] is sized for.
+pub const MAX_PASSWORD: usize = 4096;
+/// Largest request frame the server reads: a password of [`MAX_PASSWORD`] bytes, a space, a
+/// secret name of 255 bytes and the encryption's nonce and tag fit with room to spare. Anything
+/// larger is no real request, and each byte read costs a tag check per candidate key.
+pub const MAX_REQUEST_BYTES: usize = 8 * 1024;
 
 /// The unit of connection accounting: an IPv4 address or an IPv6 /64.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
@@ -58,7 +74,7 @@ impl Source {
 }
 
 /// Who pays for a wrong password: the address, and for IPv6 also its /64.
-#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug, PartialOrd, Ord)]
 enum Account {
     V4(u32),
     V6(u128),
@@ -88,22 +104,45 @@ impl Account {
     }
 }
 
+/// A short salted digest of a wrong password (the salt is drawn per process, so the digest
+/// means nothing outside it).
+type WrongDigest = u64;
+
 struct Failures {
     count: u32,
     last: Instant,
     blocked_until: Option<Instant>,
+    /// The last [`RECENT_WRONG`] distinct wrong passwords, as digests; oldest first.
+    recent: Vec<WrongDigest>,
 }
 
 impl Failures {
     fn blocked(&self, now: Instant) -> Option<Duration> {
         self.blocked_until.filter(|&u| u > now).map(|u| u - now)
     }
+
+    /// When this record stops mattering: its failures forgotten and its lockout over.
+    fn expiry(&self) -> Instant {
+        let forget = self.last + FORGET_AFTER;
+        self.blocked_until.map_or(forget, |b| b.max(forget))
+    }
+}
+
+struct Use {
+    conns: usize,
+    answer_bytes: usize,
 }
 
 struct State {
     total: usize,
-    per_source: HashMap<Source, usize>,
+    per_source: HashMap<Source, Use>,
     failures: HashMap<Account, Failures>,
+    /// The failure records by [`Failures::expiry`], soonest on top: forgotten first, and
+    /// evicted first when the table is full. The attacker who fills the table gains nothing
+    /// against a recent guesser: its record expires after theirs. A record's expiry only grows;
+    /// each change pushes the new one, and entries whose time no longer matches their record
+    /// are stale and skipped when popped (the heap is rebuilt when stale ones pile up).
+    by_expiry: BinaryHeap<Reverse<(Instant, Account)>>,
 }
 
 impl State {
@@ -117,48 +156,58 @@ impl State {
         }
     }
 
-    /// Makes room for one more account in a full failure table: forgets expired entries, and if
-    /// none are, evicts the entries not locked out that were seen within [`EVICT_SPAN`] of the
-    /// one seen longest ago (when every entry is locked out: those whose lockout ends within the
-    /// span of the first to end). Tracking never stops.
-    fn make_room(&mut self, now: Instant) {
-        if self.failures.len() < MAX_TRACKED {
-            return;
+    /// Forgets every record expired by `now`, oldest first: each is removed once, so the cost
+    /// is O(log n) per record over its life.
+    fn forget_expired(&mut self, now: Instant) {
+        while let Some(&Reverse((at, _))) = self.by_expiry.peek() {
+            if at > now {
+                break;
+            }
+            self.pop_soonest();
         }
-        self.failures.retain(|_, f| {
-            now.saturating_duration_since(f.last) < FORGET_AFTER || f.blocked(now).is_some()
-        });
-        if self.failures.len() < MAX_TRACKED {
-            return;
-        }
-        // Not locked out before locked out; then by the time seen last, or the lockout's end.
-        let order = |f: &Failures| match f.blocked_until.filter(|&u| u > now) {
-            None => (false, f.last),
-            Some(until) => (true, until),
-        };
-        let Some((locked, oldest)) = self.failures.values().map(order).min() else {
-            return;
-        };
-        let cutoff = oldest + EVICT_SPAN;
-        self.failures.retain(|_, f| {
-            let (l, t) = order(f);
-            l != locked || t > cutoff
-        });
     }
 
-    /// Charges one failure to `account`, locking it out once its budget is spent.
-    fn charge(&mut self, account: Account, max_failures: u32, now: Instant) {
+    /// Removes the top of the heap, and its record unless the entry is stale.
+    fn pop_soonest(&mut self) -> bool {
+        let Some(Reverse((at, account))) = self.by_expiry.pop() else {
+            return false;
+        };
+        if self.failures.get(&account).map(Failures::expiry) == Some(at) {
+            self.failures.remove(&account);
+        }
+        true
+    }
+
+    /// Makes room for one more account in a full failure table: the record that expires first
+    /// goes (O(log n) amortized). Tracking never stops.
+    fn make_room(&mut self) {
+        while self.failures.len() >= MAX_TRACKED {
+            if !self.pop_soonest() {
+                return;
+            }
+        }
+    }
+
+    /// Charges one wrong password to `account`, locking it out once its budget is spent. The
+    /// same wrong password as one of its recent ones costs nothing.
+    fn charge(&mut self, account: Account, wrong: WrongDigest, max_failures: u32, now: Instant) {
+        self.forget_expired(now);
         if !self.failures.contains_key(&account) {
-            self.make_room(now);
+            self.make_room();
         }
         let f = self.failures.entry(account).or_insert(Failures {
             count: 0,
             last: now,
             blocked_until: None,
+            recent: Vec::new(),
         });
-        if now.saturating_duration_since(f.last) >= FORGET_AFTER {
-            f.count = 0;
+        if f.recent.contains(&wrong) {
+            return;
         }
+        if f.recent.len() >= RECENT_WRONG {
+            f.recent.remove(0);
+        }
+        f.recent.push(wrong);
         f.count = f.count.saturating_add(1);
         f.last = now;
         let budget = account.budget(max_failures);
@@ -166,6 +215,16 @@ impl State {
             let doublings = (f.count - budget).min(16);
             let lock = LOCKOUT.saturating_mul(1 << doublings).min(MAX_LOCKOUT);
             f.blocked_until = Some(now + lock);
+        }
+        let after = f.expiry();
+        self.by_expiry.push(Reverse((after, account)));
+        if self.by_expiry.len() > 2 * MAX_TRACKED {
+            // Mostly stale entries: rebuild from the records (O(n), once per n changes).
+            self.by_expiry = self
+                .failures
+                .iter()
+                .map(|(a, f)| Reverse((f.expiry(), *a)))
+                .collect();
         }
     }
 }
@@ -207,8 +266,10 @@ pub struct Gate {
     max_total: usize,
     max_per_source: usize,
     max_failures: u32,
+    /// Salt of the digests of wrong passwords, drawn at start.
+    salt: [u8; 16],
     /// True while `failures` may hold an entry (set under the lock by `failed`): while false,
-    /// [`Gate::may_guess`] and [`Gate::succeeded`] take no lock.
+    /// [`Gate::may_guess`] takes no lock.
     any_failures: AtomicBool,
     /// Answer bytes reserved by [`Gate::reserve_answer`] and not yet given back.
     answer_bytes: AtomicUsize,
@@ -221,21 +282,11 @@ pub struct Permit {
     source: Option<Source>,
 }
 
-impl Permit {
-    /// Gives the per-address slot back early (the answer is written); the total slot stays
-    /// taken until the connection is closed.
-    pub fn release_source(&mut self) {
-        if let Some(source) = self.source.take() {
-            let mut st = self.gate.lock();
-            release(&mut st, source);
-        }
-    }
-}
-
-fn release(st: &mut State, source: Source) {
-    if let Some(n) = st.per_source.get_mut(&source) {
-        *n = n.saturating_sub(1);
-        if *n == 0 {
+fn release(st: &mut State, source: Source, conns: usize, bytes: usize) {
+    if let Some(u) = st.per_source.get_mut(&source) {
+        u.conns = u.conns.saturating_sub(conns);
+        u.answer_bytes = u.answer_bytes.saturating_sub(bytes);
+        if u.conns == 0 && u.answer_bytes == 0 {
             st.per_source.remove(&source);
         }
     }
@@ -246,36 +297,46 @@ impl Drop for Permit {
         let mut st = self.gate.lock();
         st.total = st.total.saturating_sub(1);
         if let Some(source) = self.source.take() {
-            release(&mut st, source);
+            release(&mut st, source, 1, 0);
         }
     }
 }
 
-/// Answer bytes reserved with [`Gate::reserve_answer`]; given back when dropped.
-pub struct AnswerBytes<'a> {
-    gate: &'a Gate,
+/// Answer bytes reserved with [`Gate::reserve_answer`]; given back when dropped (once the
+/// client has acknowledged them, or its connection was reset).
+pub struct AnswerBytes {
+    gate: Arc<Gate>,
+    source: Source,
     bytes: usize,
 }
 
-impl Drop for AnswerBytes<'_> {
+impl Drop for AnswerBytes {
     fn drop(&mut self) {
         self.gate
             .answer_bytes
             .fetch_sub(self.bytes, Ordering::AcqRel);
+        let mut st = self.gate.lock();
+        release(&mut st, self.source, 0, self.bytes);
     }
 }
 
 impl Gate {
     pub fn new(max_total: usize, max_per_source: usize, max_failures: u32) -> Arc<Gate> {
+        let mut salt = [0u8; 16];
+        // Without a random source the digests are still distinct per password; only their
+        // meaning outside this process (none: they never leave it) would change.
+        let _ = getrandom::getrandom(&mut salt);
         Arc::new(Gate {
             state: Mutex::new(State {
                 total: 0,
                 per_source: HashMap::new(),
                 failures: HashMap::new(),
+                by_expiry: BinaryHeap::new(),
             }),
             max_total,
             max_per_source,
             max_failures,
+            salt,
             any_failures: AtomicBool::new(false),
             answer_bytes: AtomicUsize::new(0),
         })
@@ -301,7 +362,7 @@ impl Gate {
         if let Some(d) = st.locked_out(ip, now) {
             return Err(Refusal::LockedOut(d));
         }
-        if st.per_source.get(&source).copied().unwrap_or(0) >= self.max_per_source {
+        if st.per_source.get(&source).map_or(0, |u| u.conns) >= self.max_per_source {
             return Err(Refusal::PerSource);
         }
         let cap = if over_cap {
@@ -312,7 +373,13 @@ impl Gate {
         if st.total >= cap {
             return Err(Refusal::Busy);
         }
-        *st.per_source.entry(source).or_insert(0) += 1;
+        st.per_source
+            .entry(source)
+            .or_insert(Use {
+                conns: 0,
+                answer_bytes: 0,
+            })
+            .conns += 1;
         st.total += 1;
         Ok(Permit {
             gate: Arc::clone(self),
@@ -333,40 +400,63 @@ impl Gate {
     }
 
     /// Records a wrong password from `ip` (the only thing that counts toward a lockout): charged
-    /// to the address and, for IPv6, to its /64.
-    pub fn failed(&self, ip: IpAddr, now: Instant) {
+    /// to the address and, for IPv6, to its /64, unless it is one of the recent wrong passwords
+    /// of that account. A success forgets nothing: the budget is of distinct wrong passwords
+    /// within [`FORGET_AFTER`], whatever valid requests come in between.
+    pub fn failed(&self, ip: IpAddr, password: &[u8], now: Instant) {
+        let mut h = Sha256::new();
+        h.update(self.salt);
+        h.update(password);
+        let full: [u8; 32] = h.finalize().into();
+        let mut short = [0u8; 8];
+        short.copy_from_slice(full.get(..8).unwrap_or(&[0; 8]));
+        let wrong = u64::from_le_bytes(short);
         let (addr, net) = Account::of(ip);
         let mut st = self.lock();
-        st.charge(addr, self.max_failures, now);
+        st.charge(addr, wrong, self.max_failures, now);
         if let Some(net) = net {
-            st.charge(net, self.max_failures, now);
+            st.charge(net, wrong, self.max_failures, now);
         }
-        self.any_failures.store(true, Ordering::Release);
-    }
-
-    /// Records a successful authentication: the address's own failures are forgotten (its
-    /// /64's are not: one honest host must not reset its neighbours' budget).
-    pub fn succeeded(&self, ip: IpAddr) {
-        // The common case, nobody has failed lately, costs no lock.
-        if !self.any_failures.load(Ordering::Acquire) {
-            return;
-        }
-        let (addr, _) = Account::of(ip);
-        let mut st = self.lock();
-        st.failures.remove(&addr);
         self.any_failures
             .store(!st.failures.is_empty(), Ordering::Release);
     }
 
-    /// Reserves `bytes` of answer to write, or refuses when [`MAX_ANSWER_BYTES`] are being
-    /// written already (one answer alone is always allowed). No lock: one atomic add.
-    pub fn reserve_answer(&self, bytes: usize) -> Result<AnswerBytes<'_>, Refusal> {
-        let before = self.answer_bytes.fetch_add(bytes, Ordering::AcqRel);
-        let reserved = AnswerBytes { gate: self, bytes };
-        if before != 0 && before.saturating_add(bytes) > MAX_ANSWER_BYTES {
-            return Err(Refusal::AnswerBytes); // `reserved` gives the bytes back
+    /// Reserves `bytes` of answer for a client at `ip`, or refuses when [`MAX_ANSWER_BYTES`]
+    /// are queued already, or [`MAX_ANSWER_BYTES_PER_SOURCE`] for its address (a first answer
+    /// alone is always allowed, in all and per address).
+    pub fn reserve_answer(
+        self: &Arc<Gate>,
+        ip: IpAddr,
+        bytes: usize,
+    ) -> Result<AnswerBytes, Refusal> {
+        let source = Source::of(ip);
+        let mut st = self.lock();
+        let before = self.answer_bytes.load(Ordering::Acquire);
+        let mine = st.per_source.get(&source).map_or(0, |u| u.answer_bytes);
+        let over_all = before != 0 && before.saturating_add(bytes) > MAX_ANSWER_BYTES;
+        let over_mine = mine != 0 && mine.saturating_add(bytes) > MAX_ANSWER_BYTES_PER_SOURCE;
+        if over_all || over_mine {
+            return Err(Refusal::AnswerBytes);
         }
-        Ok(reserved)
+        self.answer_bytes.fetch_add(bytes, Ordering::AcqRel);
+        st.per_source
+            .entry(source)
+            .or_insert(Use {
+                conns: 0,
+                answer_bytes: 0,
+            })
+            .answer_bytes += bytes;
+        drop(st);
+        Ok(AnswerBytes {
+            gate: Arc::clone(self),
+            source,
+            bytes,
+        })
+    }
+
+    /// Answer bytes reserved now (for tests and diagnostics).
+    pub fn answer_bytes(&self) -> usize {
+        self.answer_bytes.load(Ordering::Acquire)
     }
 
     /// Connections being served now (for tests and diagnostics).
@@ -452,6 +542,13 @@ mod tests {
         s.parse().unwrap()
     }
 
+    /// A wrong password never sent before.
+    fn fail(g: &Gate, ip: IpAddr, now: Instant) {
+        static N: AtomicU64 = AtomicU64::new(0);
+        let n = N.fetch_add(1, Ordering::Relaxed);
+        g.failed(ip, format!("guess-{n}").as_bytes(), now);
+    }
+
     #[test]
     fn per_source_and_total_caps() {
         let g = Gate::new(3, 2, 5);
@@ -511,25 +608,6 @@ mod tests {
     }
 
     #[test]
-    fn release_source_frees_the_address_not_the_total() {
-        let g = Gate::new(2, 1, 5);
-        let now = Instant::now();
-        let mut a = g.admit(ip("10.0.0.1"), now, false).unwrap();
-        assert_eq!(
-            g.admit(ip("10.0.0.1"), now, false).err(),
-            Some(Refusal::PerSource)
-        );
-        a.release_source();
-        let _b = g.admit(ip("10.0.0.1"), now, false).unwrap();
-        assert_eq!(
-            g.admit(ip("10.0.0.2"), now, false).err(),
-            Some(Refusal::Busy)
-        );
-        drop(a);
-        assert_eq!(g.active(), 1);
-    }
-
-    #[test]
     fn ipv6_counts_per_64() {
         let g = Gate::new(10, 1, 5);
         let now = Instant::now();
@@ -546,10 +624,10 @@ mod tests {
         let g = Gate::new(10, 10, 3);
         let now = Instant::now();
         let bad = ip("10.0.0.9");
-        g.failed(bad, now);
-        g.failed(bad, now);
+        fail(&g, bad, now);
+        fail(&g, bad, now);
         assert!(g.admit(bad, now, false).is_ok());
-        g.failed(bad, now);
+        fail(&g, bad, now);
         assert!(
             matches!(g.admit(bad, now, false).err(), Some(Refusal::LockedOut(d)) if d == LOCKOUT)
         );
@@ -557,21 +635,27 @@ mod tests {
         // Lockout ends, then doubles on the next failure.
         let later = now + LOCKOUT;
         assert!(g.admit(bad, later, false).is_ok());
-        g.failed(bad, later);
+        fail(&g, bad, later);
         assert!(
             matches!(g.admit(bad, later, false).err(), Some(Refusal::LockedOut(d)) if d == LOCKOUT * 2)
         );
     }
 
     #[test]
-    fn success_forgets_failures() {
-        let g = Gate::new(10, 10, 2);
+    fn success_forgets_nothing_and_repeats_cost_once() {
+        let g = Gate::new(10, 10, 3);
         let now = Instant::now();
         let a = ip("10.0.0.9");
-        g.failed(a, now);
-        g.succeeded(a);
-        g.failed(a, now);
-        assert!(g.admit(a, now, false).is_ok());
+        // A client retrying one stale password: one failure, however often.
+        for _ in 0..50 {
+            g.failed(a, b"stale", now);
+        }
+        assert!(g.may_guess(a, now).is_ok());
+        fail(&g, a, now);
+        assert!(g.may_guess(a, now).is_ok());
+        // The third distinct wrong password locks, whatever successes came between.
+        fail(&g, a, now);
+        assert!(locked(&g, "10.0.0.9", now));
     }
 
     #[test]
@@ -579,7 +663,7 @@ mod tests {
         let g = Gate::new(10, 10, 0);
         let now = Instant::now();
         for _ in 0..100 {
-            g.failed(ip("10.0.0.9"), now);
+            fail(&g, ip("10.0.0.9"), now);
         }
         assert!(g.admit(ip("10.0.0.9"), now, false).is_ok());
     }
@@ -592,69 +676,94 @@ mod tests {
     fn ipv6_locks_per_address_then_per_64() {
         let g = Gate::new(10, 10, 2);
         let now = Instant::now();
-        g.failed(ip("2001:db8::1"), now);
-        g.failed(ip("2001:db8::1"), now);
+        fail(&g, ip("2001:db8::1"), now);
+        fail(&g, ip("2001:db8::1"), now);
         assert!(locked(&g, "2001:db8::1", now));
         // The neighbour has its own budget, until the /64's (4 x 2) is spent.
         assert!(!locked(&g, "2001:db8::2", now));
         for a in ["2001:db8::2", "2001:db8::3", "2001:db8::4"] {
             assert!(!locked(&g, a, now));
-            g.failed(ip(a), now);
+            fail(&g, ip(a), now);
             assert!(!locked(&g, "2001:db8::5", now));
-            g.failed(ip(a), now);
+            fail(&g, ip(a), now);
         }
         assert!(locked(&g, "2001:db8::5", now));
         assert!(g.admit(ip("2001:db8::5"), now, false).is_err());
         assert!(!locked(&g, "2001:db8:0:1::5", now));
-        // A success forgets the address's failures, not its /64's.
-        g.succeeded(ip("2001:db8::1"));
-        assert!(locked(&g, "2001:db8::1", now));
     }
 
     #[test]
-    fn full_failure_table_keeps_tracking() {
+    fn full_table_of_lockouts_gives_no_guesser_more() {
         let g = Gate::new(10, 10, 5);
         let now = Instant::now();
-        for i in 0..MAX_TRACKED as u32 {
-            g.failed(IpAddr::V4((0x0a00_0000 + i).into()), now);
+        // Fill the table (less one) with locked-out addresses.
+        for i in 0..(MAX_TRACKED - 1) as u32 {
+            for _ in 0..5 {
+                fail(&g, IpAddr::V4((0x0a00_0000 + i).into()), now);
+            }
         }
-        assert_eq!(g.tracked(), MAX_TRACKED);
-        let fresh = ip("192.0.2.1");
+        assert_eq!(g.tracked(), MAX_TRACKED - 1);
+        // Two fresh addresses take turns: each is locked after its own 5 guesses.
         let later = now + Duration::from_secs(1);
-        for _ in 0..4 {
-            g.failed(fresh, later);
+        for round in 0..5 {
+            for a in ["192.0.2.1", "192.0.2.2"] {
+                assert!(!locked(&g, a, later), "locked early, round {round}");
+                fail(&g, ip(a), later);
+            }
         }
-        assert!(g.may_guess(fresh, later).is_ok());
-        g.failed(fresh, later);
         assert!(locked(&g, "192.0.2.1", later));
-        // The fill happened within one EVICT_SPAN: all of it was evicted at once.
+        assert!(locked(&g, "192.0.2.2", later));
+        assert_eq!(g.tracked(), MAX_TRACKED);
+    }
+
+    #[test]
+    fn stale_heap_entries_are_skipped_and_rebuilt() {
+        let g = Gate::new(10, 10, 0);
+        let now = Instant::now();
+        let a = ip("10.0.0.9");
+        for i in 0..(2 * MAX_TRACKED + 10) {
+            fail(&g, a, now + Duration::from_millis(i as u64));
+        }
+        assert_eq!(g.tracked(), 1);
+        assert!(g.lock().by_expiry.len() <= 2 * MAX_TRACKED);
+        // Its stale entries expire before its record does: the record stays until its own time.
+        let last = now + Duration::from_millis(2 * MAX_TRACKED as u64 + 9);
+        fail(
+            &g,
+            ip("10.0.0.8"),
+            last + FORGET_AFTER - Duration::from_millis(1),
+        );
+        assert_eq!(g.tracked(), 2);
+        fail(&g, ip("10.0.0.8"), last + FORGET_AFTER);
         assert_eq!(g.tracked(), 1);
     }
 
     #[test]
-    fn full_table_evicts_the_oldest_not_locked_out() {
+    fn full_table_evicts_what_expires_first() {
         let g = Gate::new(10, 10, 2);
         let t0 = Instant::now();
-        // The oldest entry is locked out (8 minutes, after 6 failures); it must survive.
-        for _ in 0..6 {
-            g.failed(ip("192.0.2.1"), t0);
+        // The oldest entry is locked out for 15 minutes (8 failures): it expires last.
+        for _ in 0..8 {
+            fail(&g, ip("192.0.2.1"), t0);
         }
-        // Half the table seen at t1, the other half (less one) a minute later.
         let t1 = t0 + Duration::from_secs(1);
-        let half = (MAX_TRACKED / 2) as u32;
-        for i in 0..half {
-            g.failed(IpAddr::V4((0x0a00_0000 + i).into()), t1);
-        }
-        let t2 = t1 + Duration::from_secs(60);
-        for i in half..(MAX_TRACKED - 1) as u32 {
-            g.failed(IpAddr::V4((0x0a00_0000 + i).into()), t2);
+        for i in 0..(MAX_TRACKED - 1) as u32 {
+            fail(&g, IpAddr::V4((0x0a00_0000 + i).into()), t1);
         }
         assert_eq!(g.tracked(), MAX_TRACKED);
-        let t3 = t2 + Duration::from_secs(1);
-        g.failed(ip("192.0.2.2"), t3);
-        // The t1 half went; the locked-out entry, the t2 half and the new one stay.
-        assert!(locked(&g, "192.0.2.1", t3));
-        assert_eq!(g.tracked(), 1 + (MAX_TRACKED / 2 - 1) + 1);
+        let t2 = t1 + Duration::from_secs(1);
+        fail(&g, ip("192.0.2.2"), t2);
+        fail(&g, ip("192.0.2.2"), t2);
+        assert!(locked(&g, "192.0.2.1", t2));
+        assert!(locked(&g, "192.0.2.2", t2));
+        assert_eq!(g.tracked(), MAX_TRACKED);
+        // Records are forgotten when they expire.
+        fail(
+            &g,
+            ip("192.0.2.3"),
+            t1 + FORGET_AFTER + Duration::from_millis(500),
+        );
+        assert_eq!(g.tracked(), 3);
     }
 
     #[test]
@@ -665,8 +774,8 @@ mod tests {
         // Admitted before any failure, as a connection opened in advance is.
         let _p = g.admit(a, now, false).unwrap();
         assert!(g.may_guess(a, now).is_ok());
-        g.failed(a, now);
-        g.failed(a, now);
+        fail(&g, a, now);
+        fail(&g, a, now);
         assert_eq!(g.may_guess(a, now), Err(Refusal::LockedOut(LOCKOUT)));
         assert!(g.may_guess(ip("10.0.0.8"), now).is_ok());
     }
@@ -674,15 +783,19 @@ mod tests {
     #[test]
     fn answer_bytes_are_capped_but_one_answer_always_fits() {
         let g = Gate::new(10, 10, 2);
-        let big = g.reserve_answer(MAX_ANSWER_BYTES + 1).unwrap();
-        assert!(g.reserve_answer(1).is_err());
+        let (x, y, z) = (ip("10.0.0.1"), ip("10.0.0.2"), ip("10.0.0.3"));
+        let big = g.reserve_answer(x, MAX_ANSWER_BYTES + 1).unwrap();
+        assert!(g.reserve_answer(y, 1).is_err());
         drop(big);
-        let a = g.reserve_answer(MAX_ANSWER_BYTES / 2).unwrap();
-        let b = g.reserve_answer(MAX_ANSWER_BYTES / 2).unwrap();
-        assert_eq!(g.reserve_answer(1).err(), Some(Refusal::AnswerBytes));
+        // One address holds at most its share; others still get theirs.
+        let a = g.reserve_answer(x, MAX_ANSWER_BYTES_PER_SOURCE).unwrap();
+        assert_eq!(g.reserve_answer(x, 1).err(), Some(Refusal::AnswerBytes));
+        let b = g.reserve_answer(y, MAX_ANSWER_BYTES / 2).unwrap();
+        assert_eq!(g.reserve_answer(z, 1).err(), Some(Refusal::AnswerBytes));
         drop(a);
-        assert!(g.reserve_answer(1).is_ok());
+        assert!(g.reserve_answer(z, 1).is_ok());
         drop(b);
-        assert_eq!(g.answer_bytes.load(Ordering::Relaxed), 0);
+        assert_eq!(g.answer_bytes(), 0);
+        assert!(g.lock().per_source.is_empty());
     }
 }

@@ -24,14 +24,17 @@
 //! outcome and the duration, never a value, password or key; lines for refused and
 //! unauthenticated connections are rate-limited per [`Kind`], with counts.
 //!
-//! The secrets and clients live in one `Arc` behind a lock: each connection clones it once and
-//! keeps it to the end. SIGHUP (blocked in every thread, taken by the monitor) reloads them
-//! from their files and swaps the `Arc`; a failed reload keeps the old one and says why.
+//! The secrets and clients live in one `Arc` behind a lock: a connection takes it again once its
+//! request has arrived, so a request is judged by the configuration current when it is read.
+//! SIGHUP (blocked in every thread, taken by the monitor) has a reload thread read the files
+//! again (the monitor keeps working meanwhile) and swap the `Arc`; a failed reload keeps the old
+//! one and says why. Once answered, a connection keeps its slot and answer bytes until the
+//! client has acknowledged the answer (`server/drain.rs`).
 
 use std::fmt::Write as _;
 use std::io::Write as _;
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -40,12 +43,14 @@ use crate::cli::ReceiveArgs;
 use crate::config::{self, Live, ServerConfig, Sources};
 use crate::error::{Error, Result};
 use crate::server::cidr::{self, Cidr};
-use crate::server::limits::{Gate, Pending, Permit, Refusal};
+use crate::server::drain::Drainer;
+use crate::server::limits::MAX_REQUEST_BYTES;
+use crate::server::limits::{AnswerBytes, Gate, Pending, Permit, Refusal};
 use crate::sys::log::{self, Millis, Printable};
 use crate::sys::net::{self, Deadline};
 use crate::wire::bound::Protocol;
 use crate::wire::crypto::SealError;
-use crate::wire::frame::{self, FrameError, MAX_REQUEST};
+use crate::wire::frame::{self, FrameError};
 use crate::wire::protocol;
 
 /// Stack of each worker thread: the work is a few small buffers on the heap.
@@ -67,6 +72,8 @@ const MAX_BURST: usize = 64;
 const LISTEN_BACKLOG: i32 = 1024;
 /// Lines of one [`Kind`] logged per second at most; the rest are counted in one summary line.
 const LINES_PER_SEC: u32 = 10;
+/// Lines a second for answers to authenticated clients (served, not-found, denied-secret).
+const SERVED_LINES_PER_SEC: u32 = 100;
 /// Ticks of the monitor between two writes of the summaries of dropped lines (about 1 s).
 const SUMMARY_TICKS: u32 = 200;
 
@@ -83,6 +90,11 @@ struct Shared {
     verbose: bool,
     gate: Arc<Gate>,
     pending: Arc<Pending>,
+    /// Connections whose answer is not yet acknowledged (server/drain.rs).
+    drainer: Drainer,
+    /// A reload thread runs; another SIGHUP came since it last read the files.
+    reloading: AtomicBool,
+    reload_again: AtomicBool,
     /// Workers alive, at most `max_workers`.
     workers: AtomicUsize,
     /// Workers blocked in `accept` right now.
@@ -125,11 +137,12 @@ impl Outcome {
     /// which are always logged.
     fn kind(&self) -> Option<Kind> {
         Some(match self {
-            Outcome::Served(_)
-            | Outcome::NotFound(_)
-            | Outcome::DeniedSecret(_)
-            | Outcome::WriteFailed(_)
-            | Outcome::SealFailed(_) => return None,
+            Outcome::WriteFailed(_) | Outcome::SealFailed(_) => return None,
+            // Rate-limited too (with a larger budget): a client hammering the server with its
+            // own valid password must not flood the log either; the counts still reach it.
+            Outcome::Served(_) => Kind::Served,
+            Outcome::NotFound(_) => Kind::NotFound,
+            Outcome::DeniedSecret(_) => Kind::DeniedSecret,
             Outcome::WrongPassword => Kind::WrongPassword,
             Outcome::NoClient => Kind::Denied,
             Outcome::Refused(_) => Kind::Refused,
@@ -240,6 +253,9 @@ impl Server {
             verbose: cfg.verbose,
             gate: Gate::new(cfg.max_connections, cfg.max_per_ip, cfg.max_failures),
             pending: Arc::new(Pending::default()),
+            drainer: Drainer::default(),
+            reloading: AtomicBool::new(false),
+            reload_again: AtomicBool::new(false),
             workers: AtomicUsize::new(0),
             idle: AtomicUsize::new(0),
             taken: AtomicUsize::new(0),
@@ -272,6 +288,12 @@ impl Server {
             .stack_size(WORKER_STACK)
             .spawn(move || monitor(&me))
             .map_err(|e| Error::config("cannot start the monitor thread").with_io(e))?;
+        let me = Arc::clone(&self.shared);
+        thread::Builder::new()
+            .name("drainer".into())
+            .stack_size(WORKER_STACK)
+            .spawn(move || me.drainer.run())
+            .map_err(|e| Error::config("cannot start the drainer thread").with_io(e))?;
         for _ in 1..self.shared.keep_workers {
             grow(&self.shared);
         }
@@ -292,7 +314,7 @@ fn monitor(shared: &Arc<Shared>) {
     loop {
         // The tick's sleep, cut short by a SIGHUP.
         if sighup::wait(TICK) {
-            reload(shared);
+            reload_aside(shared);
         }
         ticks += 1;
         if ticks >= SUMMARY_TICKS {
@@ -315,8 +337,39 @@ fn monitor(shared: &Arc<Shared>) {
     }
 }
 
-/// Reads the configuration's files again and, when they are all good, makes new connections
-/// use them; connections in flight finish with the configuration they started with.
+/// Runs [`reload`] on a thread of its own, so that the monitor keeps growing the pool and
+/// evicting while thousands of client files are read; a SIGHUP during a reload runs another
+/// one right after it.
+fn reload_aside(shared: &Arc<Shared>) {
+    shared.reload_again.store(true, Ordering::SeqCst);
+    if shared.reloading.swap(true, Ordering::SeqCst) {
+        return; // the running reload thread reads the files once more
+    }
+    let me = Arc::clone(shared);
+    let spawned = thread::Builder::new()
+        .name("reload".into())
+        .stack_size(WORKER_STACK)
+        .spawn(move || loop {
+            while me.reload_again.swap(false, Ordering::SeqCst) {
+                reload(&me);
+            }
+            me.reloading.store(false, Ordering::SeqCst);
+            // A SIGHUP between the last check and the store above found `reloading` set and
+            // left its request here: take it, unless a new thread already did.
+            if !me.reload_again.load(Ordering::SeqCst) || me.reloading.swap(true, Ordering::SeqCst)
+            {
+                return;
+            }
+        });
+    if spawned.is_err() {
+        shared.reloading.store(false, Ordering::SeqCst);
+        shared.reload_again.store(false, Ordering::SeqCst);
+        reload(shared);
+    }
+}
+
+/// Reads the configuration's files again and, when they are all good, makes requests read from
+/// now on use them.
 fn reload(shared: &Shared) {
     match config::load(&shared.sources, false) {
         Ok(live) => {
@@ -532,11 +585,14 @@ enum Kind {
     Malformed,
     WrongPassword,
     Trouble,
+    Served,
+    NotFound,
+    DeniedSecret,
 }
 
 impl Kind {
     /// Every kind, in declaration order (so `kind as usize` indexes this).
-    const ALL: [Kind; 8] = [
+    const ALL: [Kind; 11] = [
         Kind::Denied,
         Kind::Refused,
         Kind::Closed,
@@ -545,7 +601,19 @@ impl Kind {
         Kind::Malformed,
         Kind::WrongPassword,
         Kind::Trouble,
+        Kind::Served,
+        Kind::NotFound,
+        Kind::DeniedSecret,
     ];
+
+    /// Lines of this kind logged per second at most: more for the answers to clients that
+    /// authenticated (a fleet booting at once), [`LINES_PER_SEC`] for the rest.
+    fn per_sec(self) -> u32 {
+        match self {
+            Kind::Served | Kind::NotFound | Kind::DeniedSecret => SERVED_LINES_PER_SEC,
+            _ => LINES_PER_SEC,
+        }
+    }
 
     /// As the summary line names it.
     fn name(self) -> &'static str {
@@ -558,6 +626,9 @@ impl Kind {
             Kind::Malformed => "malformed request",
             Kind::WrongPassword => "wrong-password",
             Kind::Trouble => "server trouble",
+            Kind::Served => "served",
+            Kind::NotFound => "not-found",
+            Kind::DeniedSecret => "denied-secret",
         }
     }
 }
@@ -588,7 +659,7 @@ impl RateLimit {
         if k.second.is_none() {
             k.second = Some(now);
         }
-        if k.lines < LINES_PER_SEC {
+        if k.lines < kind.per_sec() {
             k.lines += 1;
             log::end_line(text);
         } else {
@@ -604,9 +675,10 @@ impl RateLimit {
             {
                 if k.dropped > 0 {
                     log::line(&format!(
-                        "{} more '{}' lines not logged (at most {LINES_PER_SEC} a second)",
+                        "{} more '{}' lines not logged (at most {} a second)",
                         k.dropped,
-                        kind.name()
+                        kind.name(),
+                        kind.per_sec()
                     ));
                 }
                 *k = KindBudget::default();
@@ -615,23 +687,36 @@ impl RateLimit {
     }
 }
 
+/// The configuration current now.
+fn current(shared: &Shared) -> Arc<Live> {
+    Arc::clone(&shared.live.read().unwrap_or_else(|p| p.into_inner()))
+}
+
 fn handle(shared: &Shared, mut job: Job) {
-    // The one clone of the configuration per connection.
-    let live = Arc::clone(&shared.live.read().unwrap_or_else(|p| p.into_inner()));
+    // Taken again once the request has arrived (see `serve`).
+    let mut live = current(shared);
     let mut client = None;
     let mut protocol = None;
-    let outcome = serve(shared, &live, &mut job, &mut client, &mut protocol);
-    // Close at once, before the bookkeeping and the log line: the socket is corked (see
-    // `Server::bind`), so this is what sends the answer, with the FIN. Deregistered first, so
-    // that this is the stream's last owner and the close happens here and now.
+    let mut reserved = None;
+    let outcome = serve(
+        shared,
+        &mut live,
+        &mut job,
+        &mut client,
+        &mut protocol,
+        &mut reserved,
+    );
+    // End at once, before the bookkeeping and the log line: the socket is corked (see
+    // `Server::bind`), so the FIN sent here is what sends the answer. Deregistered first, so
+    // that the drainer holds the stream's last reference; the slot and the answer bytes stay
+    // taken until the client has acknowledged the answer (server/drain.rs).
     job.registration.finish();
-    drop(job.stream);
-    if matches!(
-        outcome,
-        Outcome::Served(_) | Outcome::NotFound(_) | Outcome::DeniedSecret(_)
-    ) {
-        shared.gate.succeeded(job.peer.ip());
-    }
+    shared.drainer.close(
+        job.stream,
+        job.permit,
+        reserved,
+        job.accepted + shared.timeout,
+    );
     // One line, built in one buffer: this runs once per connection.
     let mut text = log::start_line(128);
     let _ = write!(text, "peer={}", job.peer);
@@ -679,13 +764,14 @@ fn handle(shared: &Shared, mut job: Job) {
 }
 
 /// Serves one connection; sets `client` (an index into `live.ids`) once the password matched,
-/// and `protocol` once the request opened.
+/// `protocol` once the request opened, and `reserved` to the answer bytes of the answer written.
 fn serve(
     shared: &Shared,
-    live: &Live,
+    live: &mut Arc<Live>,
     job: &mut Job,
     client: &mut Option<usize>,
     protocol: &mut Option<Protocol>,
+    reserved: &mut Option<AnswerBytes>,
 ) -> Outcome {
     let ip = job.peer.ip();
     let candidates = live.ids.candidates(ip);
@@ -697,7 +783,7 @@ fn serve(
     let payload = {
         // One read usually brings the whole request.
         let mut reader = frame::InlineBuf::new(&mut io);
-        match frame::read_frame(&mut reader, MAX_REQUEST) {
+        match frame::read_frame(&mut reader, MAX_REQUEST_BYTES) {
             Ok(p) => p,
             Err(e) => return Outcome::Frame(e),
         }
@@ -706,6 +792,13 @@ fn serve(
     // counts against its address until its answer is written (a client that does not read
     // holds its slot).
     job.registration.finish();
+    // Judged by the configuration current now, not the one at accept: a client revoked by a
+    // reload while its connection was open gets nothing.
+    *live = current(shared);
+    let candidates = live.ids.candidates(ip);
+    if candidates.is_empty() {
+        return Outcome::NoClient;
+    }
     // Per key of the clients allowed here (a bounded number): a tag check as protocol 2, then
     // one as protocol 1; plaintext last.
     let Ok((plain, codec_idx, via)) = live.ids.open(&candidates, payload) else {
@@ -730,7 +823,7 @@ fn serve(
         live.ids.codec(codec_idx),
     ) else {
         // Counted before the connection closes, so the next guess already sees it.
-        shared.gate.failed(ip, Instant::now());
+        shared.gate.failed(ip, req.password, Instant::now());
         return Outcome::WrongPassword;
     };
     *client = Some(who);
@@ -745,12 +838,13 @@ fn serve(
         Some(_) => (None, None),
         None => (None, Some(false)),
     };
-    // Reserved before the answer is allocated: clients that do not read hold at most
-    // MAX_ANSWER_BYTES of answers (and their --max-per-ip slots) until their deadline.
-    let _reserved = match shared.gate.reserve_answer(via.answer_len(codec, value)) {
-        Ok(r) => r,
+    // Reserved before the answer is allocated and held until the client has acknowledged it
+    // (server/drain.rs): clients that do not read hold at most MAX_ANSWER_BYTES of answers in
+    // all (and their --max-per-ip slots) until their deadline.
+    match shared.gate.reserve_answer(ip, via.answer_len(codec, value)) {
+        Ok(r) => *reserved = Some(r),
         Err(r) => return Outcome::Refused(r),
-    };
+    }
     // In the protocol the request came in: protocol 2 binds it to this request and name.
     let answer = match codec.answer_frame(&via, &name, value) {
         Ok(a) => a,
@@ -759,9 +853,6 @@ fn serve(
     if let Err(e) = io.write_all(&answer) {
         return Outcome::WriteFailed(e);
     }
-    // Written (the socket is corked: it leaves with the close): a client that reconnects as soon
-    // as it has its answer must not find this connection still holding the address's slot.
-    job.permit.release_source();
     if shared.verbose {
         log::line(&format!(
             "peer={} client={} sent {} bytes",

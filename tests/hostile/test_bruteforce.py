@@ -31,7 +31,7 @@ def test_lockout_after_wrong_passwords_then_expiry():
         # The lockout ends after 30 s ...
         time.sleep(max(0.0, t_locked + 30.5 - time.time()))
         check(fetch(srv.port, "db-password", source=bad) == WANT, "lockout did not end after 30 s")
-        # ... a success forgets the count; 5 new failures lock again for 30 s.
+        # ... a success forgets nothing: new wrong passwords lock again at once (doubled).
         for i in range(5):
             fetch(srv.port, "db-password", source=bad, password=f"again-{i}")
         check(fetch(srv.port, "db-password", source=bad) is None, "not locked again")

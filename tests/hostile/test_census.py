@@ -210,7 +210,8 @@ def test_flipped_tag_bit():
 
 def test_malformed_requests():
     """Correctly encrypted, right password, bad request text: no space, only spaces, empty name,
-    names with / and .., a 60 KiB name (under the frame cap) and a 1 MiB name (over it)."""
+    names with / and .., a 6 KiB name (under the server's 8 KiB request cap), a 60 KiB one and a
+    1 MiB one (over it: refused on the length)."""
     cases = [
         (b"nospace", "no space"),
         (b"     ", "no space"),
@@ -219,7 +220,8 @@ def test_malformed_requests():
         (PASSWORD.encode() + b" a/b", "invalid secret name"),
         (PASSWORD.encode() + b" ../db-password", "invalid secret name"),
         (PASSWORD.encode() + b" ..", "invalid secret name"),
-        (PASSWORD.encode() + b" " + b"a" * (60 * 1024), "invalid secret name"),
+        (PASSWORD.encode() + b" " + b"a" * (6 * 1024), "invalid secret name"),
+        (PASSWORD.encode() + b" " + b"a" * (60 * 1024), "over the limit of 8192 bytes"),
         (PASSWORD.encode() + b" db-password\x00", "invalid secret name"),
         (b" db-password", "empty password"),
     ]

@@ -278,7 +278,7 @@ def words(text, key):
 # One nix-instantiate per group, two at a time (each system needs about 1 GB while evaluated).
 GROUPS = {
     "servers": ["seed-server", "doc-server", "overrides-server", "lowport-server", "two-client-server",
-                "clients-only-server"],
+                "clients-only-server", "rotation-server"],
     "clients": ["seed-client", "doc-client", "owned-client", "prompt-only-none"],
     "initrd": ["initrd-grub", "initrd-systemd-boot", "initrd-none-literals"],
     "prompt": ["prompt-grub", "prompt-systemd-boot", "prompt-none-literal-key"],
@@ -520,6 +520,40 @@ def nixos_checks(env, tmp, nixpkgs):
             "netsecrets.client.laptop.key:/run/agenix/laptop-key"], unit_lines(t, "LoadCredential"))
         no_warn("clients-only-server", "no encryption key")
         asserts("server-client-bad", 'clients."default"', 'names "disk"')
+    def rotation_server():
+        x = f("rotation-server")
+        t = units("rotation-server")["netsecrets-daemon.service"]
+        e = exec_start(t)
+        for s_ in ['"--password-file" %d/netsecrets.password "--password-file" %d/netsecrets.password.1',
+                   '"--encryption-key-file" %d/netsecrets.encryption-key '
+                   '"--encryption-key-file" %d/netsecrets.encryption-key.1',
+                   '"--max-failures" "10" "--max-per-ip" "16" "--max-connections" "512" "--timeout" "9"']:
+            has(s_, e, "ExecStart")
+        lc = unit_lines(t, "LoadCredential")
+        for want in ["netsecrets.password:/run/agenix/pw-old", "netsecrets.password.1:/run/agenix/pw-new",
+                     "netsecrets.encryption-key:/run/agenix/key-old",
+                     "netsecrets.encryption-key.1:/run/agenix/key-new",
+                     "netsecrets.client.nas.password:/run/agenix/nas-pw-old",
+                     "netsecrets.client.nas.password.1:/run/agenix/nas-pw-new",
+                     "netsecrets.client.nas.key:/run/agenix/nas-key-old",
+                     "netsecrets.client.nas.key.1:/run/agenix/nas-key-new"]:
+            expect(want in lc, f"{want} not in {lc}")
+        expect(x["clientsFile"] ==
+               "nas password=netsecrets.client.nas.password password=netsecrets.client.nas.password.1 "
+               "key=netsecrets.client.nas.key key=netsecrets.client.nas.key.1 from=10.0.5.8 secrets=wifi\n",
+               x["clientsFile"])
+        watched = unit_lines(units("rotation-server")["netsecrets-daemon-sources.path"], "PathChanged")
+        for want in ("/run/agenix/pw-new", "/run/agenix/key-new", "/run/agenix/nas-pw-new", "/run/agenix/nas-key-new"):
+            expect(want in watched, f"{want} not watched: {watched}")
+        no_warn("rotation-server", "netsecrets")
+        # Without the limits set, none reaches the command line (the daemon's defaults).
+        e2 = exec_start(units("two-client-server")["netsecrets-daemon.service"])
+        for flag in ("--max-failures", "--max-per-ip", "--max-connections", "--timeout"):
+            has_not(flag, e2, "ExecStart")
+    R.check("NixOS: rotation: password and key files as lists (shared and per client) each reach the daemon "
+            "through LoadCredential= and the clients file; maxFailures/maxPerIp/maxConnections/timeout map to "
+            "the flags, and are absent when null", rotation_server)
+
     R.check("NixOS: clients only: no shared password or server key needed, IPAddressAllow= is the clients' "
             "networks; a reserved client name and a secret not served are refused", clients_only_server)
 

@@ -702,7 +702,43 @@ let
     };
   };
 
+  # Overlap rotation (lists of password and key files) and the admission limits.
+  rotationServer = {
+    netsecrets.server = {
+      enable = true;
+      secrets = [ "wifi" ];
+      passwordFile = [
+        "/run/agenix/pw-old"
+        "/run/agenix/pw-new"
+      ];
+      encryptionKeyFile = [
+        "/run/agenix/key-old"
+        "/run/agenix/key-new"
+      ];
+      maxFailures = 10;
+      maxPerIp = 16;
+      maxConnections = 512;
+      timeout = 9;
+      clients.nas = {
+        passwordFile = [
+          "/run/agenix/nas-pw-old"
+          "/run/agenix/nas-pw-new"
+        ];
+        encryptionKeyFile = [
+          "/run/agenix/nas-key-old"
+          "/run/agenix/nas-key-new"
+        ];
+        authorizedIps = [ "10.0.5.8" ];
+        secrets = [ "wifi" ];
+      };
+    };
+  };
+
   scenarios = {
+    rotation-server.modules = [
+      loaders.none
+      rotationServer
+    ];
     two-client-server.modules = [
       loaders.none
       twoClientServer
