@@ -383,3 +383,20 @@ fn value_errors_read_word_for_word_as_they_always_have() {
         format!("--verify-secret: {bad_name}")
     );
 }
+
+/// `copy-password` puts the password where the NixOS module's stage-2 units read it
+/// (nix/modules/common.nix: consolePasswordFile), never under /run/secrets (sops-nix's).
+#[test]
+fn copy_password_defaults_to_the_modules_hand_over_path() {
+    match run(&["copy-password"], &[]) {
+        Ok(Command::CopyPassword(c)) => {
+            assert_eq!(c.to, PathBuf::from("/run/netsecrets-password"));
+            assert_eq!(c.from, PathBuf::from(DEFAULT_PASSWORD_PATH));
+        }
+        _ => panic!("not copy-password"),
+    }
+    match run(&["copy-password", "--help"], &[]) {
+        Ok(Command::Help(h)) => assert!(!h.contains("/run/secrets"), "{h}"),
+        _ => panic!("no help"),
+    }
+}

@@ -16,6 +16,7 @@ use crate::config::ClientConfig;
 use crate::error::{Error, Result};
 use crate::sys::log;
 use crate::sys::net::{self, Deadline};
+use crate::sys::wipe::Wiped;
 use crate::wire::crypto::{OpenError, SealError};
 use crate::wire::frame::{self, FrameError, MAX_RESPONSE};
 use crate::wire::protocol::{self, SecretName, NOT_FOUND};
@@ -265,8 +266,10 @@ impl<'a> Client<'a> {
         let stream = net::connect(host, self.cfg.port, at)
             .map_err(|e| Miss::Retry(connect_problem(&server, &e)))?;
         let mut io = Deadline::new(&stream, at);
-        let request = protocol::build_request(&self.cfg.password, name.as_str());
-        let sealed = self.cfg.codec.seal_frame(&request).map_err(|e| {
+        // The request holds the password in the clear (and so does `sealed` without a key):
+        // both are wiped when dropped.
+        let request = Wiped(protocol::build_request(&self.cfg.password, name.as_str()));
+        let sealed = self.cfg.codec.seal_frame(&request.0).map_err(|e| {
             Miss::Retry(match e {
                 SealError::NoRandom(e) => {
                     format!("no random nonce available for the request: {e}")
@@ -274,7 +277,8 @@ impl<'a> Client<'a> {
                 SealError::TooLong => "cannot seal the request: it is too long".to_owned(),
             })
         })?;
-        io.write_all(&sealed).map_err(|e| {
+        let sealed = Wiped(sealed);
+        io.write_all(&sealed.0).map_err(|e| {
             Miss::Retry(format!("server {server}: sending the request failed: {e}"))
         })?;
         let payload = frame::read_frame(&mut frame::InlineBuf::new(&mut io), MAX_RESPONSE)

@@ -584,17 +584,8 @@ fn same_file(dir: &Dir, name: &OsStr, data: &[u8], perms: Perms) -> Option<bool>
         .take(data.len() as u64 + 1)
         .read_to_end(&mut old);
     let same = read.is_ok() && old == data;
-    wipe(&mut old);
+    crate::sys::wipe::wipe(&mut old);
     Some(same)
-}
-
-/// Overwrites `buf` with zeros in a way the compiler may not drop (the bytes were a secret).
-pub fn wipe(buf: &mut [u8]) {
-    for b in buf.iter_mut() {
-        // SAFETY: `b` is a valid, aligned, exclusive reference to one byte.
-        unsafe { std::ptr::write_volatile(b, 0) };
-    }
-    std::sync::atomic::compiler_fence(std::sync::atomic::Ordering::SeqCst);
 }
 
 /// The warning for a write whose directory sync failed after the file was put in place.
