@@ -2,7 +2,9 @@
 //! way systemd plays it (systemd.exec(5); exec-credential.c): a stream socket bound to the
 //! abstract address `\0<random>/unit/<unit>/<id>` connects, reads to the end. The allowed
 //! unit gets the value byte for byte; a unit not listed, a secret the server cannot give, a
-//! connection without systemd's address, and a peer that is not root are refused with more
+//! connection without systemd's address, a peer that is not root, and a root peer outside the
+//! control group of the unit its address names (systemd asks from the unit's own forked
+//! process, already in that group; the tests do the same from a child) are refused with more
 //! than systemd's 1 MiB credential limit (its read fails, the unit does not start; never an
 //! empty value). The socket is 0600, a stale one is replaced, and socket activation
 //! (`LISTEN_FDS`) works.
@@ -12,7 +14,6 @@ mod common;
 use std::io::Read;
 use std::os::fd::FromRawFd;
 use std::os::unix::fs::PermissionsExt;
-use std::os::unix::net::UnixStream;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -33,39 +34,137 @@ fn sockaddr(path: &[u8]) -> (libc::sockaddr_un, libc::socklen_t) {
 }
 
 /// Connects to `socket` as systemd does for `unit`'s credential `id` (None: no bind, an
-/// unnamed peer) and reads to the end.
+/// unnamed peer) and reads to the end: from a child process in the unit's control group, as
+/// systemd loads credentials in the process it forked for the unit (exec-invoke.c).
 fn ask(socket: &Path, who: Option<(&str, &str)>) -> std::io::Result<Vec<u8>> {
-    // SAFETY: plain socket syscalls on a descriptor owned here (wrapped right away).
-    let fd = unsafe { libc::socket(libc::AF_UNIX, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0) };
-    assert!(fd >= 0);
-    // SAFETY: fd is a fresh socket owned by nobody else.
-    let stream = unsafe { UnixStream::from_raw_fd(fd) };
-    if let Some((unit, id)) = who {
+    ask_from(socket, who, who.map(|(unit, _)| unit))
+}
+
+/// The control group hierarchy systemd tracks units in: `name=systemd` (cgroup v1, legacy or
+/// hybrid) when mounted, else the cgroup v2 root.
+fn cgroup_root() -> std::path::PathBuf {
+    let v1 = Path::new("/sys/fs/cgroup/systemd");
+    if v1.join("cgroup.procs").exists() {
+        v1.to_path_buf()
+    } else {
+        Path::new("/sys/fs/cgroup").to_path_buf()
+    }
+}
+
+/// As [`ask`], from a child process in the control group `netsecrets-test-<pid>.slice/<unit>`
+/// (`cgroup`), or in this test's own group (None).
+fn ask_from(
+    socket: &Path,
+    who: Option<(&str, &str)>,
+    cgroup: Option<&str>,
+) -> std::io::Result<Vec<u8>> {
+    use std::ffi::CString;
+    // Everything the child uses is prepared before the fork: it only makes plain syscalls.
+    let group = cgroup.map(|unit| {
+        let dir = cgroup_root()
+            .join(format!("netsecrets-test-{}.slice", std::process::id()))
+            .join(unit);
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    });
+    let procs = group.as_ref().map(|d| {
+        CString::new(d.join("cgroup.procs").into_os_string().into_encoded_bytes()).unwrap()
+    });
+    let name = who.map(|(unit, id)| {
         // Unique per connection, as systemd's random_u64(): an earlier connection of this
         // process may still hold its name while the server finishes with it.
         static SEQ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
         let seq = SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let name = format!("\0{:08x}{seq:08x}/unit/{unit}/{id}", std::process::id());
-        let (a, len) = sockaddr(name.as_bytes());
-        // SAFETY: a valid sockaddr_un of length len.
-        let r = unsafe { libc::bind(fd, (&a as *const libc::sockaddr_un).cast(), len) };
-        assert_eq!(r, 0, "{}", std::io::Error::last_os_error());
+        sockaddr(format!("\0{:08x}{seq:08x}/unit/{unit}/{id}", std::process::id()).as_bytes())
+    });
+    let (srv, srv_len) = sockaddr(socket.as_os_str().as_encoded_bytes());
+    let timeout = libc::timeval {
+        tv_sec: 20,
+        tv_usec: 0,
+    };
+    let mut buf = vec![0u8; 65536];
+    let mut pipe = [0i32; 2];
+    // SAFETY: a fresh pipe owned by this function.
+    assert_eq!(
+        unsafe { libc::pipe2(pipe.as_mut_ptr(), libc::O_CLOEXEC) },
+        0
+    );
+    // SAFETY: the child makes only async-signal-safe syscalls on data prepared above and ends
+    // with _exit; it never returns into the test harness.
+    let pid = unsafe { libc::fork() };
+    if pid == 0 {
+        // SAFETY: see above.
+        unsafe {
+            // Other tests' pipes, inherited through fork, would keep their readers waiting.
+            for fd in 3..1024 {
+                if fd != pipe[1] {
+                    libc::close(fd);
+                }
+            }
+            if let Some(procs) = &procs {
+                let fd = libc::open(procs.as_ptr(), libc::O_WRONLY);
+                if fd < 0 || libc::write(fd, b"0".as_ptr().cast(), 1) != 1 {
+                    libc::_exit(10);
+                }
+                libc::close(fd);
+            }
+            let fd = libc::socket(libc::AF_UNIX, libc::SOCK_STREAM, 0);
+            if let Some((a, len)) = &name {
+                if libc::bind(fd, (a as *const libc::sockaddr_un).cast(), *len) != 0 {
+                    libc::_exit(11);
+                }
+            }
+            if libc::connect(fd, (&srv as *const libc::sockaddr_un).cast(), srv_len) != 0 {
+                libc::_exit(12);
+            }
+            libc::setsockopt(
+                fd,
+                libc::SOL_SOCKET,
+                libc::SO_RCVTIMEO,
+                (&timeout as *const libc::timeval).cast(),
+                std::mem::size_of::<libc::timeval>() as libc::socklen_t,
+            );
+            libc::shutdown(fd, libc::SHUT_WR);
+            loop {
+                let n = libc::read(fd, buf.as_mut_ptr().cast(), buf.len());
+                if n == 0 {
+                    libc::_exit(0);
+                }
+                if n < 0 || libc::write(pipe[1], buf.as_ptr().cast(), n as usize) != n {
+                    libc::_exit(13);
+                }
+            }
+        }
     }
-    let (a, len) = sockaddr(socket.as_os_str().as_encoded_bytes());
-    // SAFETY: as above.
-    let r = unsafe { libc::connect(fd, (&a as *const libc::sockaddr_un).cast(), len) };
-    if r != 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    stream.set_read_timeout(Some(Duration::from_secs(20)))?;
-    stream.shutdown(std::net::Shutdown::Write)?;
+    // SAFETY: the parent's copy of the write end; the read end is wrapped and owned here.
+    let reader = unsafe {
+        libc::close(pipe[1]);
+        std::fs::File::from_raw_fd(pipe[0])
+    };
     // As systemd reads: at most CREDENTIAL_SIZE_MAX, failing when there is more.
     let mut out = Vec::new();
-    (&stream).take(LIMIT + 1).read_to_end(&mut out)?;
+    // Dropping the reader closes the pipe: a child still forwarding a refusal then stops.
+    let read = reader.take(LIMIT + 1).read_to_end(&mut out);
+    let mut status = 0;
+    // SAFETY: waiting for the child forked above.
+    unsafe { libc::waitpid(pid, &mut status, 0) };
+    if let Some(d) = &group {
+        // Empty again once the child is gone; another test's child may still be in it.
+        let _ = std::fs::remove_dir(d);
+        if let Some(slice) = d.parent() {
+            let _ = std::fs::remove_dir(slice);
+        }
+    }
+    read?;
     if out.len() as u64 > LIMIT {
         return Err(std::io::Error::other(
             "larger than a credential may be (E2BIG)",
         ));
+    }
+    if !(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0) {
+        return Err(std::io::Error::other(format!(
+            "the asking process failed (status {status:#x})"
+        )));
     }
     Ok(out)
 }
@@ -329,4 +428,50 @@ fn a_stale_socket_is_replaced() {
     assert!(sock.exists());
     let _c = start(&d, s.port, &["--allow", "db=app.service"]);
     assert_eq!(ask(&sock, Some(("app.service", "db"))).unwrap(), b"v");
+}
+
+/// Any root process can bind systemd's kind of address: one with no capabilities at all
+/// forged `\0x/unit/app.service/db` and got the value. Now the peer must run in the control
+/// group of the unit its address names (systemd loads credentials in the unit's own process,
+/// already in that group): from this test's group, or from another unit's, it is refused,
+/// and the names the peer chose are logged escaped (a newline in them cannot split the line).
+#[test]
+fn a_root_peer_outside_the_units_control_group_is_refused() {
+    // SAFETY: geteuid only reads this process's credentials.
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("skipped: needs root to make control groups");
+        return;
+    }
+    let d = TempDir::new("creds-cgroup");
+    let s = Server::serving(&["db=s3cret"], &["--insecure"]);
+    let c = start(&d, s.port, &["--allow", "db=app.service"]);
+    let sock = d.path("creds.sock");
+    assert_eq!(ask(&sock, Some(("app.service", "db"))).unwrap(), b"s3cret");
+    // Forged from outside any unit's group (this test's own), and from another unit's.
+    assert_refused(ask_from(&sock, Some(("app.service", "db")), None));
+    assert_refused(ask_from(
+        &sock,
+        Some(("app.service", "db")),
+        Some("other.service"),
+    ));
+    // A name with a line break (the cgroup file system refuses such a group name: asked from
+    // app.service's group).
+    assert_refused(ask_from(
+        &sock,
+        Some(("x\nnetsecrets: sent db to app.service", "db")),
+        Some("app.service"),
+    ));
+    let log = c.log();
+    assert_eq!(log.matches("sent db to app.service").count(), 1, "{log}");
+    assert!(
+        log.contains("refused db for app.service: the peer (pid"),
+        "{log}"
+    );
+    assert!(log.contains("runs in the control group"), "{log}");
+    assert!(log.contains("/other.service"), "{log}");
+    assert!(
+        log.contains("refused db for x\\x0anetsecrets:\\x20sent"),
+        "{log}"
+    );
+    assert!(!log.contains("s3cret"), "{log}");
 }
