@@ -13,7 +13,8 @@
 # netsecrets.client settings given for it. For each it returns
 #   units        { "<unit>" = text; } of every boot.initrd.systemd.units entry
 #                whose name starts with "netsecrets" or is
-#                initrd-nixos-copy-secrets.service (boot.initrd.secrets);
+#                initrd-nixos-copy-secrets.service (boot.initrd.secrets) or
+#                run-netsecrets.mount (the ramfs the secrets go to);
 #   wantedBy     { "<unit>" = [ targets ]; } for the same units (NixOS makes
 #                the .wants symlinks from these; systemd does not read
 #                [Install] at boot);
@@ -97,9 +98,16 @@ let
       cfg = sys.config;
       initrdUnits = cfg.boot.initrd.systemd.units;
       ours = lib.filterAttrs (
-        name: _: lib.hasPrefix "netsecrets" name || name == "initrd-nixos-copy-secrets.service"
+        name: _:
+        lib.hasPrefix "netsecrets" name
+        || name == "initrd-nixos-copy-secrets.service"
+        # The RAM file system the stage-1 secrets are written to.
+        || name == "run-netsecrets.mount"
       ) initrdUnits;
-      stage2 = lib.filterAttrs (name: _: lib.hasPrefix "netsecrets" name) cfg.systemd.units;
+      # With the RAM file system the stage-2 secrets go to (var-lib-netsecrets.mount).
+      stage2 = lib.filterAttrs (
+        name: _: lib.hasPrefix "netsecrets" name || name == "var-lib-netsecrets.mount"
+      ) cfg.systemd.units;
       consumerNames = map (n: "${n}.service") (lib.attrNames (settings.initrdServices or { }));
       copy = cfg.boot.initrd.systemd.services.initrd-nixos-copy-secrets or null;
     in

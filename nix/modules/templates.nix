@@ -192,8 +192,9 @@ let
     wantedBy = [ "multi-user.target" ];
     requiredBy = t.requiredBy;
     before = t.requiredBy;
-    after = map fetchUnit (used t);
-    requires = map fetchUnit (used t);
+    # The RAM file system the secrets are on (client-storage.nix), too.
+    after = map fetchUnit (used t) ++ lib.optional (!cfg.keepOnDisk) "var-lib-netsecrets.mount";
+    requires = map fetchUnit (used t) ++ lib.optional (!cfg.keepOnDisk) "var-lib-netsecrets.mount";
     # Not RemainAfterExit: the .path unit starts it again when a secret changes.
     serviceConfig = hardening t // {
       Type = "oneshot";
@@ -217,8 +218,8 @@ let
   initrdUnit = name: t: {
     description = "netsecrets: render template ${name} in stage 1";
     wantedBy = [ "initrd.target" ];
-    after = map fetchUnit (used t);
-    requires = map fetchUnit (used t);
+    after = map fetchUnit (used t) ++ [ "run-netsecrets.mount" ];
+    requires = map fetchUnit (used t) ++ [ "run-netsecrets.mount" ];
     before = [
       "initrd.target"
       "shutdown.target"
@@ -232,7 +233,7 @@ let
       RemainAfterExit = true;
       ExecStart = common.execLine utils (renderArgs {
         inherit name t;
-        secretFile = s: "${common.initrdDir}/${s}";
+        secretFile = s: config.secrets.${s}.initrdFile;
         stage1 = true;
       });
       UMask = "0077";
