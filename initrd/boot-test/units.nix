@@ -104,9 +104,13 @@ let
         # The RAM file system the stage-1 secrets are written to.
         || name == "run-netsecrets.mount"
       ) initrdUnits;
-      # With the RAM file system the stage-2 secrets go to (var-lib-netsecrets.mount).
+      # With the RAM file systems stage 2 writes to (var-lib-netsecrets.mount,
+      # run-netsecrets.mount).
       stage2 = lib.filterAttrs (
-        name: _: lib.hasPrefix "netsecrets" name || name == "var-lib-netsecrets.mount"
+        name: _:
+        lib.hasPrefix "netsecrets" name
+        || name == "var-lib-netsecrets.mount"
+        || name == "run-netsecrets.mount"
       ) cfg.systemd.units;
       consumerNames = map (n: "${n}.service") (lib.attrNames (settings.initrdServices or { }));
       copy = cfg.boot.initrd.systemd.services.initrd-nixos-copy-secrets or null;

@@ -7,6 +7,8 @@
 #   credentials unit Requires= and is After= the mount, so nothing is written
 #   to the disk below it. netsecrets.client.keepOnDisk = true keeps the old
 #   behaviour (files on the root file system).
+# - /run/netsecrets (stage-1 copies, rendered templates) is a ramfs mount in
+#   stage 2 as well (run-netsecrets.mount).
 # - Stage 1 (enableInitrd): /run/netsecrets is a ramfs mount as well
 #   (run-netsecrets.mount in the initrd). IgnoreOnIsolate= keeps it mounted
 #   when the initrd isolates initrd-switch-root.target, and systemd moves
@@ -121,6 +123,21 @@ in
             message = "secrets.${name}.initrdOnly needs writeFile = true (the stage-1 file is what it keeps from stage 2).";
           }
         ]) initrdOnlyNames;
+      }
+
+      {
+        # Stage 2's /run/netsecrets (rendered templates; the stage-1 copies):
+        # ramfs too. After an initrd that mounted it, this unit is simply
+        # active (the mount came along with /run).
+        systemd.mounts = [
+          (
+            ramfs common.initrdDir
+            // {
+              description = "netsecrets: secrets in RAM under /run (ramfs, never swapped)";
+              wantedBy = [ "local-fs.target" ];
+            }
+          )
+        ];
       }
 
       (lib.mkIf (!cfg.keepOnDisk) {

@@ -193,8 +193,8 @@ let
     requiredBy = t.requiredBy;
     before = t.requiredBy;
     # The RAM file system the secrets are on (client-storage.nix), too.
-    after = map fetchUnit (used t) ++ lib.optional (!cfg.keepOnDisk) "var-lib-netsecrets.mount";
-    requires = map fetchUnit (used t) ++ lib.optional (!cfg.keepOnDisk) "var-lib-netsecrets.mount";
+    after = map fetchUnit (used t) ++ [ "run-netsecrets.mount" ] ++ lib.optional (!cfg.keepOnDisk) "var-lib-netsecrets.mount";
+    requires = map fetchUnit (used t) ++ [ "run-netsecrets.mount" ] ++ lib.optional (!cfg.keepOnDisk) "var-lib-netsecrets.mount";
     # Not RemainAfterExit: the .path unit starts it again when a secret changes.
     serviceConfig = hardening t // {
       Type = "oneshot";

@@ -845,6 +845,10 @@ def nixos_checks(env, tmp, nixpkgs):
             expect(name in u, f"no {name}: {sorted(u)}")
             for key in ("Requires", "After"):
                 expect("var-lib-netsecrets.mount" in words(u[name], key), f"{name} {key}= lacks the mount:\n{u[name]}")
+        expect("run-netsecrets.mount" in m and unit_value(m["run-netsecrets.mount"], "What") == "ramfs",
+               f"stage 2: /run/netsecrets (rendered templates) is ramfs too: {sorted(m)}")
+        expect("run-netsecrets.mount" in words(u["netsecrets-template-app.service"], "Requires"),
+               "the stage-2 render unit Requires= run-netsecrets.mount")
         expect(unit_value(u["netsecrets-credentials.service"], "ProtectProc") == "default",
                "the credentials service must see /proc/<pid>/cgroup of systemd's loader")
         im = x["initrdMountUnits"]
@@ -858,7 +862,7 @@ def nixos_checks(env, tmp, nixpkgs):
             for key in ("Requires", "After"):
                 expect("run-netsecrets.mount" in words(iu[name], key), f"stage 1 {name} {key}= lacks the mount")
         d = f("storage-disk")
-        expect(not d["mountUnits"], f"keepOnDisk: no mount: {d['mountUnits']}")
+        expect("var-lib-netsecrets.mount" not in (d["mountUnits"] or {}), f"keepOnDisk: no mount: {d['mountUnits']}")
         expect("var-lib-netsecrets.mount" not in words(units("storage-disk")["netsecrets-secret-db-password.service"],
                                                        "Requires"), "keepOnDisk: no Requires= on a mount")
     R.check("NixOS: /var/lib/netsecrets is a ramfs mount (var-lib-netsecrets.mount, 0751) that every stage-2 "
