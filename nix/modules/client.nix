@@ -463,7 +463,10 @@ let
         # /run/netsecrets, kept when the unit stops at switch-root; an
         # initrdOnly secret has a directory of its own below it, which
         # systemd removes with the file when the unit stops (client-storage.nix).
-        RuntimeDirectory = [ "netsecrets" ] ++ lib.optional (S name).initrdOnly (common.initrdOnlyDir name);
+        # Only that one: systemd empties every RuntimeDirectory= of a unit
+        # that does not preserve them (the boot test's scenario 11 lost the
+        # other stage-1 secrets that way).
+        RuntimeDirectory = if (S name).initrdOnly then common.initrdOnlyDir name else "netsecrets";
         RuntimeDirectoryMode = if (S name).initrdOnly then "0700" else "0751";
         RuntimeDirectoryPreserve = !(S name).initrdOnly;
         UMask = "0077";

@@ -883,7 +883,8 @@ def nixos_checks(env, tmp, nixpkgs):
         iu = iunits("storage-luks")
         lu = iu["netsecrets-secret-luks-root.service"]
         has(f'"--file-output" "{path}"', exec_start(lu), "ExecStart")
-        expect("netsecrets/initrd-only/luks-root" in words(lu, "RuntimeDirectory"), lu)
+        expect(words(lu, "RuntimeDirectory") == ["netsecrets/initrd-only/luks-root"],
+               f"only its own directory (systemd empties every RuntimeDirectory= it does not preserve):\n{lu}")
         expect(unit_value(lu, "RuntimeDirectoryPreserve") in ("false", "no"), lu)
         for key in ("Conflicts", "Before"):
             expect("initrd-switch-root.target" in words(lu, key), f"{key}= lacks initrd-switch-root.target:\n{lu}")
