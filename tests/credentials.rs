@@ -2,76 +2,21 @@
 //! way systemd plays it (systemd.exec(5); exec-credential.c): a stream socket bound to the
 //! abstract address `\0<random>/unit/<unit>/<id>` connects, reads to the end. The allowed
 //! unit gets the value byte for byte; a unit not listed, a secret the server cannot give, a
-//! connection without systemd's address, and a peer that is not root are refused with more
+//! connection without systemd's address, a peer that is not root, and a root peer outside the
+//! control group of the unit its address names (systemd asks from the unit's own forked
+//! process, already in that group; the tests do the same from a child) are refused with more
 //! than systemd's 1 MiB credential limit (its read fails, the unit does not start; never an
 //! empty value). The socket is 0600, a stale one is replaced, and socket activation
 //! (`LISTEN_FDS`) works.
 
 mod common;
 
-use std::io::Read;
-use std::os::fd::FromRawFd;
 use std::os::unix::fs::PermissionsExt;
-use std::os::unix::net::UnixStream;
-use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use common::creds::*;
 use common::*;
-
-/// A `sockaddr_un` for `path` (abstract when it starts with NUL) and its length.
-fn sockaddr(path: &[u8]) -> (libc::sockaddr_un, libc::socklen_t) {
-    // SAFETY: sockaddr_un is plain data; all zeroes is a valid value.
-    let mut a: libc::sockaddr_un = unsafe { std::mem::zeroed() };
-    a.sun_family = libc::AF_UNIX as libc::sa_family_t;
-    assert!(path.len() < a.sun_path.len());
-    for (d, s) in a.sun_path.iter_mut().zip(path) {
-        *d = *s as libc::c_char;
-    }
-    let len = std::mem::size_of::<libc::sa_family_t>() + path.len();
-    (a, len as libc::socklen_t)
-}
-
-/// Connects to `socket` as systemd does for `unit`'s credential `id` (None: no bind, an
-/// unnamed peer) and reads to the end.
-fn ask(socket: &Path, who: Option<(&str, &str)>) -> std::io::Result<Vec<u8>> {
-    // SAFETY: plain socket syscalls on a descriptor owned here (wrapped right away).
-    let fd = unsafe { libc::socket(libc::AF_UNIX, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0) };
-    assert!(fd >= 0);
-    // SAFETY: fd is a fresh socket owned by nobody else.
-    let stream = unsafe { UnixStream::from_raw_fd(fd) };
-    if let Some((unit, id)) = who {
-        // Unique per connection, as systemd's random_u64(): an earlier connection of this
-        // process may still hold its name while the server finishes with it.
-        static SEQ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-        let seq = SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let name = format!("\0{:08x}{seq:08x}/unit/{unit}/{id}", std::process::id());
-        let (a, len) = sockaddr(name.as_bytes());
-        // SAFETY: a valid sockaddr_un of length len.
-        let r = unsafe { libc::bind(fd, (&a as *const libc::sockaddr_un).cast(), len) };
-        assert_eq!(r, 0, "{}", std::io::Error::last_os_error());
-    }
-    let (a, len) = sockaddr(socket.as_os_str().as_encoded_bytes());
-    // SAFETY: as above.
-    let r = unsafe { libc::connect(fd, (&a as *const libc::sockaddr_un).cast(), len) };
-    if r != 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    stream.set_read_timeout(Some(Duration::from_secs(20)))?;
-    stream.shutdown(std::net::Shutdown::Write)?;
-    // As systemd reads: at most CREDENTIAL_SIZE_MAX, failing when there is more.
-    let mut out = Vec::new();
-    (&stream).take(LIMIT + 1).read_to_end(&mut out)?;
-    if out.len() as u64 > LIMIT {
-        return Err(std::io::Error::other(
-            "larger than a credential may be (E2BIG)",
-        ));
-    }
-    Ok(out)
-}
-
-/// systemd 255's CREDENTIAL_SIZE_MAX.
-const LIMIT: u64 = 1024 * 1024;
 
 #[track_caller]
 fn assert_refused(r: std::io::Result<Vec<u8>>) {
@@ -329,4 +274,50 @@ fn a_stale_socket_is_replaced() {
     assert!(sock.exists());
     let _c = start(&d, s.port, &["--allow", "db=app.service"]);
     assert_eq!(ask(&sock, Some(("app.service", "db"))).unwrap(), b"v");
+}
+
+/// Any root process can bind systemd's kind of address: one with no capabilities at all
+/// forged `\0x/unit/app.service/db` and got the value. Now the peer must run in the control
+/// group of the unit its address names (systemd loads credentials in the unit's own process,
+/// already in that group): from this test's group, or from another unit's, it is refused,
+/// and the names the peer chose are logged escaped (a newline in them cannot split the line).
+#[test]
+fn a_root_peer_outside_the_units_control_group_is_refused() {
+    // SAFETY: geteuid only reads this process's credentials.
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("skipped: needs root to make control groups");
+        return;
+    }
+    let d = TempDir::new("creds-cgroup");
+    let s = Server::serving(&["db=s3cret"], &["--insecure"]);
+    let c = start(&d, s.port, &["--allow", "db=app.service"]);
+    let sock = d.path("creds.sock");
+    assert_eq!(ask(&sock, Some(("app.service", "db"))).unwrap(), b"s3cret");
+    // Forged from outside any unit's group (this test's own), and from another unit's.
+    assert_refused(ask_from(&sock, Some(("app.service", "db")), None));
+    assert_refused(ask_from(
+        &sock,
+        Some(("app.service", "db")),
+        Some("other.service"),
+    ));
+    // A name with a line break (the cgroup file system refuses such a group name: asked from
+    // app.service's group).
+    assert_refused(ask_from(
+        &sock,
+        Some(("x\nnetsecrets: sent db to app.service", "db")),
+        Some("app.service"),
+    ));
+    let log = c.log();
+    assert_eq!(log.matches("sent db to app.service").count(), 1, "{log}");
+    assert!(
+        log.contains("refused db for app.service: the peer (pid"),
+        "{log}"
+    );
+    assert!(log.contains("runs in the control group"), "{log}");
+    assert!(log.contains("/other.service"), "{log}");
+    assert!(
+        log.contains("refused db for x\\x0anetsecrets:\\x20sent"),
+        "{log}"
+    );
+    assert!(!log.contains("s3cret"), "{log}");
 }

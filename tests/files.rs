@@ -217,3 +217,99 @@ fn directory_sync_failure_after_rename_tells_the_truth() {
         "{err}"
     );
 }
+
+/// The attack on `--file-output` through a directory: a user who owns a directory on the
+/// path (here `home`, owned by nobody) replaces the subdirectory the secret went into with a
+/// symlink to a directory of root's (`victim`) between two fetches. `send` (root) used to
+/// follow it and create the secret file there, owned by whoever `--owner` names; now it
+/// refuses, naming the symlink, and writes nothing anywhere. A symlink in a directory only
+/// root can change is still followed.
+#[test]
+fn symlink_swapped_in_for_a_directory_is_not_followed() {
+    // SAFETY: getuid has no preconditions.
+    if unsafe { libc::getuid() } != 0 {
+        eprintln!("skipped: needs root (the attack needs a directory owned by another user)");
+        return;
+    }
+    let d = TempDir::new("swap");
+    let s = Server::serving(&["db=value"], &[]);
+    let home = d.path("home");
+    let victim = d.path("victim");
+    std::fs::create_dir_all(home.join("app")).unwrap();
+    std::fs::create_dir(&victim).unwrap();
+    std::os::unix::fs::chown(&home, Some(65534), Some(65534)).unwrap();
+    let out = home.join("app/db");
+    let args = |p: &std::path::Path| {
+        vec![
+            "--file-output".to_owned(),
+            p.to_str().unwrap().to_owned(),
+            "--owner".into(),
+            "65534".into(),
+        ]
+    };
+    let a = args(&out);
+    let a: Vec<&str> = a.iter().map(String::as_str).collect();
+    assert_exit(&fetch(s.port, "db", &a), 0);
+    assert_eq!(std::fs::read(&out).unwrap(), b"value");
+    // The user swaps the directory for a symlink (they own `home`, so they may).
+    std::fs::rename(home.join("app"), home.join("old")).unwrap();
+    std::os::unix::fs::symlink(&victim, home.join("app")).unwrap();
+    let o = fetch(s.port, "db", &a);
+    let err = assert_exit(&o, 1);
+    assert!(
+        err.contains(&format!(
+            "{} is a symlink in a directory that users other than root may change",
+            home.join("app").display()
+        )),
+        "{err}"
+    );
+    assert_eq!(
+        std::fs::read_dir(&victim).unwrap().count(),
+        0,
+        "a file was created where the user's symlink points"
+    );
+    // A symlink root placed in root's own directory (mode 0755) is followed.
+    let link = d.path("link");
+    std::os::unix::fs::symlink(&victim, &link).unwrap();
+    let a = args(&link.join("db"));
+    let a: Vec<&str> = a.iter().map(String::as_str).collect();
+    assert_exit(&fetch(s.port, "db", &a), 0);
+    assert_eq!(std::fs::read(victim.join("db")).unwrap(), b"value");
+}
+
+/// `send` says on stderr which directories it created (mode 0751), and a file where a
+/// directory should be is an error naming that file (it used to be `File exists (os error 17)`).
+#[test]
+fn created_directories_are_said_and_a_file_in_the_way_is_named() {
+    let d = TempDir::new("mkdirs");
+    let s = Server::serving(&["db=value"], &[]);
+    let out = d.path("a/b/db");
+    let o = fetch(s.port, "db", &["--file-output", out.to_str().unwrap()]);
+    let err = assert_exit(&o, 0);
+    for dir in [d.path("a"), d.path("a/b")] {
+        assert!(
+            err.contains(&format!(
+                "created the directory {} (mode 0751)",
+                dir.display()
+            )),
+            "{err}"
+        );
+        assert_eq!(mode(&dir), 0o751);
+    }
+    assert_eq!(std::fs::read(&out).unwrap(), b"value");
+    std::fs::write(d.path("file"), "x").unwrap();
+    let o = fetch(
+        s.port,
+        "db",
+        &["--file-output", d.path("file/sub/db").to_str().unwrap()],
+    );
+    let err = assert_exit(&o, 1);
+    assert!(
+        err.contains(&format!(
+            "{} is not a directory (a file is in the way",
+            d.path("file").display()
+        )),
+        "{err}"
+    );
+    assert!(!err.contains("os error 17"), "{err}");
+}

@@ -11,9 +11,7 @@ mod common;
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::os::fd::FromRawFd;
 use std::os::unix::fs::PermissionsExt;
-use std::os::unix::net::UnixStream;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -249,44 +247,10 @@ fn send_refuses_a_reflected_request_protocol_1() {
     assert!(!err.contains(PW), "the password reached stderr: {err}");
 }
 
-/// A `sockaddr_un` for `path` (abstract when it starts with NUL) and its length.
-fn sockaddr(path: &[u8]) -> (libc::sockaddr_un, libc::socklen_t) {
-    // SAFETY: sockaddr_un is plain data; all zeroes is a valid value.
-    let mut a: libc::sockaddr_un = unsafe { std::mem::zeroed() };
-    a.sun_family = libc::AF_UNIX as libc::sa_family_t;
-    for (d, s) in a.sun_path.iter_mut().zip(path) {
-        *d = *s as libc::c_char;
-    }
-    let len = std::mem::size_of::<libc::sa_family_t>() + path.len();
-    (a, len as libc::socklen_t)
-}
-
-/// Loads credential `id` of `unit` from `socket` as systemd does (bound to systemd's abstract
-/// address, read to the end); `None` when refused (more than systemd's 1 MiB, or an error).
+/// Loads credential `id` of `unit` from `socket` as systemd does (from the unit's control
+/// group, bound to systemd's abstract address, read to the end); `None` when refused.
 fn load_credential(socket: &Path, unit: &str, id: &str) -> Option<Vec<u8>> {
-    // SAFETY: a plain socket syscall; the descriptor is wrapped at once.
-    let fd = unsafe { libc::socket(libc::AF_UNIX, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0) };
-    assert!(fd >= 0);
-    // SAFETY: fd is a fresh socket owned by nobody else.
-    let stream = unsafe { UnixStream::from_raw_fd(fd) };
-    static SEQ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-    let seq = SEQ.fetch_add(1, Ordering::Relaxed);
-    let name = format!("\0{:08x}{seq:08x}/unit/{unit}/{id}", std::process::id());
-    let (a, len) = sockaddr(name.as_bytes());
-    // SAFETY: a valid sockaddr_un of length len.
-    let r = unsafe { libc::bind(fd, (&a as *const libc::sockaddr_un).cast(), len) };
-    assert_eq!(r, 0, "{}", std::io::Error::last_os_error());
-    let (a, len) = sockaddr(socket.as_os_str().as_encoded_bytes());
-    // SAFETY: as above.
-    let r = unsafe { libc::connect(fd, (&a as *const libc::sockaddr_un).cast(), len) };
-    assert_eq!(r, 0, "{}", std::io::Error::last_os_error());
-    stream
-        .set_read_timeout(Some(Duration::from_secs(20)))
-        .ok()?;
-    stream.shutdown(std::net::Shutdown::Write).ok()?;
-    let mut out = Vec::new();
-    (&stream).take(1024 * 1024 + 1).read_to_end(&mut out).ok()?;
-    (out.len() <= 1024 * 1024).then_some(out)
+    creds::ask(socket, Some((unit, id))).ok()
 }
 
 /// A running `netsecrets credentials` through the proxy at `port`, killed on drop.

@@ -264,3 +264,100 @@ fn keygen_directory_sync_failure_after_link_tells_the_truth() {
         "no temporary file left"
     );
 }
+
+/// With `--from` and `--to` naming the same file (the default: both are the module's
+/// hand-over path), nothing is rewritten: same inode, a line saying so.
+#[test]
+fn copy_password_onto_itself_changes_nothing() {
+    use std::os::unix::fs::MetadataExt;
+    let d = TempDir::new("copy-same");
+    let pw = d.write("pw", b"typed");
+    let ino = std::fs::metadata(&pw).unwrap().ino();
+    let o = run(&["copy-password", "--from", &pw, "--to", &pw]);
+    let err = assert_exit(&o, 0);
+    assert!(err.contains("nothing to copy"), "{err}");
+    assert_eq!(std::fs::metadata(&pw).unwrap().ino(), ino);
+    assert_eq!(std::fs::read(&pw).unwrap(), b"typed");
+}
+
+/// The terminal's settings (`c_lflag`) of the pty at `path`.
+fn lflag(path: &str) -> libc::tcflag_t {
+    use std::os::fd::AsRawFd;
+    use std::os::unix::fs::OpenOptionsExt;
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .custom_flags(libc::O_NOCTTY)
+        .open(path)
+        .unwrap();
+    // SAFETY: termios is plain data that tcgetattr fills; the descriptor is open.
+    unsafe {
+        let mut t: libc::termios = std::mem::zeroed();
+        assert_eq!(libc::tcgetattr(f.as_raw_fd(), &mut t), 0);
+        t.c_lflag
+    }
+}
+
+/// `ask-password` stopped while the prompt is up (systemd stopping the unit: SIGTERM; the
+/// console hanging up: SIGHUP; Ctrl-C: SIGINT) used to leave the console without echo (and,
+/// through rpassword, without line editing): whatever was typed next at that console, a LUKS
+/// passphrase say, was read raw. Now every one of them restores the settings before the
+/// process dies of the signal.
+#[test]
+fn ask_password_restores_the_console_when_killed() {
+    let d = TempDir::new("asksig");
+    // 0: Ctrl-C typed at the prompt (rpassword raises SIGINT itself).
+    for sig in [libc::SIGTERM, libc::SIGHUP, libc::SIGINT, 0] {
+        let mut pty = Pty::open();
+        let before = lflag(&pty.path);
+        assert_ne!(before & libc::ECHO, 0, "a fresh pty echoes");
+        let out = d.path("pw");
+        // As systemd runs the unit (StandardInput=tty-force): in a session of its own, with the
+        // console as its controlling terminal, so that Ctrl-C there is SIGINT for it.
+        let tty = std::ffi::CString::new(pty.path.clone()).unwrap();
+        let mut cmd = std::process::Command::new(BIN);
+        cmd.args(["ask-password", "--tty", &pty.path, "--prompt", "PW? "])
+            .args(["--output", out.to_str().unwrap()])
+            .stdin(std::process::Stdio::null());
+        // SAFETY: only async-signal-safe calls between fork and exec.
+        unsafe {
+            use std::os::unix::process::CommandExt;
+            cmd.pre_exec(move || {
+                libc::setsid();
+                let fd = libc::open(tty.as_ptr(), libc::O_RDWR);
+                if fd < 0 || libc::ioctl(fd, libc::TIOCSCTTY, 0) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                libc::close(fd);
+                Ok(())
+            });
+        }
+        let mut child = Proc::spawn(&mut cmd);
+        pty.wait_for(b"PW? ", 1);
+        assert_eq!(lflag(&pty.path) & libc::ECHO, 0, "echo is off while asking");
+        {
+            use std::io::Write;
+            pty.master.write_all(b"half-typed").unwrap();
+        }
+        std::thread::sleep(Duration::from_millis(200));
+        if sig == 0 {
+            use std::io::Write;
+            pty.master.write_all(b"\x03").unwrap();
+        } else {
+            // SAFETY: kill on the PID of a child this test started and has not reaped.
+            assert_eq!(unsafe { libc::kill(child.pid() as i32, sig) }, 0);
+        }
+        let sig = if sig == 0 { libc::SIGINT } else { sig };
+        let status = child.wait_limited(Duration::from_secs(10));
+        use std::os::unix::process::ExitStatusExt;
+        assert_eq!(status.signal(), Some(sig), "dies of the signal as before");
+        let after = lflag(&pty.path);
+        let mask = libc::ECHO | libc::ICANON | libc::ISIG | libc::ECHONL;
+        assert_eq!(
+            after & mask,
+            before & mask,
+            "signal {sig}: the console was left changed"
+        );
+        assert!(!out.exists(), "nothing written");
+    }
+}

@@ -383,3 +383,38 @@ fn nix_placeholder_is_the_binarys() {
     let want = names.map(str::to_uppercase).join("\n");
     assert_eq!(std::fs::read_to_string(&out).unwrap(), want);
 }
+
+/// `render` runs as root for a template whose `path` lies under a directory a user owns: the
+/// user swaps the rendered file's directory for a symlink to root's directory between two
+/// runs. `render` used to follow it and create a file there owned by the template's owner;
+/// now it refuses, naming the symlink, and creates nothing there.
+#[test]
+fn symlink_swapped_in_for_the_output_directory_is_not_followed() {
+    // SAFETY: getuid has no preconditions.
+    if unsafe { libc::getuid() } != 0 {
+        eprintln!("skipped: needs root (the attack needs a directory owned by another user)");
+        return;
+    }
+    let d = TempDir::new("render-swap");
+    let t = d.write("t", b"static\n");
+    let home = d.path("home");
+    let victim = d.path("victim");
+    std::fs::create_dir_all(home.join("conf")).unwrap();
+    std::fs::create_dir(&victim).unwrap();
+    std::os::unix::fs::chown(&home, Some(65534), Some(65534)).unwrap();
+    let out = home.join("conf/app.conf");
+    let owner = ["--owner", "65534"];
+    assert_exit(&render(&t, &out, &[], &owner), 0);
+    std::fs::rename(home.join("conf"), home.join("old")).unwrap();
+    std::os::unix::fs::symlink(&victim, home.join("conf")).unwrap();
+    let err = assert_exit(&render(&t, &out, &[], &owner), 1);
+    assert!(
+        err.contains("is a symlink in a directory that users other than root may change"),
+        "{err}"
+    );
+    assert_eq!(
+        std::fs::read_dir(&victim).unwrap().count(),
+        0,
+        "followed the user's symlink"
+    );
+}

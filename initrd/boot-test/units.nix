@@ -13,7 +13,8 @@
 # netsecrets.client settings given for it. For each it returns
 #   units        { "<unit>" = text; } of every boot.initrd.systemd.units entry
 #                whose name starts with "netsecrets" or is
-#                initrd-nixos-copy-secrets.service (boot.initrd.secrets);
+#                initrd-nixos-copy-secrets.service (boot.initrd.secrets) or
+#                run-netsecrets.mount (the ramfs the secrets go to);
 #   wantedBy     { "<unit>" = [ targets ]; } for the same units (NixOS makes
 #                the .wants symlinks from these; systemd does not read
 #                [Install] at boot);
@@ -112,9 +113,20 @@ let
       cfg = sys.config;
       initrdUnits = cfg.boot.initrd.systemd.units;
       ours = lib.filterAttrs (
-        name: _: lib.hasPrefix "netsecrets" name || name == "initrd-nixos-copy-secrets.service"
+        name: _:
+        lib.hasPrefix "netsecrets" name
+        || name == "initrd-nixos-copy-secrets.service"
+        # The RAM file system the stage-1 secrets are written to.
+        || name == "run-netsecrets.mount"
       ) initrdUnits;
-      stage2 = lib.filterAttrs (name: _: lib.hasPrefix "netsecrets" name) cfg.systemd.units;
+      # With the RAM file systems stage 2 writes to (var-lib-netsecrets.mount,
+      # run-netsecrets.mount).
+      stage2 = lib.filterAttrs (
+        name: _:
+        lib.hasPrefix "netsecrets" name
+        || name == "var-lib-netsecrets.mount"
+        || name == "run-netsecrets.mount"
+      ) cfg.systemd.units;
       consumerNames = map (n: "${n}.service") (lib.attrNames (settings.initrdServices or { }));
       stage2ConsumerNames = map (n: "${n}.service") (lib.attrNames (settings.services or { }));
       stage2Consumers = lib.filterAttrs (n: _: lib.elem n stage2ConsumerNames) cfg.systemd.units;

@@ -240,7 +240,7 @@ let
   # succeeds when ANY of them is active (systemctl(1)), so one failed fetch
   # next to a good one went unnoticed (found by the boot test's scenario 7).
   allFetched =
-    systemd:
+    systemd: units:
     map (
       u:
       common.execLine utils [
@@ -249,8 +249,8 @@ let
         "--quiet"
         u
       ]
-    ) fetchUnits;
-  allFetchedOrTrue = systemd: if fetchUnits == [ ] then [ "${pkgs.coreutils}/bin/true" ] else allFetched systemd;
+    ) units;
+  allFetchedOrTrue = systemd: units: if units == [ ] then [ "${pkgs.coreutils}/bin/true" ] else allFetched systemd units;
 
   credentials =
     lib.optional (passwordFile != null) (common.loadCredential common.passwordCredential passwordFile)
@@ -268,6 +268,9 @@ let
   serviceName = u: lib.removeSuffix ".service" u;
   unitName = u: if lib.hasInfix "." u then u else "${u}.service";
   fileNames = lib.filter (n: (S n).writeFile) names;
+  # initrdOnly secrets are fetched in stage 1 only (client-storage.nix).
+  stage2Names = lib.filter (n: !(S n).initrdOnly) fileNames;
+  stage2FetchUnits = map unitOf stage2Names;
   credNames = lib.filter (n: (S n).credential) names;
   # Stage 1 has its own path: /run survives switch-root, and the two sockets
   # are different units with different --allow lists.
@@ -466,7 +469,7 @@ let
           name:
           "-"
           + stage2Send name true
-        ) fileNames;
+        ) stage2Names;
         LoadCredential = credentials;
       }
       // cfg.systemdOverrides;
@@ -547,16 +550,21 @@ let
         RemainAfterExit = true;
         ExecStart = sendLine {
           inherit name;
-          output = "${common.initrdDir}/${name}";
+          output = (S name).initrdFile;
           password = initrdPassword;
           key = if keyFile != null then common.initrdKeyFile else null;
           # Only root exists in the initrd.
           mode = "0400";
         };
-        # /run/netsecrets, kept when the unit stops at switch-root.
-        RuntimeDirectory = "netsecrets";
-        RuntimeDirectoryMode = "0751";
-        RuntimeDirectoryPreserve = true;
+        # /run/netsecrets, kept when the unit stops at switch-root; an
+        # initrdOnly secret has a directory of its own below it, which
+        # systemd removes with the file when the unit stops (client-storage.nix).
+        # Only that one: systemd empties every RuntimeDirectory= of a unit
+        # that does not preserve them (the boot test's scenario 11 lost the
+        # other stage-1 secrets that way).
+        RuntimeDirectory = if (S name).initrdOnly then common.initrdOnlyDir name else "netsecrets";
+        RuntimeDirectoryMode = if (S name).initrdOnly then "0700" else "0751";
+        RuntimeDirectoryPreserve = !(S name).initrdOnly;
         UMask = "0077";
         StandardOutput = "journal+console";
         StandardError = "journal+console";
@@ -569,7 +577,7 @@ let
   unitType = lib.types.strMatching "[A-Za-z0-9:_.@\\-]+";
 
   secretSubmodule =
-    { name, ... }:
+    { name, config, ... }:
     {
       options = {
         file = lib.mkOption {
@@ -595,11 +603,18 @@ let
         initrdFile = lib.mkOption {
           type = lib.types.str;
           readOnly = true;
-          default = "${common.initrdDir}/${name}";
-          defaultText = lib.literalExpression ''"${common.initrdDir}/''${name}"'';
+          default =
+            if config.initrdOnly then
+              "/run/${common.initrdOnlyDir name}/${name}"
+            else
+              "${common.initrdDir}/${name}";
+          defaultText = lib.literalExpression ''"${common.initrdDir}/''${name}" (initrdOnly: "${common.initrdDir}/initrd-only/''${name}/''${name}")'';
           description = ''
             Where the stage-1 fetch writes this secret when
-            {option}`netsecrets.client.enableInitrd` is set (root, 0400).
+            {option}`netsecrets.client.enableInitrd` is set (root, 0400), on
+            the RAM file system mounted at /run/netsecrets. With
+            {option}`initrdOnly`, in a directory of its own that is removed
+            before switch-root.
           '';
         };
       }
@@ -698,6 +713,8 @@ in
 
   # The server's spelling of the password file option works here too.
   imports = [
+    # Where the secrets are kept: RAM file systems, initrdOnly.
+    ./client-storage.nix
     (lib.mkAliasOptionModule
       [
         "netsecrets"
@@ -1066,18 +1083,18 @@ in
             s = config.secrets.${name};
           in
           "z ${s.file} ${s.mode} ${s.owner} ${s.group} -"
-        ) fileNames;
+        ) stage2Names;
 
-        systemd.services = lib.listToAttrs (map (name: lib.nameValuePair (unitBase name) (stage2Unit name)) fileNames) // {
+        systemd.services = lib.listToAttrs (map (name: lib.nameValuePair (unitBase name) (stage2Unit name)) stage2Names) // {
           netsecrets-client = {
             description = "netsecrets: fetch all requested secrets";
             wantedBy = [ "multi-user.target" ];
-            after = [ "network-online.target" ] ++ fetchUnits;
-            wants = [ "network-online.target" ] ++ fetchUnits;
+            after = [ "network-online.target" ] ++ stage2FetchUnits;
+            wants = [ "network-online.target" ] ++ stage2FetchUnits;
             serviceConfig = {
               Type = "oneshot";
               RemainAfterExit = true;
-              ExecStart = allFetchedOrTrue config.systemd.package;
+              ExecStart = allFetchedOrTrue config.systemd.package stage2FetchUnits;
             };
           };
         };
@@ -1155,7 +1172,7 @@ in
               serviceConfig = {
                 Type = "oneshot";
                 RemainAfterExit = true;
-                ExecStart = allFetchedOrTrue config.boot.initrd.systemd.package;
+                ExecStart = allFetchedOrTrue config.boot.initrd.systemd.package fetchUnits;
                 StandardOutput = "journal+console";
                 StandardError = "journal+console";
               };
@@ -1186,11 +1203,16 @@ in
               } (if keyFile != null then { specifier = "%d/${common.keyCredential}"; } else null);
               LoadCredential = credentials;
               CapabilityBoundingSet = [ "" ];
+              # It reads /proc/<pid>/cgroup of the process systemd forked to
+              # load a unit's credentials (to check it is in that unit's
+              # group); ProtectProc=invisible hides that process (full
+              # capabilities) from this capability-less one.
+              ProtectProc = "default";
             };
         };
       })
 
-      (lib.mkIf (refreshInterval != null && fileNames != [ ]) {
+      (lib.mkIf (refreshInterval != null && stage2Names != [ ]) {
         systemd.services.netsecrets-refresh = refreshUnit;
         systemd.timers.netsecrets-refresh = {
           description = "netsecrets: fetch the secrets again every ${refreshInterval}";
@@ -1243,7 +1265,7 @@ in
             };
           };
         }
-        // lib.genAttrs (map unitBase fileNames ++ lib.optional (cfg.refreshInterval != null && fileNames != [ ]) "netsecrets-refresh") (_: {
+        // lib.genAttrs (map unitBase stage2Names ++ lib.optional (refreshInterval != null && stage2Names != [ ]) "netsecrets-refresh") (_: {
           wants = [ "netsecrets-cache-setup.service" ];
           after = [ "netsecrets-cache-setup.service" ];
         });

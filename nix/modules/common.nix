@@ -76,6 +76,9 @@ in
   stateDir = "/var/lib/netsecrets";
   # Stage-1 (initrd) secrets: <initrdDir>/<name>; /run survives switch-root.
   initrdDir = "/run/netsecrets";
+  # The RuntimeDirectory= (relative to /run) of an initrdOnly secret's stage-1
+  # unit: systemd removes it, with the secret, when the unit stops.
+  initrdOnlyDir = name: "netsecrets/initrd-only/${name}";
   # Written by `netsecrets ask-password` in stage 1 (root, 0400) and read from
   # there by stage 2 too: /run survives switch-root. Not /run/secrets: sops-nix
   # owns that path as a symlink it replaces at every activation (see

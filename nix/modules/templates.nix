@@ -54,6 +54,8 @@ let
   readyUnit = name: "netsecrets-ready-${escape name}.service";
   unitBase = name: "netsecrets-template-${escape name}";
   unitOf = name: "${unitBase name}.service";
+  # The RAM file systems rendered files and secrets are on (client-storage.nix).
+  mounts = [ "run-netsecrets.mount" ] ++ lib.optional (!cfg.keepOnDisk) "var-lib-netsecrets.mount";
 
   # The default directory of rendered files: tmpfs, root's, 0751 (others may
   # traverse to their own file, not list).
@@ -199,9 +201,10 @@ let
     # Wants= on the fetch units and Requires= on their gates, not Requires=
     # on the fetch units: a restart of a fetch unit would propagate to this
     # unit and on to templates.<t>.requiredBy (client.nix, consumerConfig).
+    # The RAM file systems the secrets are on (client-storage.nix) are required.
     wants = map fetchUnit (used t);
-    after = map fetchUnit (used t) ++ map readyUnit (used t);
-    requires = map readyUnit (used t);
+    after = map fetchUnit (used t) ++ map readyUnit (used t) ++ mounts;
+    requires = map readyUnit (used t) ++ mounts;
     # Not RemainAfterExit: the .path unit starts it again when a secret changes.
     serviceConfig = hardening t // {
       Type = "oneshot";
@@ -225,8 +228,8 @@ let
   initrdUnit = name: t: {
     description = "netsecrets: render template ${name} in stage 1";
     wantedBy = [ "initrd.target" ];
-    after = map fetchUnit (used t);
-    requires = map fetchUnit (used t);
+    after = map fetchUnit (used t) ++ [ "run-netsecrets.mount" ];
+    requires = map fetchUnit (used t) ++ [ "run-netsecrets.mount" ];
     before = [
       "initrd.target"
       "shutdown.target"
@@ -240,7 +243,7 @@ let
       RemainAfterExit = true;
       ExecStart = common.execLine utils (renderArgs {
         inherit name t;
-        secretFile = s: "${common.initrdDir}/${s}";
+        secretFile = s: config.secrets.${s}.initrdFile;
         stage1 = true;
       });
       UMask = "0077";

@@ -138,11 +138,13 @@ Ask for the server password on a terminal (no echo) and store it for `send --pas
 pub const COPY_HELP: &str = "\
 Usage: netsecrets copy-password [--from PATH] [--to PATH]
 
-Copy the prompted password for the service after the initrd: atomic, mode 0400, the directory
-is created with mode 0751 when missing.
+Copy the prompted password to where the services after the initrd read it: atomic, mode 0400,
+the directory is created with mode 0751 when missing. The NixOS module's stage-2 units read
+/run/netsecrets-password, where ask-password writes it: with both defaults nothing is copied
+(the password is only checked to be there).
 
   --from PATH                 [/run/netsecrets-password]
-  --to PATH                   [/run/secrets/netsecrets-password]
+  --to PATH                   [/run/netsecrets-password]
   -h, --help
 ";
 

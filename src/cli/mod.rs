@@ -39,9 +39,10 @@ pub const DEFAULT_PORT: u16 = 8080;
 /// Where the console prompt writes the password (keep in sync with nix/modules/common.nix,
 /// consolePasswordFile, which the stage-2 fetch units load).
 pub const DEFAULT_PASSWORD_PATH: &str = "/run/netsecrets-password";
-/// `copy-password`'s default target, the seed's path. The NixOS module no longer copies there
-/// (sops-nix owns /run/secrets; docs/nixos.md), but the command keeps its default for other setups.
-pub const DEFAULT_PASSWORD_COPY: &str = "/run/secrets/netsecrets-password";
+/// `copy-password`'s default target: where the NixOS module's stage-2 units read the password
+/// typed in stage 1 (the same path as [`DEFAULT_PASSWORD_PATH`]). Not under /run/secrets:
+/// sops-nix replaces that path (a symlink) at every activation (docs/nixos.md).
+pub const DEFAULT_PASSWORD_COPY: &str = DEFAULT_PASSWORD_PATH;
 
 /// Where a password comes from; remembered so that a literal one on the command line draws a
 /// warning (it is visible in the process list).

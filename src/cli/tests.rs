@@ -430,3 +430,20 @@ fn protocol_flags_and_environment() {
     assert_eq!(r.min_protocol, Protocol::V1);
     assert!(err(&["receive", "--min-protocol", "0"]).contains("--min-protocol"));
 }
+
+/// `copy-password` puts the password where the NixOS module's stage-2 units read it
+/// (nix/modules/common.nix: consolePasswordFile), never under /run/secrets (sops-nix's).
+#[test]
+fn copy_password_defaults_to_the_modules_hand_over_path() {
+    match run(&["copy-password"], &[]) {
+        Ok(Command::CopyPassword(c)) => {
+            assert_eq!(c.to, PathBuf::from("/run/netsecrets-password"));
+            assert_eq!(c.from, PathBuf::from(DEFAULT_PASSWORD_PATH));
+        }
+        _ => panic!("not copy-password"),
+    }
+    match run(&["copy-password", "--help"], &[]) {
+        Ok(Command::Help(h)) => assert!(!h.contains("/run/secrets"), "{h}"),
+        _ => panic!("no help"),
+    }
+}

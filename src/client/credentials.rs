@@ -6,8 +6,9 @@
 //! address `\0<random>/unit/<unit>/<id>`, reads until end of file and stores what it read as
 //! the credential `<id>` of `<unit>`. On each connection this reads that address with
 //! `getpeername`, checks that the peer is root (only PID 1's side may ask; anyone else could
-//! bind an address naming any unit) and that `--allow ID=UNIT,...` lists the unit for that
-//! secret, fetches the value from the netsecrets server on demand (nothing is kept between
+//! bind an address naming any unit), that the peer process runs in the control group of the
+//! unit its address names ([`in_unit_cgroup`]), and that `--allow ID=UNIT,...` lists the unit
+//! for that secret, fetches the value from the netsecrets server on demand (nothing is kept between
 //! connections, nothing written to disk), writes it and closes. Anything else (a unit not
 //! listed, a secret that cannot be fetched, a peer that is not root) is refused with more
 //! bytes than systemd accepts for a credential ([`refuse`]): systemd then fails to load the
@@ -148,20 +149,30 @@ fn serve(stream: UnixStream, cfg: &ClientConfig, allowed: &Allowed) {
         use std::os::linux::net::SocketAddrExt;
         a.as_abstract_name().map(<[u8]>::to_vec)
     });
-    let Some((unit, id)) = abstract_name.as_deref().and_then(parse_peer) else {
+    let Some((unit_raw, id_raw)) = abstract_name.as_deref().and_then(parse_peer) else {
         log::line("credentials: refused a connection without systemd's unit/credential address");
         return refuse(stream);
     };
-    let uid = peer_uid(&stream);
+    // Names from the peer are logged escaped: a newline in them must not start a new line.
+    let (unit, id) = (escape(unit_raw), escape(id_raw));
+    let cred = peer_cred(&stream);
+    let uid = cred.map(|c| c.uid);
     if uid != Some(0) {
         log::line(&format!(
             "credentials: refused {id} for {unit}: the peer is not root (uid {uid:?}), not systemd"
         ));
         return refuse(stream);
     }
+    let pid = cred.map_or(0, |c| c.pid);
+    if let Err(why) = in_unit_cgroup(pid, unit_raw) {
+        log::line(&format!(
+            "credentials: refused {id} for {unit}: the peer (pid {pid}) {why}, so it is not systemd loading that unit's credentials"
+        ));
+        return refuse(stream);
+    }
     let allowed_here = allowed
         .iter()
-        .find(|(name, units)| name.as_str() == id && units.iter().any(|u| u == unit));
+        .find(|(name, units)| name.as_str() == id_raw && units.iter().any(|u| u == unit_raw));
     let Some((name, _)) = allowed_here else {
         log::line(&format!(
             "credentials: refused {id} for {unit}: not allowed (--allow {id}=... does not list it)"
@@ -186,8 +197,67 @@ fn serve(stream: UnixStream, cfg: &ClientConfig, allowed: &Allowed) {
     }
 }
 
-/// The peer's uid (`SO_PEERCRED`).
-fn peer_uid(stream: &UnixStream) -> Option<u32> {
+/// `s` for a log line: printable ASCII as it is, anything else (a newline, a quote, bytes
+/// beyond ASCII) as `\xNN`, so that a peer cannot forge or split log lines.
+pub fn escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_graphic() && b != b'\\' {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("\\x{b:02x}"));
+        }
+    }
+    out
+}
+
+/// Whether process `pid` runs in the control group of `unit`. systemd loads a unit's
+/// credentials in the process it forked for the unit, after moving it into the unit's control
+/// group and before anything of the unit runs (exec-invoke.c: `cg_attach_everywhere`, then
+/// `exec_setup_credentials`); a process elsewhere that binds the same kind of address (any
+/// root process can) is refused. The unit's group is the first component of the path (in the
+/// `name=systemd` hierarchy when there is one, else cgroup v2's) after the slices, so that
+/// subgroups of the unit (`Delegate=`, `.control`) count as the unit. What this cannot tell
+/// apart: a process that may move itself into that group (root with write access to the
+/// cgroup file system) and the unit's own processes once they run.
+pub fn in_unit_cgroup(pid: i32, unit: &str) -> std::result::Result<(), String> {
+    use std::io::Read;
+    if pid <= 0 {
+        return Err("has no process id".to_owned());
+    }
+    let mut text = String::new();
+    std::fs::File::open(format!("/proc/{pid}/cgroup"))
+        .and_then(|f| f.take(64 << 10).read_to_string(&mut text))
+        .map_err(|e| format!("cannot be looked up in /proc/{pid}/cgroup ({e})"))?;
+    let path = cgroup_path(&text).ok_or("has no control group in /proc/PID/cgroup".to_owned())?;
+    match unit_of_cgroup(path) {
+        Some(u) if u == unit => Ok(()),
+        _ => Err(format!("runs in the control group {}", escape(path))),
+    }
+}
+
+/// The unit part of a `/proc/PID/cgroup` text: the `name=systemd` line's path (systemd's own
+/// hierarchy in a legacy or hybrid set-up), else the cgroup v2 (`0::`) line's.
+pub fn cgroup_path(text: &str) -> Option<&str> {
+    let line = |want: &dyn Fn(&str) -> bool| {
+        text.lines().find_map(|l| {
+            let mut f = l.splitn(3, ':');
+            let (_, ctrl, path) = (f.next()?, f.next()?, f.next()?);
+            want(ctrl).then_some(path)
+        })
+    };
+    line(&|c| c == "name=systemd").or_else(|| line(&|c| c.is_empty()))
+}
+
+/// The unit a control group path belongs to: its first component that is not a slice.
+pub fn unit_of_cgroup(path: &str) -> Option<&str> {
+    path.split('/')
+        .filter(|c| !c.is_empty())
+        .find(|c| !c.ends_with(".slice"))
+}
+
+/// The peer's credentials (`SO_PEERCRED`: uid and pid as they were at `connect`).
+fn peer_cred(stream: &UnixStream) -> Option<libc::ucred> {
     let mut cred = libc::ucred {
         pid: 0,
         uid: u32::MAX,
@@ -204,7 +274,7 @@ fn peer_uid(stream: &UnixStream) -> Option<u32> {
             &mut len,
         )
     };
-    (r == 0).then_some(cred.uid)
+    (r == 0).then_some(cred)
 }
 
 /// More than systemd reads for one credential (1 MiB in systemd 255: `CREDENTIAL_SIZE_MAX`,
@@ -231,7 +301,41 @@ fn refuse(stream: UnixStream) {
 
 #[cfg(test)]
 mod tests {
-    use super::parse_peer;
+    use super::{cgroup_path, escape, parse_peer, unit_of_cgroup};
+
+    #[test]
+    fn the_unit_of_a_control_group() {
+        let v2 = "0::/system.slice/app.service\n";
+        assert_eq!(cgroup_path(v2), Some("/system.slice/app.service"));
+        let hybrid = "12:memory:/x\n1:name=systemd:/system.slice/system-app.slice/app@1.service\n0::/other\n";
+        assert_eq!(
+            cgroup_path(hybrid),
+            Some("/system.slice/system-app.slice/app@1.service")
+        );
+        assert_eq!(cgroup_path("3:cpu:/\n"), None);
+        for (path, unit) in [
+            ("/system.slice/app.service", Some("app.service")),
+            (
+                "/system.slice/system-app.slice/app@1.service",
+                Some("app@1.service"),
+            ),
+            ("/system.slice/app.service/.control", Some("app.service")),
+            ("/init.scope", Some("init.scope")),
+            (
+                "/user.slice/user-0.slice/session-1.scope",
+                Some("session-1.scope"),
+            ),
+            ("/", None),
+        ] {
+            assert_eq!(unit_of_cgroup(path), unit, "{path}");
+        }
+    }
+
+    #[test]
+    fn peer_names_are_escaped_for_the_log() {
+        assert_eq!(escape("app.service"), "app.service");
+        assert_eq!(escape("a\nb c\\"), "a\\x0ab\\x20c\\x5c");
+    }
 
     #[test]
     fn systemd_peer_addresses() {

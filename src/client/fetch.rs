@@ -24,6 +24,7 @@ use crate::config::ClientConfig;
 use crate::error::{Error, Result};
 use crate::sys::log;
 use crate::sys::net::{self, Deadline};
+use crate::sys::wipe::Wiped;
 use crate::wire::bound::{self, Question};
 use crate::wire::crypto::SealError;
 use crate::wire::frame::{self, FrameError};
@@ -671,7 +672,8 @@ impl<'a> Client<'a> {
 /// What an attempt's thread needs of its request: the frame to send, the largest answer to
 /// accept, and what to add when the server closes without answering.
 struct Wire {
-    frame: Vec<u8>,
+    /// Holds the password in the clear without a key: wiped when dropped.
+    frame: Wiped,
     cap: usize,
     hint: &'static str,
 }
@@ -679,7 +681,7 @@ struct Wire {
 impl Wire {
     fn of(question: &Question) -> Wire {
         Wire {
-            frame: question.frame().to_vec(),
+            frame: Wiped(question.frame().to_vec()),
             cap: question.response_cap(),
             hint: question.closed_hint(),
         }
@@ -730,7 +732,7 @@ fn exchange(
     wire: &Wire,
     at: Instant,
 ) -> std::result::Result<Vec<u8>, Miss> {
-    let stream = send_request(server, host, port, &wire.frame, at, at)?;
+    let stream = send_request(server, host, port, &wire.frame.0, at, at)?;
     receive(server, &stream, wire, at)
 }
 
@@ -754,7 +756,7 @@ fn first_phase(
     patience: Instant,
     at: Instant,
 ) -> First {
-    match send_request(server, host, port, &wire.frame, patience, at) {
+    match send_request(server, host, port, &wire.frame.0, patience, at) {
         Err(Miss::Retry(Fault::Timeout, _)) if patience < at => First::NotConnected,
         Err(miss) => First::Done(Err(miss)),
         Ok(stream) if readable(&stream, patience) => {

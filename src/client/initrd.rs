@@ -13,6 +13,7 @@ use crate::sys::console::{ask, say};
 use crate::sys::input::{read_bounded, unfit_error, Unfit};
 use crate::sys::log;
 use crate::sys::output::{self, Perms};
+use crate::sys::wipe::{wipe, Wiped};
 
 /// Asks for the password and, with `--verify-secret`, checks it against the server: each typed
 /// password is sent until it reaches a server (an unreachable one is retried within
@@ -30,10 +31,15 @@ pub fn ask_password(args: AskArgs) -> Result<()> {
         None => None,
     };
     for attempt in 1..=tries {
-        let pw = ask(&args.tty, &args.prompt)?;
+        // One copy of the typed password: moved (not cloned) into the check's configuration and
+        // back, written from there, and wiped on every way out of this iteration.
+        let mut pw = Wiped(ask(&args.tty, &args.prompt)?.into_bytes());
         if let Some((name, cfg)) = &mut verify {
-            cfg.password = pw.clone().into_bytes();
-            match Client::new(cfg).check(name) {
+            std::mem::swap(&mut cfg.password, &mut pw.0);
+            let checked = Client::new(cfg).check(name);
+            std::mem::swap(&mut cfg.password, &mut pw.0);
+            wipe(&mut cfg.password);
+            match checked {
                 Check::Accepted => {}
                 Check::AcceptedNotFound(msg) => {
                     log::line(&format!(
@@ -51,7 +57,7 @@ pub fn ask_password(args: AskArgs) -> Result<()> {
                 }
             }
         }
-        return output::save(&args.output, pw.as_bytes(), Perms::mode(0o400));
+        return output::save(&args.output, &pw.0, Perms::mode(0o400));
     }
     Err(Error::failed(format!(
         "the password was not accepted or could not be checked {tries} times (--tries); giving up"
@@ -78,5 +84,21 @@ pub fn copy_password(args: CopyArgs) -> Result<()> {
             &why,
         ),
     })?;
-    output::save(&args.to, &data, Perms::mode(0o400))
+    let same = match (std::fs::metadata(&args.from), std::fs::metadata(&args.to)) {
+        (Ok(a), Ok(b)) => {
+            use std::os::unix::fs::MetadataExt;
+            (a.dev(), a.ino()) == (b.dev(), b.ino())
+        }
+        _ => false,
+    };
+    let data = Wiped(data);
+    if same {
+        log::line(&format!(
+            "the password is already at {} (--from and --to are the same file); nothing to copy",
+            args.to.display()
+        ));
+        Ok(())
+    } else {
+        output::save(&args.to, &data.0, Perms::mode(0o400))
+    }
 }

@@ -2,13 +2,17 @@
 //!
 //! Echo is turned off on the terminal *before* the prompt is printed (with `TCSAFLUSH`, so
 //! anything typed ahead is dropped rather than echoed); the answer is read with `rpassword`,
-//! empty answers are asked again, and the terminal's settings are restored. Nothing here
-//! checks or stores the password: that is `client/initrd.rs`.
+//! empty answers are asked again, and the terminal's settings are restored on every way out:
+//! a return, an error, and SIGTERM, SIGHUP, SIGINT or SIGQUIT (systemd stopping the unit, the
+//! console hanging up, Ctrl-C, which rpassword turns into SIGINT): a handler puts the saved
+//! settings back and the process then dies of the signal as before. Nothing here checks or
+//! stores the password: that is `client/initrd.rs`.
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
 use std::os::fd::AsRawFd;
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 
 use crate::error::{Error, Result};
 
@@ -16,7 +20,58 @@ use crate::error::{Error, Result};
 /// endless stream of empty lines.
 const MAX_EMPTY: u32 = 100;
 
-/// Restores the terminal's settings when dropped.
+/// The settings a signal handler restores: written before [`ARMED`] is set, read only while it
+/// is set (one prompt at a time in this program).
+struct Saved(std::cell::UnsafeCell<std::mem::MaybeUninit<libc::termios>>);
+// SAFETY: written only while ARMED is false (no handler reads it then) by the one thread that
+// prompts; the handler only reads it after an Acquire load of ARMED saw true.
+unsafe impl Sync for Saved {}
+static SAVED: Saved = Saved(std::cell::UnsafeCell::new(std::mem::MaybeUninit::uninit()));
+static SAVED_FD: AtomicI32 = AtomicI32::new(-1);
+static ARMED: AtomicBool = AtomicBool::new(false);
+
+/// The signals that end the prompt from outside.
+const FATAL: [libc::c_int; 4] = [libc::SIGTERM, libc::SIGHUP, libc::SIGINT, libc::SIGQUIT];
+
+/// Restores the saved settings, then lets the signal do what it did before (end the process):
+/// only async-signal-safe calls (tcsetattr, write, signal, raise).
+extern "C" fn restore_and_die(sig: libc::c_int) {
+    if ARMED.load(Ordering::Acquire) {
+        let fd = SAVED_FD.load(Ordering::Relaxed);
+        // SAFETY: ARMED says SAVED holds the settings read from `fd`, which is still open (the
+        // guard that owns them disarms before its terminal is closed).
+        unsafe {
+            libc::tcsetattr(fd, libc::TCSANOW, (*SAVED.0.get()).as_ptr());
+            libc::write(fd, b"\n".as_ptr().cast(), 1);
+        }
+    }
+    // SAFETY: back to the default action, then the same signal again: it is blocked while
+    // this handler runs and is delivered (ending the process) when it returns.
+    unsafe {
+        libc::signal(sig, libc::SIG_DFL);
+        libc::raise(sig);
+    }
+}
+
+/// Installs [`restore_and_die`] for [`FATAL`] (once; it does nothing while not armed).
+fn install_handlers() {
+    static DONE: AtomicBool = AtomicBool::new(false);
+    if DONE.swap(true, Ordering::SeqCst) {
+        return;
+    }
+    for sig in FATAL {
+        // SAFETY: a zeroed sigaction with a handler of the right type and an empty mask; the
+        // handler only makes async-signal-safe calls.
+        unsafe {
+            let mut sa: libc::sigaction = std::mem::zeroed();
+            sa.sa_sigaction = restore_and_die as extern "C" fn(libc::c_int) as libc::sighandler_t;
+            libc::sigemptyset(&mut sa.sa_mask);
+            libc::sigaction(sig, &sa, std::ptr::null_mut());
+        }
+    }
+}
+
+/// Restores the terminal's settings when dropped, and on a fatal signal while it lives.
 struct EchoOff {
     fd: i32,
     saved: libc::termios,
@@ -34,8 +89,13 @@ impl EchoOff {
                 return None;
             }
             let saved = t;
+            install_handlers();
+            (*SAVED.0.get()).write(saved);
+            SAVED_FD.store(fd, Ordering::Relaxed);
+            ARMED.store(true, Ordering::Release);
             t.c_lflag &= !(libc::ECHO | libc::ECHONL);
             if libc::tcsetattr(fd, libc::TCSAFLUSH, &t) != 0 {
+                ARMED.store(false, Ordering::Release);
                 return None;
             }
             Some(EchoOff { fd, saved })
@@ -49,6 +109,7 @@ impl Drop for EchoOff {
         unsafe {
             libc::tcsetattr(self.fd, libc::TCSANOW, &self.saved);
         }
+        ARMED.store(false, Ordering::Release);
     }
 }
 

@@ -6,13 +6,16 @@
 //!   what counts as a timeout.
 //! - `input.rs`       — reading secret, password and key files: regular files only, bounded.
 //! - `output.rs`      — atomic secret files with owner, group and mode; written only when
-//!   the bytes, owner, group or mode changed (`save_if_changed`).
+//!   the bytes, owner, group or mode changed (`save_if_changed`); the directory reached
+//!   without following symlinks that others could have planted.
 //! - `creds.rs`       — `systemd-creds encrypt/decrypt` run through pipes (offline cache).
 //! - `systemctl.rs`   — change actions: `systemctl --no-block try-restart/...` after a write.
 //! - `notify.rs`      — `READY=1` to `$NOTIFY_SOCKET` (systemd `Type=notify`), no libsystemd.
-//! - `console.rs`     — the password prompt on a terminal, echo off (systemd stage 1).
+//! - `console.rs`     — the password prompt on a terminal, echo off and restored on every exit
+//!   (signals included) (systemd stage 1).
 //! - `keygen.rs`      — `keygen`: a new random key, on stdout or in a new file.
 //! - `log.rs`         — single-write log lines on stderr.
+//! - `wipe.rs`        — zeroing buffers that held a password or a secret.
 //! - `thread_name.rs` — the static binary's own `pthread_setname_np` (no musl `printf`).
 //! - `unwind.rs`      — the static binary's do-nothing unwinder (size).
 //!
@@ -27,3 +30,4 @@ pub mod net;
 pub mod notify;
 pub mod output;
 pub mod systemctl;
+pub mod wipe;

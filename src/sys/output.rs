@@ -7,9 +7,12 @@
 //! the target is untouched. Owners and groups are numeric ids or names looked up in `/etc/passwd`
 //! and `/etc/group` directly, so no NSS is needed in the initrd.
 
-use std::fs::{self, File, OpenOptions};
+use std::ffi::{CStr, CString, OsStr};
+use std::fs::{self, File};
 use std::io::{self, Write};
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
@@ -108,18 +111,235 @@ fn lookup(name: &str, db: &Path, flag: &str, what: &str) -> Result<u32> {
         })
 }
 
-/// Creates `dir` (and missing parents) with [`DIR_MODE`] if it does not exist.
-pub fn ensure_dir(dir: &Path) -> io::Result<()> {
-    if dir.as_os_str().is_empty() || dir.is_dir() {
-        return Ok(());
-    }
-    fs::DirBuilder::new()
-        .recursive(true)
-        .mode(DIR_MODE)
-        .create(dir)
+/// The directory an output file goes into, opened by walking its path from `/` (or the
+/// current directory) one component at a time without following symlinks (`O_NOFOLLOW`),
+/// so that nobody who owns a directory on the way can point the write elsewhere by putting
+/// a symlink where a directory was. A symlink on the way is followed only when the directory
+/// holding it can be changed by root (or this program's own user) alone: then nobody else
+/// can have planted it (`/run/secrets` of sops-nix is such a link). Every later step works
+/// relative to this handle (`openat`, `renameat`, `linkat`), never by path again.
+struct Dir {
+    /// `O_PATH` handle of the directory.
+    fd: OwnedFd,
 }
 
-fn split(path: &Path) -> io::Result<(PathBuf, &std::ffi::OsStr)> {
+/// Symlinks followed in one path at most (the kernel's own bound is 40).
+const MAX_LINKS: u32 = 40;
+
+fn c_name(name: &OsStr) -> io::Result<CString> {
+    CString::new(name.as_bytes())
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "the path holds a NUL byte"))
+}
+
+fn last_err() -> io::Error {
+    io::Error::last_os_error()
+}
+
+/// `openat(dir, name, flags)` as an owned descriptor.
+fn open_at(
+    dir: BorrowedFd<'_>,
+    name: &CStr,
+    flags: i32,
+    mode: libc::mode_t,
+) -> io::Result<OwnedFd> {
+    // SAFETY: `dir` is an open descriptor and `name` a NUL-terminated string, both valid for
+    // the call; a non-negative result is a new descriptor that nobody else owns.
+    let fd = unsafe {
+        libc::openat(
+            dir.as_raw_fd(),
+            name.as_ptr(),
+            flags | libc::O_CLOEXEC,
+            libc::c_uint::from(mode),
+        )
+    };
+    if fd < 0 {
+        return Err(last_err());
+    }
+    // SAFETY: `fd` was just returned by openat and is owned by nothing else.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+fn stat_fd(fd: BorrowedFd<'_>) -> io::Result<libc::stat> {
+    // SAFETY: `st` is plain data that fstat fills completely on success; `fd` is open.
+    unsafe {
+        let mut st: libc::stat = std::mem::zeroed();
+        if libc::fstat(fd.as_raw_fd(), &mut st) != 0 {
+            return Err(last_err());
+        }
+        Ok(st)
+    }
+}
+
+fn stat_at(dir: BorrowedFd<'_>, name: &CStr) -> io::Result<libc::stat> {
+    // SAFETY: as `stat_fd`; AT_SYMLINK_NOFOLLOW describes a symlink itself.
+    unsafe {
+        let mut st: libc::stat = std::mem::zeroed();
+        if libc::fstatat(
+            dir.as_raw_fd(),
+            name.as_ptr(),
+            &mut st,
+            libc::AT_SYMLINK_NOFOLLOW,
+        ) != 0
+        {
+            return Err(last_err());
+        }
+        Ok(st)
+    }
+}
+
+/// True when only root, or the user this program runs as, can change the directory.
+fn trusted(st: &libc::stat) -> bool {
+    // SAFETY: geteuid only reads the calling process's credentials.
+    let euid = unsafe { libc::geteuid() };
+    (st.st_uid == 0 || st.st_uid == euid) && st.st_mode & 0o022 == 0
+}
+
+impl Dir {
+    /// Opens the directory `dir` as described at [`Dir`]. With `create`, missing directories
+    /// are made with [`DIR_MODE`] and each one is said on stderr. A file or an untrusted
+    /// symlink where a directory should be is an error naming it.
+    fn open(dir: &Path, create: bool) -> io::Result<Dir> {
+        let mut links = 0;
+        let start = if dir.is_absolute() { "/" } else { "." };
+        let root = open_at(
+            at_cwd(),
+            &c_name(OsStr::new(start))?,
+            libc::O_PATH | libc::O_DIRECTORY,
+            0,
+        )?;
+        let fd = walk(root, dir, &mut PathBuf::from(start), create, &mut links)?;
+        Ok(Dir { fd })
+    }
+
+    fn fd(&self) -> BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
+}
+
+/// `AT_FDCWD` as a descriptor for `openat`'s first argument (the current directory).
+fn at_cwd() -> BorrowedFd<'static> {
+    // SAFETY: AT_FDCWD is not a descriptor but the constant the *at calls read as "the current
+    // directory"; it is only ever passed to them, never closed.
+    unsafe { BorrowedFd::borrow_raw(libc::AT_FDCWD) }
+}
+
+/// Walks `rel` from `fd` (whose path, for messages, is `shown`), one component at a time.
+fn walk(
+    mut fd: OwnedFd,
+    rel: &Path,
+    shown: &mut PathBuf,
+    create: bool,
+    links: &mut u32,
+) -> io::Result<OwnedFd> {
+    use std::path::Component;
+    for comp in rel.components() {
+        let name: &OsStr = match comp {
+            Component::RootDir | Component::CurDir | Component::Prefix(_) => continue,
+            Component::ParentDir => OsStr::new(".."),
+            Component::Normal(n) => n,
+        };
+        shown.push(name);
+        let c = c_name(name)?;
+        fd = loop {
+            match open_at(
+                fd.as_fd(),
+                &c,
+                libc::O_PATH | libc::O_DIRECTORY | libc::O_NOFOLLOW,
+                0,
+            ) {
+                Ok(next) => break next,
+                Err(e) if e.raw_os_error() == Some(libc::ENOENT) && create => {
+                    match make_dir(fd.as_fd(), &c) {
+                        Ok(made) => {
+                            crate::sys::log::line(&format!(
+                                "created the directory {} (mode {DIR_MODE:04o})",
+                                shown.display()
+                            ));
+                            break made;
+                        }
+                        // Made by someone else meanwhile: open it as any other.
+                        Err(e) if e.raw_os_error() == Some(libc::EEXIST) => continue,
+                        Err(e) => return Err(e),
+                    }
+                }
+                Err(e)
+                    if e.raw_os_error() == Some(libc::ENOTDIR)
+                        || e.raw_os_error() == Some(libc::ELOOP) =>
+                {
+                    let st = stat_at(fd.as_fd(), &c)?;
+                    if st.st_mode & libc::S_IFMT != libc::S_IFLNK {
+                        return Err(io::Error::other(format!(
+                            "{} is not a directory (a file is in the way: remove it or choose another path)",
+                            shown.display()
+                        )));
+                    }
+                    if !trusted(&stat_fd(fd.as_fd())?) {
+                        return Err(io::Error::other(format!(
+                            "{} is a symlink in a directory that users other than root may change; refusing to follow it (another user could point it anywhere): use a path without it",
+                            shown.display()
+                        )));
+                    }
+                    *links += 1;
+                    if *links > MAX_LINKS {
+                        return Err(io::Error::from_raw_os_error(libc::ELOOP));
+                    }
+                    let target = read_link_at(fd.as_fd(), &c)?;
+                    let from = if target.is_absolute() {
+                        open_at(
+                            at_cwd(),
+                            &c_name(OsStr::new("/"))?,
+                            libc::O_PATH | libc::O_DIRECTORY,
+                            0,
+                        )?
+                    } else {
+                        fd
+                    };
+                    break walk(from, &target, shown, create, links)?;
+                }
+                Err(e) => return Err(e),
+            }
+        };
+    }
+    Ok(fd)
+}
+
+/// Makes the directory `name` in `dir` with [`DIR_MODE`] (whatever the umask) and opens it.
+fn make_dir(dir: BorrowedFd<'_>, name: &CStr) -> io::Result<OwnedFd> {
+    // SAFETY: an open descriptor and a NUL-terminated name, valid for the call.
+    if unsafe { libc::mkdirat(dir.as_raw_fd(), name.as_ptr(), 0o700) } != 0 {
+        return Err(last_err());
+    }
+    let made = open_at(
+        dir,
+        name,
+        libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW,
+        0,
+    )?;
+    // SAFETY: fchmod on a descriptor owned here.
+    if unsafe { libc::fchmod(made.as_raw_fd(), DIR_MODE) } != 0 {
+        return Err(last_err());
+    }
+    Ok(made)
+}
+
+fn read_link_at(dir: BorrowedFd<'_>, name: &CStr) -> io::Result<PathBuf> {
+    let mut buf = vec![0u8; libc::PATH_MAX as usize];
+    // SAFETY: `buf` is writable for its whole length, which is what is passed.
+    let n = unsafe {
+        libc::readlinkat(
+            dir.as_raw_fd(),
+            name.as_ptr(),
+            buf.as_mut_ptr().cast(),
+            buf.len(),
+        )
+    };
+    let n = usize::try_from(n).map_err(|_| last_err())?;
+    buf.truncate(n);
+    Ok(PathBuf::from(std::ffi::OsString::from_vec(buf)))
+}
+
+/// The directory and the file name of an output path.
+fn split(path: &Path) -> io::Result<(PathBuf, &OsStr)> {
     let name = path
         .file_name()
         .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "the path names no file"))?;
@@ -131,35 +351,43 @@ fn split(path: &Path) -> io::Result<(PathBuf, &std::ffi::OsStr)> {
 }
 
 /// A temporary file next to the target; removed on drop unless kept.
-struct Temp {
-    path: PathBuf,
+struct Temp<'a> {
+    dir: BorrowedFd<'a>,
+    name: CString,
     keep: bool,
 }
 
-impl Drop for Temp {
+impl Drop for Temp<'_> {
     fn drop(&mut self) {
         if !self.keep {
-            let _ = fs::remove_file(&self.path);
+            // SAFETY: an open descriptor and a NUL-terminated name.
+            unsafe { libc::unlinkat(self.dir.as_raw_fd(), self.name.as_ptr(), 0) };
         }
     }
 }
 
-/// Creates the temporary file, fully written, synced and with its final owner and mode.
-fn write_temp(dir: &Path, name: &std::ffi::OsStr, data: &[u8], perms: Perms) -> io::Result<Temp> {
+/// Creates the temporary file in `dir`, fully written, synced and with its final owner and mode.
+fn write_temp<'a>(dir: &'a Dir, name: &OsStr, data: &[u8], perms: Perms) -> io::Result<Temp<'a>> {
     let mut suffix = [0u8; 8];
     getrandom::getrandom(&mut suffix).map_err(|e| io::Error::other(e.to_string()))?;
     let hex: String = suffix.iter().map(|b| format!("{b:02x}")).collect();
     let mut tmp_name = std::ffi::OsString::from(".");
     tmp_name.push(name);
     tmp_name.push(format!(".tmp-{hex}"));
-    let path = dir.join(tmp_name);
+    let tmp = c_name(&tmp_name)?;
     // Owner-only bits at creation: never wider than the final mode, whatever the umask.
-    let mut file = OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(perms.mode & 0o700)
-        .open(&path)?;
-    let temp = Temp { path, keep: false };
+    let fd = open_at(
+        dir.fd(),
+        &tmp,
+        libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL | libc::O_NOFOLLOW,
+        (perms.mode & 0o700) as libc::mode_t,
+    )?;
+    let temp = Temp {
+        dir: dir.fd(),
+        name: tmp,
+        keep: false,
+    };
+    let mut file = File::from(fd);
     if perms.uid.is_some() || perms.gid.is_some() {
         std::os::unix::fs::fchown(&file, perms.uid, perms.gid)?;
     }
@@ -169,21 +397,39 @@ fn write_temp(dir: &Path, name: &std::ffi::OsStr, data: &[u8], perms: Perms) -> 
     Ok(temp)
 }
 
-fn sync_dir(dir: &Path) -> io::Result<()> {
-    File::open(dir)?.sync_all()
+fn sync_dir(dir: &Dir) -> io::Result<()> {
+    let fd = open_at(dir.fd(), c".", libc::O_RDONLY | libc::O_DIRECTORY, 0)?;
+    File::from(fd).sync_all()
 }
 
 /// Replaces `path` atomically with `data`. The old file, if any, is untouched on error. Once
 /// the rename is done the new value is in place whatever follows: a failure to sync the
 /// directory then is not an error but the returned [`Unsynced`] (the new value may not survive
-/// a crash).
+/// a crash). The directory must exist; it is reached as [`Dir`] says.
 pub fn write_atomic(path: &Path, data: &[u8], perms: Perms) -> io::Result<Option<Unsynced>> {
     let (dir, name) = split(path)?;
-    let mut temp = write_temp(&dir, name, data, perms)?;
-    fs::rename(&temp.path, path)?;
+    let dir = Dir::open(&dir, false)?;
+    replace_in(&dir, name, data, perms)
+}
+
+fn replace_in(dir: &Dir, name: &OsStr, data: &[u8], perms: Perms) -> io::Result<Option<Unsynced>> {
+    let mut temp = write_temp(dir, name, data, perms)?;
+    let target = c_name(name)?;
+    // SAFETY: open descriptors and NUL-terminated names, valid for the call.
+    let r = unsafe {
+        libc::renameat(
+            dir.fd().as_raw_fd(),
+            temp.name.as_ptr(),
+            dir.fd().as_raw_fd(),
+            target.as_ptr(),
+        )
+    };
+    if r != 0 {
+        return Err(last_err());
+    }
     temp.keep = true;
-    let unsynced = sync_dir(&dir).err().map(Unsynced);
-    remove_stale_temps(&dir, name);
+    let unsynced = sync_dir(dir).err().map(Unsynced);
+    remove_stale_temps(dir, name);
     Ok(unsynced)
 }
 
@@ -195,25 +441,32 @@ pub struct Unsynced(pub io::Error);
 /// A writer killed between creating its temporary file and the rename leaves the file behind
 /// (owner-only, never at the output path). Remove such leftovers of this output once they are
 /// old enough that no live writer can own them.
-fn remove_stale_temps(dir: &Path, name: &std::ffi::OsStr) {
+fn remove_stale_temps(dir: &Dir, name: &OsStr) {
     const STALE: std::time::Duration = std::time::Duration::from_secs(600);
     let mut prefix = std::ffi::OsString::from(".");
     prefix.push(name);
     prefix.push(".tmp-");
     let prefix = prefix.as_encoded_bytes();
-    let Ok(entries) = fs::read_dir(dir) else {
+    // The directory listed through its handle (never by path again).
+    let Ok(entries) = fs::read_dir(format!("/proc/self/fd/{}", dir.fd().as_raw_fd())) else {
         return;
     };
+    let now = std::time::SystemTime::now();
     for entry in entries.flatten() {
         let file_name = entry.file_name();
         let bytes = file_name.as_encoded_bytes();
-        let ours = bytes.len() == prefix.len() + 16 && bytes.starts_with(prefix);
-        let old = entry
-            .metadata()
-            .and_then(|m| m.modified())
-            .is_ok_and(|t| t.elapsed().is_ok_and(|age| age >= STALE));
-        if ours && old {
-            let _ = fs::remove_file(entry.path());
+        if !(bytes.len() == prefix.len() + 16 && bytes.starts_with(prefix)) {
+            continue;
+        }
+        let Ok(c) = c_name(&file_name) else { continue };
+        let Ok(st) = stat_at(dir.fd(), &c) else {
+            continue;
+        };
+        let modified = std::time::UNIX_EPOCH
+            + std::time::Duration::from_secs(u64::try_from(st.st_mtime).unwrap_or(0));
+        if now.duration_since(modified).is_ok_and(|age| age >= STALE) {
+            // SAFETY: an open descriptor and a NUL-terminated name.
+            unsafe { libc::unlinkat(dir.fd().as_raw_fd(), c.as_ptr(), 0) };
         }
     }
 }
@@ -223,26 +476,35 @@ fn remove_stale_temps(dir: &Path, name: &std::ffi::OsStr) {
 /// [`Unsynced`], not an error.
 pub fn write_new(path: &Path, data: &[u8], perms: Perms) -> io::Result<Option<Unsynced>> {
     let (dir, name) = split(path)?;
+    let dir = Dir::open(&dir, false)?;
     let temp = write_temp(&dir, name, data, perms)?;
-    fs::hard_link(&temp.path, path)?;
+    let target = c_name(name)?;
+    // SAFETY: open descriptors and NUL-terminated names; flags 0 does not follow a symlink.
+    let r = unsafe {
+        libc::linkat(
+            dir.fd().as_raw_fd(),
+            temp.name.as_ptr(),
+            dir.fd().as_raw_fd(),
+            target.as_ptr(),
+            0,
+        )
+    };
+    if r != 0 {
+        return Err(last_err());
+    }
     drop(temp);
     Ok(sync_dir(&dir).err().map(Unsynced))
 }
 
-/// Writes a secret file the one way every command does: creates a missing directory with
-/// [`DIR_MODE`], replaces `path` atomically ([`write_atomic`]), and turns a failure into the
-/// error that names the path and what to check. The old file, if any, is left as it was.
+/// Writes a secret file the one way every command does: walks to its directory as [`Dir`]
+/// says (creating missing ones with [`DIR_MODE`], each said on stderr), replaces the file
+/// atomically ([`write_atomic`]), and turns a failure into the error that names the path and
+/// what to check. The old file, if any, is left as it was.
 ///
 /// When only the directory sync after the rename fails, the new value is in place: that is
 /// said in a warning, and the result is `Ok` (an error always means the old file is untouched).
 pub fn save(path: &Path, data: &[u8], perms: Perms) -> Result<()> {
-    let unsynced = path
-        .parent()
-        .map_or(Ok(()), ensure_dir)
-        .and_then(|()| write_atomic(path, data, perms))
-        .map_err(|e| write_error(path, e))?;
-    warn_unsynced(path, unsynced);
-    Ok(())
+    save_if_changed(path, data, perms).map(|_| ())
 }
 
 /// What [`save_if_changed`] did.
@@ -270,18 +532,19 @@ impl Saved {
 /// still removed, as [`write_atomic`] does). The one place "write only if changed" is
 /// decided; change actions (`sys/systemctl.rs`) follow what it returns.
 pub fn save_if_changed(path: &Path, data: &[u8], perms: Perms) -> Result<Saved> {
-    let existed = match same_file(path, data, perms) {
+    let (dir, name) = split(path).map_err(|e| write_error(path, e))?;
+    let dir = Dir::open(&dir, true).map_err(|e| write_error(path, e))?;
+    let existed = match same_file(&dir, name, data, perms) {
         Some(true) => {
             // Nothing to write, but leftovers of killed writers go as they would on a write.
-            if let Ok((dir, name)) = split(path) {
-                remove_stale_temps(&dir, name);
-            }
+            remove_stale_temps(&dir, name);
             return Ok(Saved::Unchanged);
         }
         Some(false) => true,
         None => false,
     };
-    save(path, data, perms)?;
+    let unsynced = replace_in(&dir, name, data, perms).map_err(|e| write_error(path, e))?;
+    warn_unsynced(path, unsynced);
     Ok(if existed {
         Saved::Changed
     } else {
@@ -289,25 +552,40 @@ pub fn save_if_changed(path: &Path, data: &[u8], perms: Perms) -> Result<Saved> 
     })
 }
 
-/// `None` when `path` is no regular file (missing, a symlink, ...), else whether it holds
-/// exactly `data` with `perms`. Read errors count as "different": the file is then rewritten.
-fn same_file(path: &Path, data: &[u8], perms: Perms) -> Option<bool> {
-    use std::os::unix::fs::MetadataExt;
-    let meta = fs::symlink_metadata(path).ok()?;
-    if !meta.file_type().is_file() {
+/// `None` when `name` in `dir` is no regular file (missing, a symlink, ...), else whether it
+/// holds exactly `data` with `perms`. Read errors count as "different": the file is then
+/// rewritten.
+fn same_file(dir: &Dir, name: &OsStr, data: &[u8], perms: Perms) -> Option<bool> {
+    use std::io::Read;
+    let c = c_name(name).ok()?;
+    let st = stat_at(dir.fd(), &c).ok()?;
+    if st.st_mode & libc::S_IFMT != libc::S_IFREG {
         return None;
     }
     // SAFETY: geteuid and getegid only read the calling process's credentials.
     let (euid, egid) = unsafe { (libc::geteuid(), libc::getegid()) };
-    let same_meta = meta.mode() & 0o7777 == perms.mode
-        && meta.uid() == perms.uid.unwrap_or(euid)
-        && meta.gid() == perms.gid.unwrap_or(egid)
-        && meta.len() == data.len() as u64;
+    let same_meta = st.st_mode & 0o7777 == perms.mode
+        && st.st_uid == perms.uid.unwrap_or(euid)
+        && st.st_gid == perms.gid.unwrap_or(egid)
+        && u64::try_from(st.st_size).ok() == Some(data.len() as u64);
     if !same_meta {
         return Some(false);
     }
-    let old = crate::sys::input::read_bounded(path, data.len()).ok();
-    Some(old.as_deref() == Some(data))
+    let Ok(fd) = open_at(
+        dir.fd(),
+        &c,
+        libc::O_RDONLY | libc::O_NOFOLLOW | libc::O_NONBLOCK,
+        0,
+    ) else {
+        return Some(false);
+    };
+    let mut old = Vec::with_capacity(data.len());
+    let read = File::from(fd)
+        .take(data.len() as u64 + 1)
+        .read_to_end(&mut old);
+    let same = read.is_ok() && old == data;
+    crate::sys::wipe::wipe(&mut old);
+    Some(same)
 }
 
 /// The warning for a write whose directory sync failed after the file was put in place.

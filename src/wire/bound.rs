@@ -23,6 +23,7 @@
 //!
 //! Nothing here allocates beyond the frame itself: associated data is built on the stack.
 
+use crate::sys::wipe::Wiped;
 use crate::wire::crypto::{Codec, OpenError, SealError, NONCE_LEN, OVERHEAD};
 use crate::wire::frame::{self, MAX_RESPONSE};
 use crate::wire::protocol::{self, MAX_NAME, NOT_FOUND};
@@ -218,7 +219,9 @@ impl Question {
         password: &[u8],
         name: &str,
     ) -> Result<Question, SealError> {
-        let request = protocol::build_request(password, name);
+        // Holds the password in the clear: wiped when dropped, on every path.
+        let request = Wiped(protocol::build_request(password, name));
+        let request = &request.0;
         let (protocol, aad) = match (protocol, codec) {
             (Protocol::V2, Codec::Aes(_)) => (Protocol::V2, REQUEST_AAD),
             _ => (Protocol::V1, &b""[..]),
@@ -227,10 +230,10 @@ impl Question {
         frame.extend_from_slice(&[0; frame::HEADER_LEN]);
         let nonce = match codec {
             Codec::Plain => {
-                frame.extend_from_slice(&request);
+                frame.extend_from_slice(request);
                 [0; NONCE_LEN]
             }
-            Codec::Aes(key) => key.seal_parts_into(&mut frame, &[&request], aad)?,
+            Codec::Aes(key) => key.seal_parts_into(&mut frame, &[request], aad)?,
         };
         frame::finish(&mut frame).map_err(|_| SealError::TooLong)?;
         Ok(Question {

@@ -7,6 +7,8 @@
 
 #![allow(dead_code)]
 
+pub mod creds;
+
 use std::io::{BufRead, BufReader, Read};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};

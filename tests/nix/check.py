@@ -303,9 +303,11 @@ GROUPS = {
     # Change actions without refreshInterval, refreshStartsUnits, secrets.<name>.path.
     "day": ["consumers-no-interval", "consumers-start-units", "no-actions"],
     "docs": ["docs"],
+    # Where the secrets are kept: RAM file systems, initrdOnly, keepOnDisk.
+    "storage": ["storage-luks", "storage-disk", "storage-refused"],
 }
 WHOLE_SYSTEMS = (GROUPS["servers"] + GROUPS["clients"] + GROUPS["initrd"] + GROUPS["prompt"]
-                 + GROUPS["templates"] + GROUPS["consumers"])
+                 + GROUPS["templates"] + GROUPS["consumers"] + ["storage-luks", "storage-disk"])
 WHOLE_SYSTEMS += ["offline-cache"]
 
 # Secret values used by tests/nix/nixos.nix. None may appear in any rendered unit.
@@ -349,8 +351,14 @@ def nixos_checks(env, tmp, nixpkgs):
     import time
     t_all = time.monotonic()
     with concurrent.futures.ThreadPoolExecutor(max_workers=2) as pool:
-        for group, out, err, secs in pool.map(run_group, ["options", "types", "servers", "clients", "initrd", "prompt", "templates",
-                                                       "consumers", "offline", "day", "docs", "flake", "flake-aarch64"]):
+        all_groups = ["options", "types", "servers", "clients", "initrd", "prompt", "templates",
+                      "consumers", "offline", "day", "docs", "storage", "flake", "flake-aarch64"]
+        # NETSECRETS_CHECK_GROUPS=storage,consumers: only those (while working on them; the
+        # checks of the others then fail for lack of facts).
+        chosen = os.environ.get("NETSECRETS_CHECK_GROUPS")
+        if chosen:
+            all_groups = [g for g in all_groups if g in chosen.split(",")]
+        for group, out, err, secs in pool.map(run_group, all_groups):
             times[group] = secs
             if out is None:
                 errors[group] = err
@@ -614,7 +622,8 @@ def nixos_checks(env, tmp, nixpkgs):
             for d in ("netsecrets-secret-db-password.service", "netsecrets-secret-api-key.service",
                       "network-online.target"):
                 expect(d in words(agg, k), f"{k}= lacks {d}:\n{agg}")
-        expect(not unit_lines(agg, "Requires"), agg)
+        # Wants= its fetches (one failing does not stop the others); Requires= only the ramfs.
+        expect(words(agg, "Requires") == ["var-lib-netsecrets.mount"], agg)
         # One is-active per unit: with several in one call, is-active succeeds if ANY is active.
         e = unit_lines(agg, "ExecStart")
         expect(len(e) == 2 and all(re.fullmatch(r'"/nix/store/[^"]+-systemd-[^"]+/bin/systemctl" "is-active" '
@@ -901,6 +910,74 @@ def nixos_checks(env, tmp, nixpkgs):
 
 
     # -- issue 14: services that use secrets
+    def storage_ram():
+        x = f("storage-luks")
+        m = x["mountUnits"]
+        expect(m is not None and "var-lib-netsecrets.mount" in m, f"no var-lib-netsecrets.mount: {m}")
+        mu = m["var-lib-netsecrets.mount"]
+        expect(unit_value(mu, "What") == "ramfs" and unit_value(mu, "Type") == "ramfs"
+               and unit_value(mu, "Where") == "/var/lib/netsecrets", mu)
+        expect("mode=0751" in unit_value(mu, "Options"), mu)
+        expect("local-fs.target" in x["mountWantedBy"]["var-lib-netsecrets.mount"], x["mountWantedBy"])
+        u = units("storage-luks")
+        for name in ("netsecrets-secret-db-password.service", "netsecrets-client.service",
+                     "netsecrets-refresh.service", "netsecrets-credentials.service", "netsecrets-template-app.service"):
+            expect(name in u, f"no {name}: {sorted(u)}")
+            for key in ("Requires", "After"):
+                expect("var-lib-netsecrets.mount" in words(u[name], key), f"{name} {key}= lacks the mount:\n{u[name]}")
+        expect("run-netsecrets.mount" in m and unit_value(m["run-netsecrets.mount"], "What") == "ramfs",
+               f"stage 2: /run/netsecrets (rendered templates) is ramfs too: {sorted(m)}")
+        expect("run-netsecrets.mount" in words(u["netsecrets-template-app.service"], "Requires"),
+               "the stage-2 render unit Requires= run-netsecrets.mount")
+        expect(unit_value(u["netsecrets-credentials.service"], "ProtectProc") == "default",
+               "the credentials service must see /proc/<pid>/cgroup of systemd's loader")
+        im = x["initrdMountUnits"]
+        expect(im is not None and "run-netsecrets.mount" in im, f"no run-netsecrets.mount in the initrd: {im}")
+        imu = im["run-netsecrets.mount"]
+        expect(unit_value(imu, "What") == "ramfs" and unit_value(imu, "Where") == "/run/netsecrets", imu)
+        expect(unit_value(imu, "IgnoreOnIsolate") in ("true", "yes"), imu)
+        iu = iunits("storage-luks")
+        for name in ("netsecrets-secret-db-password.service", "netsecrets-secret-luks-root.service",
+                     "netsecrets-client.service"):
+            for key in ("Requires", "After"):
+                expect("run-netsecrets.mount" in words(iu[name], key), f"stage 1 {name} {key}= lacks the mount")
+        d = f("storage-disk")
+        expect("var-lib-netsecrets.mount" not in (d["mountUnits"] or {}), f"keepOnDisk: no mount: {d['mountUnits']}")
+        expect("var-lib-netsecrets.mount" not in words(units("storage-disk")["netsecrets-secret-db-password.service"],
+                                                       "Requires"), "keepOnDisk: no Requires= on a mount")
+    R.check("NixOS: /var/lib/netsecrets is a ramfs mount (var-lib-netsecrets.mount, 0751) that every stage-2 "
+            "fetch, render, refresh and credentials unit Requires= and is After=; stage 1 likewise on "
+            "/run/netsecrets (IgnoreOnIsolate: kept across switch-root); keepOnDisk = true: no mount", storage_ram)
+
+    def storage_initrd_only():
+        x = f("storage-luks")
+        expect(x["drvPath"], "the LUKS example evaluates to a system")
+        path = "/run/netsecrets/initrd-only/luks-root/luks-root"
+        expect(x["secrets"]["luks-root"]["initrdFile"] == path, x["secrets"]["luks-root"])
+        expect(x["luksKeyFile"] == path, x["luksKeyFile"])
+        u = units("storage-luks")
+        expect("netsecrets-secret-luks-root.service" not in u, "initrdOnly: no stage-2 fetch unit")
+        expect("netsecrets-secret-db-password.service" in u, "the other secret has its stage-2 unit")
+        expect(not any("luks-root" in t for t in u.values()), "initrdOnly: no stage-2 unit names it")
+        expect(not any("luks-root" in r for r in x["tmpfiles"]), f"initrdOnly: no tmpfiles rule: {x['tmpfiles']}")
+        iu = iunits("storage-luks")
+        lu = iu["netsecrets-secret-luks-root.service"]
+        has(f'"--file-output" "{path}"', exec_start(lu), "ExecStart")
+        expect(words(lu, "RuntimeDirectory") == ["netsecrets/initrd-only/luks-root"],
+               f"only its own directory (systemd empties every RuntimeDirectory= it does not preserve):\n{lu}")
+        expect(unit_value(lu, "RuntimeDirectoryPreserve") in ("false", "no"), lu)
+        for key in ("Conflicts", "Before"):
+            expect("initrd-switch-root.target" in words(lu, key), f"{key}= lacks initrd-switch-root.target:\n{lu}")
+        other = iu["netsecrets-secret-db-password.service"]
+        expect(unit_value(other, "RuntimeDirectoryPreserve") in ("true", "yes"), other)
+        expect("initrd-switch-root.target" not in words(other, "Conflicts"), other)
+        expect("netsecrets-secret-luks-root.service" in iu["netsecrets-client.service"], "stage 1 waits for it")
+        asserts("storage-refused", "secrets.luks-root.initrdOnly needs netsecrets.client.enableInitrd",
+                "secrets.luks-root.initrdOnly: the secret is never fetched in stage 2")
+    R.check("NixOS: secrets.<name>.initrdOnly (the LUKS example): fetched in stage 1 into its own "
+            "RuntimeDirectory (removed when the unit stops; Conflicts=/Before= initrd-switch-root.target), "
+            "no stage-2 unit or tmpfiles rule; refused with requiredBy or without enableInitrd", storage_initrd_only)
+
     def consumer_ordering():
         u = units("consumers")
         c = f("consumers")["consumerUnits"]
@@ -1187,7 +1264,9 @@ def templates_checks(f, units, iunits, warns, asserts, mosquitto_ev):
         expect(re.match(want, unit_value(t, "ExecStart")), f"ExecStart:\n{unit_value(t, 'ExecStart')}")
         fetches = ["netsecrets-secret-db-password.service", "netsecrets-secret-api-key.service"]
         gates = ["netsecrets-ready-db-password.service", "netsecrets-ready-api-key.service"]
-        expect(words(t, "After") == fetches + gates and words(t, "Wants") == fetches and words(t, "Requires") == gates, t)
+        ram = ["run-netsecrets.mount", "var-lib-netsecrets.mount"]  # the ramfs (client-storage.nix)
+        expect(words(t, "After") == fetches + gates + ram and words(t, "Wants") == fetches
+               and words(t, "Requires") == gates + ram, t)
         expect(words(t, "Before") == ["myapp.service"], t)
         expect(x["requiredBy"]["netsecrets-template-app.conf.service"] == ["myapp.service"], x["requiredBy"])
         expect(unit_lines(t, "Type") == ["oneshot"] and unit_lines(t, "RemainAfterExit") == [], t)
@@ -1288,7 +1367,8 @@ def templates_checks(f, units, iunits, warns, asserts, mosquitto_ev):
                         r'"--mode" "0400"$', e), e)
         tpl = re.search(r'"(/nix/store/[^"]+-netsecrets-template-unlock\.conf)"', e).group(1)
         expect(tpl in x["initrdStorePathsAll"], f"{tpl} not in boot.initrd.systemd.storePaths")
-        expect(words(t, "After") == ["netsecrets-secret-luks-key.service"] == words(t, "Requires"), t)
+        expect(words(t, "After") == ["netsecrets-secret-luks-key.service", "run-netsecrets.mount"]
+               == words(t, "Requires"), t)
         expect("cryptsetup-pre.target" in words(t, "Before") and unit_lines(t, "DefaultDependencies") == ["false"], t)
         expect(x["initrdRequiredBy"]["netsecrets-template-unlock.conf.service"] == ["cryptsetup-pre.target"], x["initrdRequiredBy"])
         expect(x["initrdWantedBy"]["netsecrets-template-unlock.conf.service"] == ["initrd.target"], x["initrdWantedBy"])
@@ -1427,6 +1507,10 @@ def analyze(facts, tmp):
         extra = (facts.get(name) or {}).get("initrdConsumerUnits" if kind == "initrdUnits" else "consumerUnits")
         if units and extra and name.startswith("consumers"):
             units = {**units, **extra}
+        # The RAM file systems they require (client-storage.nix) are verified with them.
+        mounts = (facts.get(name) or {}).get("initrdMountUnits" if kind == "initrdUnits" else "mountUnits")
+        if units and mounts:
+            units = {**units, **mounts}
         label = f"{name}{' (stage 1)' if kind == 'initrdUnits' else ''}"
         if not units:
             R.fail(f"systemd-analyze verify: {label}", "no units (the evaluation failed)")

@@ -121,6 +121,11 @@ let
         type = lib.types.attrsOf unitType;
         default = { };
       };
+      # The RAM file systems (client-storage.nix).
+      systemd.mounts = lib.mkOption {
+        type = lib.types.listOf lib.types.unspecified;
+        default = [ ];
+      };
       systemd.tmpfiles.rules = lib.mkOption {
         type = lib.types.listOf lib.types.str;
         default = [ ];
@@ -159,6 +164,10 @@ let
           default = { };
         };
         storePaths = lib.mkOption {
+          type = lib.types.listOf lib.types.unspecified;
+          default = [ ];
+        };
+        mounts = lib.mkOption {
           type = lib.types.listOf lib.types.unspecified;
           default = [ ];
         };

@@ -185,6 +185,21 @@ let
       initrdRequiredBy = try (
         lib.mapAttrs (_: u: u.requiredBy) (lib.filterAttrs (n: _: isOurs n) c.boot.initrd.systemd.units)
       );
+      # Where the secrets are kept (nix/modules/client-storage.nix): the RAM
+      # file system mounts, stage 2 and stage 1.
+      mountUnits = try (
+        lib.mapAttrs (_: u: u.text) (lib.filterAttrs (n: _: lib.hasSuffix "netsecrets.mount" n) c.systemd.units)
+      );
+      initrdMountUnits = try (
+        lib.mapAttrs (_: u: u.text) (
+          lib.filterAttrs (n: _: lib.hasSuffix "netsecrets.mount" n) c.boot.initrd.systemd.units
+        )
+      );
+      mountWantedBy = try (
+        lib.mapAttrs (_: u: u.wantedBy) (lib.filterAttrs (n: _: lib.hasSuffix "netsecrets.mount" n) c.systemd.units)
+      );
+      initrdOnly = try (lib.mapAttrs (_: s: s.initrdOnly) c.secrets);
+      luksKeyFile = try (c.boot.initrd.luks.devices.root.keyFile or null);
     };
 
   # Only whether an option value evaluates (type checks), and to what.
@@ -734,11 +749,75 @@ let
     };
   };
 
+  # Where the secrets are kept (client-storage.nix): the LUKS example of
+  # docs/nixos.md (an initrdOnly key) beside a stage-2 secret used by a
+  # service, a credential and a template; and keepOnDisk.
+  storageClient =
+    { config, ... }:
+    {
+      netsecrets.client = {
+        enable = true;
+        server = "10.0.0.1";
+        passwordFile = "/run/agenix/pw";
+        encryptionKeyFile = "/run/agenix/key";
+        request_secrets = [
+          "luks-root"
+          "db-password"
+          "api-token"
+        ];
+        enableInitrd = true;
+        refreshInterval = "15min";
+        templates.app = {
+          content = "pw=${config.netsecrets.placeholder.db-password}";
+          path = "/etc/app.conf";
+        };
+      };
+      secrets.luks-root.initrdOnly = true;
+      secrets.db-password.requiredBy = [ "myapp.service" ];
+      secrets.api-token = {
+        requiredBy = [ "myapp.service" ];
+        credential = true;
+        writeFile = false;
+      };
+      boot.initrd.luks.devices.root = {
+        device = "/dev/vda2";
+        keyFile = config.secrets.luks-root.initrdFile;
+      };
+      systemd.services.myapp = {
+        wantedBy = [ "multi-user.target" ];
+        serviceConfig.ExecStart = "/bin/sh -c true";
+      };
+    };
+
   scenarios = {
     rotation-server.modules = [
       loaders.none
       rotationServer
     ];
+    storage-luks.modules = [
+      loaders.systemd-boot
+      initrdNetwork
+      storageClient
+    ];
+    storage-disk.modules = [
+      loaders.systemd-boot
+      initrdNetwork
+      storageClient
+      { netsecrets.client.keepOnDisk = true; }
+    ];
+    storage-refused = {
+      toplevel = false;
+      modules = [
+        loaders.none
+        (clientWith { request_secrets = [ "luks-root" ]; })
+        {
+          secrets.luks-root = {
+            initrdOnly = true;
+            requiredBy = [ "myapp.service" ];
+          };
+        }
+      ];
+    };
     two-client-server.modules = [
       loaders.none
       twoClientServer
