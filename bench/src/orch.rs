@@ -93,6 +93,9 @@ struct Ctx {
     secs: f64,
     warmup: f64,
     reps: usize,
+    /// `--modes plain,aes`: which of plaintext (`false`) and AES (`true`) the floor and
+    /// server-vs-floor steps measure (default both).
+    modes: Vec<bool>,
 }
 
 #[derive(Clone, Copy, PartialEq)]
@@ -483,6 +486,15 @@ fn setup(args: &Args, quick: bool) -> (Ctx, RmDir) {
         secs: args.num("secs", if quick { 1.0 } else { 3.0 }),
         warmup: args.num("warmup", 0.5),
         reps: args.num("reps", if quick { 1 } else { 3 }),
+        modes: args
+            .str("modes", "plain,aes")
+            .split(',')
+            .map(|m| match m {
+                "plain" => false,
+                "aes" => true,
+                _ => die("--modes: plain, aes or plain,aes"),
+            })
+            .collect(),
     };
     (ctx, guard)
 }
@@ -514,7 +526,7 @@ fn floor_models(ctx: &Ctx, md: &mut String, quick: bool, concs: &[usize]) -> BTr
     eprintln!("== floor thread models");
     let mut header = "| floor variant |".to_string();
     let mut sep = "|---|".to_string();
-    for aes in [false, true] {
+    for &aes in &ctx.modes {
         for &c in concs {
             let _ = write!(header, " {} C={c} |", mode_label(aes));
             sep.push_str("---:|");
@@ -523,7 +535,7 @@ fn floor_models(ctx: &Ctx, md: &mut String, quick: bool, concs: &[usize]) -> BTr
     table_start(md, "Floor thread models (req/s; the fastest per column is the floor)", &header, &sep);
     let mut best = BTreeMap::new();
     let mut table: BTreeMap<&str, Vec<f64>> = BTreeMap::new();
-    for aes in [false, true] {
+    for &aes in &ctx.modes {
         for &c in concs {
             let mut top = ("", -1.0);
             for &v in &variants {
@@ -563,7 +575,7 @@ fn compare(ctx: &Ctx, md: &mut String, concs: &[usize], best: &BTreeMap<(bool, u
     // side-by-side table.
     type Side = (usize, String, Option<(Run, Run)>, Option<(Run, Run)>);
     let mut side: Vec<Side> = Vec::new();
-    for aes in [false, true] {
+    for &aes in &ctx.modes {
         for &c in concs {
             let base = [
                 Srv::Floor(best[&(aes, c)]),
