@@ -2,6 +2,10 @@
 //! close. No address check, no admission, no deadline, no password, no lookup, no log.
 //! With `--key`, the request is decrypted (a server must, to learn the name; the result is
 //! ignored) and the fixed value is sealed with a fresh nonce, exactly as the product does it.
+//! `--protocol 2` (with `--key`): the request is opened as protocol 2 and the answer bound to
+//! its nonce and name (the library's `open_request` and `answer_frame`); the name is the
+//! request's last word, no other check. The default, protocol 1, opens with no associated data
+//! only, so the floor never pays the product's trial opening.
 //!
 //! Thread models (`--variant`), so the orchestrator can use the fastest as the floor:
 //! - `single`  — one thread: accept, serve, repeat.
@@ -27,6 +31,7 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use netsecrets::wire::bound::Via;
 use netsecrets::wire::crypto::{Codec, Key};
 use netsecrets::wire::frame;
 
@@ -36,6 +41,8 @@ struct Ctx {
     timeouts: bool,
     log: bool,
     codec: Codec,
+    /// Protocol 2: open as protocol 2, answer bound to the request.
+    v2: bool,
     value: Vec<u8>,
     /// The whole plaintext response frame, built once.
     plain_frame: Vec<u8>,
@@ -50,6 +57,11 @@ pub fn run(args: &Args) {
         Some(k) => Codec::Aes(Key::from_str_key(k)),
         None => Codec::Plain,
     };
+    let v2 = match args.str("protocol", "1").as_str() {
+        "1" => false,
+        "2" if matches!(codec, Codec::Aes(_)) => true,
+        _ => die("floor: --protocol is 1 or 2, and 2 needs --key"),
+    };
     let plain_frame = frame::encode(&value).unwrap_or_else(|_| die("encode"));
     let mut parts = variant.split('+');
     let model = parts.next().unwrap_or("pool:2").to_string();
@@ -58,6 +70,7 @@ pub fn run(args: &Args) {
         timeouts: extras.contains(&"timeouts"),
         log: extras.contains(&"log"),
         codec,
+        v2,
         value,
         plain_frame,
     });
@@ -217,6 +230,16 @@ fn serve_inner(ctx: &Ctx, s: &mut TcpStream, deadline: Instant) {
     match &ctx.codec {
         Codec::Plain => {
             let _ = s.write_all(&ctx.plain_frame);
+        }
+        codec @ Codec::Aes(_) if ctx.v2 => {
+            let mut req = buf[4..4 + len].to_vec();
+            let Ok(via @ Via::V2(_)) = codec.open_request(&mut req) else {
+                return;
+            };
+            let name = req.rsplit(|&b| b == b' ').next().unwrap_or_default();
+            if let Ok(f) = codec.answer_frame(&via, name, Some(&ctx.value)) {
+                let _ = s.write_all(&f);
+            }
         }
         Codec::Aes(key) => {
             let _ = key.open(buf[4..4 + len].to_vec());

@@ -1,6 +1,9 @@
 //! The load generator: C threads, each a client speaking the wire protocol in a loop (one
 //! connection per request, as netsecrets peers do): connect, send one request frame, read one
-//! response frame, check the value, close. Runs for warm-up + T seconds; only requests that
+//! response frame, check the value, close. `--protocol 2` (with `--key`) sends protocol-2
+//! requests and checks each answer as the real client does (bound to its request's nonce and
+//! name, `Question::open_answer`); protocol 1, the default, is the first protocol (the library's
+//! `Question` too, so a reflected request is refused as the client refuses it). Runs for warm-up + T seconds; only requests that
 //! complete inside the T-second window are counted. Every step has a 5 s timeout.
 //!
 //! Prints one line: `RESULT ok=.. err=.. total=.. secs=.. rps=.. p50_us=.. p99_us=.. max_us=.. errs=kind:n,..`
@@ -12,9 +15,8 @@ use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
+use netsecrets::wire::bound::{Answer, Protocol, Question};
 use netsecrets::wire::crypto::{Codec, Key};
-use netsecrets::wire::frame;
-use netsecrets::wire::protocol;
 
 use crate::net::{dial, read_frame_into};
 use crate::{die, value_for, Args};
@@ -39,6 +41,12 @@ pub fn run(args: &Args) {
     let names: usize = args.num("names", 1);
     let password = args.str("password", "bench-password").into_bytes();
     let key = args.get("key").map(str::to_string);
+    let protocol = match args.str("protocol", "1").as_str() {
+        "1" => Protocol::V1,
+        "2" if key.is_some() => Protocol::V2,
+        "2" => die("load: --protocol 2 needs --key (plaintext is protocol 1 only)"),
+        p => die(&format!("load: --protocol must be 1 or 2, not {p:?}")),
+    };
     if !(0.1..=600.0).contains(&secs) || conc == 0 || conc > 4096 {
         die("load: --secs must be 0.1..600, --conc 1..4096");
     }
@@ -60,7 +68,9 @@ pub fn run(args: &Args) {
                         Some(k) => Codec::Aes(Key::from_str_key(&k)),
                         None => Codec::Plain,
                     };
-                    client(addr, &codec, &password, names, t, from, until, &stop)
+                    client(
+                        addr, &codec, protocol, &password, names, t, from, until, &stop,
+                    )
                 })
                 .unwrap_or_else(|e| die(&format!("spawn: {e}"))),
         );
@@ -106,6 +116,7 @@ pub fn run(args: &Args) {
 fn client(
     addr: SocketAddr,
     codec: &Codec,
+    protocol: Protocol,
     password: &[u8],
     names: usize,
     t: usize,
@@ -120,7 +131,7 @@ fn client(
         let name = format!("s{}", i % names);
         i += 1;
         let t0 = Instant::now();
-        let r = exchange(addr, codec, password, &name, &mut buf);
+        let r = exchange(addr, codec, protocol, password, &name, &mut buf);
         let t1 = Instant::now();
         tally.total += 1;
         if t1 < from || t1 > until {
@@ -143,22 +154,22 @@ fn client(
 fn exchange(
     addr: SocketAddr,
     codec: &Codec,
+    protocol: Protocol,
     password: &[u8],
     name: &str,
     buf: &mut Vec<u8>,
 ) -> Result<(), &'static str> {
     let mut s = dial(addr, STEP_TIMEOUT).map_err(|e| kind("connect", &e))?;
-    let req = protocol::build_request(password, name);
-    let sealed = codec.seal(&req).map_err(|_| "random")?;
-    let f = frame::encode(&sealed).map_err(|_| "encode")?;
-    s.write_all(&f).map_err(|e| kind("write", &e))?;
-    let range = read_frame_into(&mut s, buf, 1 << 20).map_err(|e| kind("read", &e))?;
+    let q = Question::new(codec, protocol, password, name).map_err(|_| "random")?;
+    s.write_all(q.frame()).map_err(|e| kind("write", &e))?;
+    let range = read_frame_into(&mut s, buf, q.response_cap()).map_err(|e| kind("read", &e))?;
     let payload = buf[range].to_vec();
-    let value = codec.open(payload).map_err(|_| "undecryptable")?;
-    if value != value_for(name) {
-        return Err("wrong-value");
+    match q.open_answer(codec, password, name.as_bytes(), payload) {
+        Ok(Answer::Value(v)) if v == value_for(name) => Ok(()),
+        Ok(Answer::Value(_)) => Err("wrong-value"),
+        Ok(Answer::NotFound) => Err("not-found"),
+        Err(_) => Err("undecryptable"),
     }
-    Ok(())
 }
 
 fn kind(step: &'static str, e: &io::Error) -> &'static str {

@@ -3,7 +3,8 @@
 //! Subcommands (all started by `bench/run`; the orchestrator starts the others as processes):
 //! - `all`   — the orchestrator: starts servers, drives them, samples /proc, prints the tables.
 //! - `floor` — the floor server: accept, read one frame, answer a fixed value; no checks, no log.
-//! - `load`  — C concurrent clients speaking the wire protocol for T seconds; prints one RESULT line.
+//! - `load`  — C concurrent clients speaking the wire protocol (`--protocol 1|2`) for T seconds;
+//!   prints one RESULT line.
 //! - `hold`  — holds N slow connections open (2 header bytes, then silence), reconnecting when the
 //!   server closes them; prints one RESULT line.
 //! - `storm` — the boot storm (`bench/storm`, storm.rs): 1 000 clients in network namespaces.

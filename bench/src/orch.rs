@@ -93,6 +93,9 @@ struct Ctx {
     secs: f64,
     warmup: f64,
     reps: usize,
+    /// `--modes plain,aes`: which of plaintext (`false`) and AES (`true`) the floor and
+    /// server-vs-floor steps measure (default both).
+    modes: Vec<bool>,
 }
 
 #[derive(Clone, Copy, PartialEq)]
@@ -161,7 +164,8 @@ impl At<'static> {
 }
 
 /// Starts a server and waits until it accepts connections.
-fn start(ctx: &Ctx, srv: &Srv, aes: bool, at: &At) -> Proc {
+/// With `p2` (AES only), the floor answers protocol 2 (netsecrets takes both on one port).
+fn start(ctx: &Ctx, srv: &Srv, aes: bool, p2: bool, at: &At) -> Proc {
     let At { bind, port, ns, probe_ns, probe_ip } = *at;
     let mut cmd;
     match srv {
@@ -170,6 +174,9 @@ fn start(ctx: &Ctx, srv: &Srv, aes: bool, at: &At) -> Proc {
             cmd.args(["floor", "--bind", bind, "--port", &port.to_string(), "--variant", variant]);
             if aes {
                 cmd.args(["--key", KEY]);
+            }
+            if p2 {
+                cmd.args(["--protocol", "2"]);
             }
             cmd.stderr(Stdio::null());
         }
@@ -287,8 +294,10 @@ fn f(m: &BTreeMap<String, String>, k: &str) -> f64 {
     m.get(k).and_then(|v| v.parse().ok()).unwrap_or(0.0)
 }
 
-/// Runs one load against a running server and samples the server meanwhile.
-fn drive(ctx: &Ctx, server: &mut Proc, addr: &str, conc: usize, aes: bool, names: usize, ns: Option<&str>) -> Run {
+/// Runs one load against a running server and samples the server meanwhile; with `p2` (AES
+/// only) the load speaks protocol 2.
+#[allow(clippy::too_many_arguments)]
+fn drive(ctx: &Ctx, server: &mut Proc, addr: &str, conc: usize, aes: bool, p2: bool, names: usize, ns: Option<&str>) -> Run {
     let pid = server.pid();
     let cpu0 = proc::cpu_secs(pid).unwrap_or(0.0);
     let t0 = Instant::now();
@@ -298,6 +307,9 @@ fn drive(ctx: &Ctx, server: &mut Proc, addr: &str, conc: usize, aes: bool, names
         .args(["--names", &names.to_string(), "--password", PASSWORD]);
     if aes {
         cmd.args(["--key", KEY]);
+    }
+    if p2 {
+        cmd.args(["--protocol", "2"]);
     }
     let mut load = Proc::spawn(cmd.stdout(Stdio::piped()).stdin(Stdio::null()));
     let mut threads = 0;
@@ -331,14 +343,18 @@ fn drive(ctx: &Ctx, server: &mut Proc, addr: &str, conc: usize, aes: bool, names
     }
 }
 
-fn once(ctx: &Ctx, srv: &Srv, aes: bool, conc: usize, names: usize) -> Run {
+fn once(ctx: &Ctx, srv: &Srv, aes: bool, p2: bool, conc: usize, names: usize) -> Run {
     let port = free_port();
-    let mut s = start(ctx, srv, aes, &At::loopback(port));
-    let r = drive(ctx, &mut s, &format!("127.0.0.1:{port}"), conc, aes, names, None);
+    let mut s = start(ctx, srv, aes, p2, &At::loopback(port));
+    let r = drive(ctx, &mut s, &format!("127.0.0.1:{port}"), conc, aes, p2, names, None);
     eprintln!(
         "  {:<32} {} C={conc:<3} {:>9.0} req/s p50 {:>6.0} us p99 {:>6.0} us err {} rss {} KiB thr {}",
         srv.label(),
-        if aes { "aes  " } else { "plain" },
+        match (aes, p2) {
+            (true, true) => "aes p2",
+            (true, false) => "aes p1",
+            _ => "plain ",
+        },
         r.rps, r.p50, r.p99, r.err, r.hwm_kib, r.threads
     );
     r
@@ -401,7 +417,7 @@ pub fn run(args: &Args) {
     let _ = writeln!(md, "{}", args.str("header", ""));
     let _ = writeln!(
         md,
-        "Load: {} s measured after {} s warm-up, median of {} repetition(s) run alternately (floor, netsecrets, netsecrets logging to a file, netsecrets with 1 000 named clients); one connection per request, as netsecrets peers do.\n",
+        "Load: {} s measured after {} s warm-up, median of {} repetition(s) run alternately (floor, netsecrets, netsecrets logging to a file, netsecrets with 1 000 named clients; with AES, each in protocol 1 and then protocol 2); one connection per request, as netsecrets peers do. AES without a protocol named is protocol 1, as in runs before protocol 2.\n",
         ctx.secs, ctx.warmup, ctx.reps
     );
     // 1. Which floor thread model is fastest, per configuration.
@@ -412,7 +428,16 @@ pub fn run(args: &Args) {
     };
     // 2. netsecrets against the floor, side by side.
     if want("compare") {
-        compare(&ctx, &mut md, &concs, &best);
+        let protocols: Vec<u8> = args
+            .str("protocols", "1,2")
+            .split(',')
+            .map(|p| match p {
+                "1" => 1,
+                "2" => 2,
+                _ => die("--protocols: 1, 2 or 1,2"),
+            })
+            .collect();
+        compare(&ctx, &mut md, &concs, &best, &protocols);
     }
     // 2b. Attribution: the floor rebuilt with one piece of the product's design at a time.
     if want("ablation") {
@@ -461,6 +486,15 @@ fn setup(args: &Args, quick: bool) -> (Ctx, RmDir) {
         secs: args.num("secs", if quick { 1.0 } else { 3.0 }),
         warmup: args.num("warmup", 0.5),
         reps: args.num("reps", if quick { 1 } else { 3 }),
+        modes: args
+            .str("modes", "plain,aes")
+            .split(',')
+            .map(|m| match m {
+                "plain" => false,
+                "aes" => true,
+                _ => die("--modes: plain, aes or plain,aes"),
+            })
+            .collect(),
     };
     (ctx, guard)
 }
@@ -492,7 +526,7 @@ fn floor_models(ctx: &Ctx, md: &mut String, quick: bool, concs: &[usize]) -> BTr
     eprintln!("== floor thread models");
     let mut header = "| floor variant |".to_string();
     let mut sep = "|---|".to_string();
-    for aes in [false, true] {
+    for &aes in &ctx.modes {
         for &c in concs {
             let _ = write!(header, " {} C={c} |", mode_label(aes));
             sep.push_str("---:|");
@@ -501,11 +535,11 @@ fn floor_models(ctx: &Ctx, md: &mut String, quick: bool, concs: &[usize]) -> BTr
     table_start(md, "Floor thread models (req/s; the fastest per column is the floor)", &header, &sep);
     let mut best = BTreeMap::new();
     let mut table: BTreeMap<&str, Vec<f64>> = BTreeMap::new();
-    for aes in [false, true] {
+    for &aes in &ctx.modes {
         for &c in concs {
             let mut top = ("", -1.0);
             for &v in &variants {
-                let r = once(ctx, &Srv::Floor(v), aes, c, 1);
+                let r = once(ctx, &Srv::Floor(v), aes, false, c, 1);
                 table.entry(v).or_default().push(r.rps);
                 if r.err == 0 && r.rps > top.1 {
                     top = (v, r.rps);
@@ -523,8 +557,13 @@ fn floor_models(ctx: &Ctx, md: &mut String, quick: bool, concs: &[usize]) -> BTr
 }
 
 /// Step 2: the best floor, netsecrets logging to /dev/null and to a file (and any candidates),
-/// side by side at every concurrency, plaintext and AES.
-fn compare(ctx: &Ctx, md: &mut String, concs: &[usize], best: &BTreeMap<(bool, usize), &'static str>) {
+/// side by side at every concurrency, plaintext and AES. With AES, `protocols` (`--protocols`,
+/// default 1,2) says which protocols to measure: protocol 1 is the AES of earlier runs (the
+/// floor opens with no associated data only; netsecrets tries protocol 2 first, one extra tag
+/// check), protocol 2 runs against a floor that answers protocol 2 (same thread model). Both
+/// take turns in one alternation, and a second table puts them next to each other. Candidates
+/// (`--candidate`, e.g. a binary from before protocol 2) are measured in protocol 1 only.
+fn compare(ctx: &Ctx, md: &mut String, concs: &[usize], best: &BTreeMap<(bool, usize), &'static str>, protocols: &[u8]) {
     eprintln!("== netsecrets vs floor");
     table_start(
         md,
@@ -532,22 +571,46 @@ fn compare(ctx: &Ctx, md: &mut String, concs: &[usize], best: &BTreeMap<(bool, u
         "| mode | C | server | req/s | ratio to floor | p50 ms | p99 ms | p99 / floor p99 | max ms | errors | peak RSS MiB | threads | server CPU µs/req | server CPU % |",
         "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     );
-    for aes in [false, true] {
+    // (C, server label, protocol-1 run and its floor, protocol-2 run and its floor), for the
+    // side-by-side table.
+    type Side = (usize, String, Option<(Run, Run)>, Option<(Run, Run)>);
+    let mut side: Vec<Side> = Vec::new();
+    for &aes in &ctx.modes {
         for &c in concs {
-            let mut servers = vec![
+            let base = [
                 Srv::Floor(best[&(aes, c)]),
                 Srv::Real { log: Log::Null, secrets: 1 },
                 Srv::Real { log: Log::File, secrets: 1 },
                 Srv::Clients(1000),
             ];
-            servers.extend((0..ctx.candidates.len()).map(Srv::Candidate));
+            let mut servers: Vec<(Srv, bool)> = Vec::new();
+            let p1 = !aes || protocols.contains(&1);
+            let p2 = aes && protocols.contains(&2);
+            if p1 {
+                servers.extend(base.iter().map(|s| (s.clone(), false)));
+                servers.extend((0..ctx.candidates.len()).map(|i| (Srv::Candidate(i), false)));
+            }
+            if p2 {
+                servers.extend(base.iter().map(|s| (s.clone(), true)));
+            }
             let rs = alternated(ctx, &servers, aes, c);
-            let fl = &rs[0];
-            for (s, r) in servers.iter().zip(&rs) {
+            // Each protocol's rows compare with that protocol's floor (the first of its group).
+            let floor_of = |p2: bool| {
+                servers
+                    .iter()
+                    .zip(&rs)
+                    .find(|((s, q), _)| *q == p2 && matches!(s, Srv::Floor(_)))
+                    .map(|(_, r)| r.clone())
+            };
+            for ((s, q), r) in servers.iter().zip(&rs) {
+                let Some(fl) = floor_of(*q) else { continue };
                 let _ = writeln!(
                     md,
                     "| {} | {c} | {} | {:.0} | {:.2} | {} | {} | {:.2} | {} | {}{} | {} | {} | {:.1} | {:.0} |",
-                    mode_label(aes),
+                    match (aes, q) {
+                        (true, true) => "AES, protocol 2",
+                        _ => mode_label(aes),
+                    },
                     s.label(),
                     r.rps,
                     r.rps / fl.rps.max(1.0),
@@ -562,8 +625,57 @@ fn compare(ctx: &Ctx, md: &mut String, concs: &[usize], best: &BTreeMap<(bool, u
                     r.cpu_us_per_req,
                     r.cpu_pct
                 );
+                if aes {
+                    let label = s.label();
+                    let i = match side.iter().position(|e| e.0 == c && e.1 == label) {
+                        Some(i) => i,
+                        None => {
+                            side.push((c, label, None, None));
+                            side.len() - 1
+                        }
+                    };
+                    let cell = Some((r.clone(), fl));
+                    if *q {
+                        side[i].3 = cell;
+                    } else {
+                        side[i].2 = cell;
+                    }
+                }
             }
         }
+    }
+    let _ = writeln!(md);
+    if side.is_empty() {
+        return;
+    }
+    table_start(
+        md,
+        "AES: protocol 1 and protocol 2 side by side (same alternation; each ratio to that protocol's floor, the last one to the protocol-1 floor)",
+        "| C | server | P1 req/s | P1 ratio to floor | P2 req/s | P2 ratio to floor | P1 CPU µs/req | P2 CPU µs/req | P2 / P1 CPU | P2 ratio to P1 floor |",
+        "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+    );
+    let dash = || "—".to_string();
+    for (c, label, one, two) in &side {
+        let rps = |x: &Option<(Run, Run)>| x.as_ref().map_or_else(dash, |(r, _)| format!("{:.0}", r.rps));
+        let ratio = |x: &Option<(Run, Run)>| x.as_ref().map_or_else(dash, |(r, f)| format!("{:.2}", r.rps / f.rps.max(1.0)));
+        let cpu = |x: &Option<(Run, Run)>| x.as_ref().map_or_else(dash, |(r, _)| format!("{:.1}", r.cpu_us_per_req));
+        let (cpu_ratio, cross) = match (one, two) {
+            (Some((a, fa)), Some((b, _))) => (
+                format!("{:.2}", b.cpu_us_per_req / a.cpu_us_per_req.max(1e-9)),
+                format!("{:.2}", b.rps / fa.rps.max(1.0)),
+            ),
+            _ => (dash(), dash()),
+        };
+        let _ = writeln!(
+            md,
+            "| {c} | {label} | {} | {} | {} | {} | {} | {} | {cpu_ratio} | {cross} |",
+            rps(one),
+            ratio(one),
+            rps(two),
+            ratio(two),
+            cpu(one),
+            cpu(two)
+        );
     }
     let _ = writeln!(md);
 }
@@ -588,7 +700,8 @@ fn ablation(ctx: &Ctx, md: &mut String, concs: &[usize], best: &BTreeMap<(bool, 
             Srv::Real { log: Log::Null, secrets: 1 },
         ];
         servers.extend((0..ctx.candidates.len()).map(Srv::Candidate));
-        let rs = alternated(ctx, &servers, false, c);
+        let paired: Vec<(Srv, bool)> = servers.iter().map(|s| (s.clone(), false)).collect();
+        let rs = alternated(ctx, &paired, false, c);
         for (s, r) in servers.iter().zip(&rs) {
             let _ = writeln!(
                 md,
@@ -612,7 +725,7 @@ fn memory(ctx: &Ctx, md: &mut String, loaded: bool, idle_conns: bool) {
             "|---|---:|---:|---:|---:|",
         );
         for aes in [false, true] {
-            let r = once(ctx, &Srv::Real { log: Log::Null, secrets: 1000 }, aes, 64, 1000);
+            let r = once(ctx, &Srv::Real { log: Log::Null, secrets: 1000 }, aes, false, 64, 1000);
             let _ = writeln!(
                 md,
                 "| 1 000 secrets loaded, 64 clients fetching all of them in turn, {} | {:.0} | {} | {} | {} |",
@@ -649,7 +762,7 @@ fn idle(ctx: &Ctx, md: &mut String) {
         ),
     ] {
         let port = free_port();
-        let mut s = start(ctx, &Srv::Real { log: Log::Null, secrets: 1000 }, false, &At::loopback(port));
+        let mut s = start(ctx, &Srv::Real { log: Log::Null, secrets: 1000 }, false, false, &At::loopback(port));
         let pid = s.pid();
         let mut cmd = Command::new(&ctx.me);
         cmd.args(["hold", "--addr", &format!("127.0.0.1:{port}"), "--conns", "1000", "--secs", &hold_secs.to_string()]);
@@ -735,7 +848,7 @@ fn netns(ctx: &Ctx, md: &mut String, concs: &str) {
         for _ in 0..ctx.reps {
             for slow in [false, true] {
                 let at = At { bind: "0.0.0.0", port, ns: Some(&s), probe_ns: Some(&b), probe_ip: "10.214.2.1" };
-                let mut srv = start(ctx, &Srv::Real { log: Log::Null, secrets: 1 }, false, &at);
+                let mut srv = start(ctx, &Srv::Real { log: Log::Null, secrets: 1 }, false, false, &at);
                 let hold = slow.then(|| {
                     let mut cmd = in_ns(Some(&a), &ctx.me);
                     cmd.args(["hold", "--addr", &format!("10.214.1.1:{port}"), "--conns", "1000"])
@@ -745,7 +858,7 @@ fn netns(ctx: &Ctx, md: &mut String, concs: &str) {
                 if slow {
                     thread::sleep(Duration::from_secs(1));
                 }
-                let r = drive(ctx, &mut srv, &format!("10.214.2.1:{port}"), c, false, 1, Some(&b));
+                let r = drive(ctx, &mut srv, &format!("10.214.2.1:{port}"), c, false, false, 1, Some(&b));
                 eprintln!("  B C={c} {} {:.0} req/s p99 {:.0} us err {}", if slow { "with 1000 slow from A" } else { "alone" }, r.rps, r.p99, r.err);
                 if let Some(h) = hold {
                     let m = result_line(&h.finish(Duration::from_secs(5)));
@@ -770,11 +883,12 @@ fn netns(ctx: &Ctx, md: &mut String, concs: &str) {
 
 /// Each server measured `ctx.reps` times, the servers taking turns (so a noisy moment on the
 /// machine hits them alike), then each server's runs combined.
-fn alternated(ctx: &Ctx, servers: &[Srv], aes: bool, c: usize) -> Vec<Run> {
+/// Each server is paired with its protocol (`true`: protocol 2, AES only).
+fn alternated(ctx: &Ctx, servers: &[(Srv, bool)], aes: bool, c: usize) -> Vec<Run> {
     let mut runs: Vec<Vec<Run>> = vec![Vec::new(); servers.len()];
     for _ in 0..ctx.reps {
-        for (i, s) in servers.iter().enumerate() {
-            runs[i].push(once(ctx, s, aes, c, 1));
+        for (i, (s, p2)) in servers.iter().enumerate() {
+            runs[i].push(once(ctx, s, aes, *p2, c, 1));
         }
     }
     runs.iter().map(|r| combine(r)).collect()
@@ -784,9 +898,9 @@ fn alternated(ctx: &Ctx, servers: &[Srv], aes: bool, c: usize) -> Vec<Run> {
 fn client(ctx: &Ctx, md: &mut String, n: usize) {
     eprintln!("== client, whole process, {n} runs each");
     let port = free_port();
-    let mut srv_plain = start(ctx, &Srv::Real { log: Log::Null, secrets: 10 }, false, &At::loopback(port));
+    let mut srv_plain = start(ctx, &Srv::Real { log: Log::Null, secrets: 10 }, false, false, &At::loopback(port));
     let port_aes = free_port();
-    let mut srv_aes = start(ctx, &Srv::Real { log: Log::Null, secrets: 10 }, true, &At::loopback(port_aes));
+    let mut srv_aes = start(ctx, &Srv::Real { log: Log::Null, secrets: 10 }, true, false, &At::loopback(port_aes));
     let disk = ctx.work.join("out-disk");
     fs::create_dir_all(&disk).unwrap();
     let names10 = (0..10).map(|i| format!("s{i}")).collect::<Vec<_>>().join(",");
