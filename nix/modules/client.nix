@@ -1230,7 +1230,7 @@ in
       {
         systemd.services = lib.listToAttrs (
           map (name: lib.nameValuePair (readyBase name) (readyUnit name)) (
-            lib.filter (n: (S n).requiredBy != [ ] || (cfg.templates or { }) != { }) fileNames
+            lib.filter (n: (S n).requiredBy != [ ] || (cfg.templates or { }) != { }) stage2Names
           )
         );
       }

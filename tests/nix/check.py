@@ -1133,9 +1133,10 @@ def nixos_checks(env, tmp, nixpkgs):
         for key in ("Requires", "Requisite", "BindsTo", "PartOf"):
             bad = [w for w in words(tpl, key) if w.startswith("netsecrets-secret-")]
             expect(not bad, f"template unit {key}= {bad}")
-        expect(words(tpl, "Requires") == ["netsecrets-ready-api-key.service", "netsecrets-ready-db-password.service"]
-               or sorted(words(tpl, "Requires")) == ["netsecrets-ready-api-key.service",
-                                                     "netsecrets-ready-db-password.service"], tpl)
+        # The gates, and the RAM file systems the files are on.
+        expect(sorted(words(tpl, "Requires")) == ["netsecrets-ready-api-key.service",
+                                                  "netsecrets-ready-db-password.service",
+                                                  "run-netsecrets.mount", "var-lib-netsecrets.mount"], tpl)
         gate = units("no-actions")["netsecrets-ready-db-password.service"]
         expect(words(gate, "Wants") == ["netsecrets-secret-db-password.service"] == words(gate, "After"), gate)
         expect(not words(gate, "Requires") and not words(gate, "BindsTo") and not words(gate, "PartOf"), gate)
