@@ -155,7 +155,9 @@ MACHINES = {
                         initrdServices={"nsbt-early": {
                             "wantedBy": ["initrd.target"], "unitConfig": {"DefaultDependencies": False},
                             "serviceConfig": {"Type": "oneshot", "RemainAfterExit": True,
-                                              "ExecStart": f"/bin/sh -c 'test -s {bt.STAGE1_DIR}/gamma && : > {MARK}'"}}}),
+                                              # secrets.gamma.initrdFile: an initrdOnly secret has a
+                                              # directory of its own, removed with its stage-1 unit.
+                                              "ExecStart": f"/bin/sh -c 'test -s {bt.STAGE1_DIR}/initrd-only/gamma/gamma && : > {MARK}'"}}}),
     "server": {"enable": False, "serverModule": {
         "enable": True, "ip": "127.0.0.1", "port": GUEST_SERVER_PORT,
         "password_file": "/etc/nsbt/server-password", "encryptionKeyFile": "/etc/nsbt/server-key",
@@ -295,6 +297,7 @@ check "alpha fetched into it" "netsecrets-secret-alpha.service" cmp -s {SD}/alph
 CHECKS["initrd-only"] = r"""
 check "nsbt-early.service (initrdRequiredBy gamma) found gamma in stage 1" "" [ -e /run/nsbt-ran-nsbt-early.service ]
 check "gamma not in {STAGE1} after switch-root" "" [ ! -e {STAGE1}/gamma ]
+check "gamma's initrd-only directory gone after switch-root" "" [ ! -e {STAGE1}/initrd-only/gamma ]
 check "gamma not in {SD}" "" [ ! -e {SD}/gamma ]
 check "no stage-2 fetch unit for gamma" "" is netsecrets-secret-gamma.service LoadState not-found
 check "gamma's value nowhere under /run, /var, /etc, /tmp" "" eval '! grep -rqsF -f {EXPECT}/gamma /run /var /etc /tmp'
