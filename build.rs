@@ -3,7 +3,9 @@
 //! compiled into the same build, are what make them unreadable anyway. Every other build
 //! (tests, debug, glibc) is linked as before. That binary's relocations are also packed
 //! (`-z pack-relative-relocs`, DT_RELR: a bitmap instead of 24 bytes per pointer; musl's static-pie
-//! start code, rcrt1.o, applies them), 12 KiB less, still position-independent (ASLR kept). (Cargo's `CARGO_CFG_PANIC` does not see the
+//! start code, rcrt1.o, applies them from musl 1.2.4 on; the toolchain's bundled musl is newer),
+//! 12 KiB less, still position-independent (ASLR kept). nix/package.nix does not include this
+//! file in its source, so the Nix build links as before. (Cargo's `CARGO_CFG_PANIC` does not see the
 //! profile's panic strategy, hence the profile's name.)
 
 fn main() {
