@@ -247,12 +247,19 @@ pub fn load(src: &Sources, warn: bool) -> Result<Live> {
             .unwrap_or_default(),
     };
     let mut codecs: Vec<Codec> = Vec::new();
-    let mut by_key: HashMap<Option<[u8; 32]>, usize> = HashMap::new();
-    let mut add_codec = |digest: Option<[u8; 32]>| {
-        *by_key.entry(digest).or_insert_with(|| {
-            codecs.push(digest.map_or(Codec::Plain, |d| Codec::Aes(Key::from_digest(&d))));
+    // Keyed by the digest alone, plaintext apart: a map of the same type as the clients' index
+    // (`clients.rs`, `by_tag`) shares its code in the binary.
+    let mut by_key: HashMap<[u8; 32], usize> = HashMap::new();
+    let mut plain: Option<usize> = None;
+    let mut add_codec = |digest: Option<[u8; 32]>| match digest {
+        None => *plain.get_or_insert_with(|| {
+            codecs.push(Codec::Plain);
             codecs.len() - 1
-        })
+        }),
+        Some(d) => *by_key.entry(d).or_insert_with(|| {
+            codecs.push(Codec::Aes(Key::from_digest(&d)));
+            codecs.len() - 1
+        }),
     };
     // The server's own keys (or plaintext), read only when some client uses them.
     let mut global: Option<Vec<Option<[u8; 32]>>> = None;

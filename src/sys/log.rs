@@ -46,14 +46,17 @@ pub struct Millis(pub std::time::Duration);
 
 impl std::fmt::Display for Millis {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let tenths = self.0.as_micros() / 100;
+        // u64, not as_micros's u128: u128 formatting would add 1 KiB to the binary for
+        // durations that never come near 2^64 microseconds (saturated if one ever did).
+        let tenths = u64::try_from(self.0.as_micros()).unwrap_or(u64::MAX) / 100;
         write!(f, "{}.{}ms", tenths / 10, tenths % 10)
     }
 }
 
 /// A duration as seconds, `1.5s` or `30s` (millisecond precision, integer arithmetic only).
 pub fn secs(d: std::time::Duration) -> String {
-    let ms = d.as_millis();
+    let ms = u64::try_from(d.as_millis()).unwrap_or(u64::MAX); // u64: as in Millis
+
     let frac = format!("{:03}", ms % 1000);
     let frac = frac.trim_end_matches('0');
     if frac.is_empty() {
