@@ -3,10 +3,14 @@
 //! Once an answer is written it sits in the socket's send queue until the client acknowledges
 //! it. Closing the descriptor then would hand the queued bytes to the kernel as an orphan,
 //! outside every limit of the server: clients that never read could pin hundreds of MiB of
-//! kernel memory. So the connection keeps its slot (its [`Permit`]) and its answer-byte
-//! reservation ([`AnswerBytes`]) until the send queue is empty (`SIOCOUTQ` is 0: every byte
-//! acknowledged); a client that has not read its answer by the connection's deadline gets a
-//! reset (`SO_LINGER` 0), which frees the queued bytes at once.
+//! kernel memory. So the connection keeps its answer-byte reservation ([`AnswerBytes`]) until
+//! the send queue is empty (`SIOCOUTQ` is 0: every byte acknowledged); a client that has not
+//! read its answer by the connection's deadline gets a reset (`SO_LINGER` 0), which frees the
+//! queued bytes at once. Its `--max-per-ip` slot (its [`Permit`]) is given back when the answer
+//! is written, as before: holding it until the client has read made honest clients behind one
+//! address (NAT) refused while their answers were merely in flight. The descriptors held here are
+//! bounded instead: at most as many connections as `--max-connections`; past that, the one
+//! waiting longest (a client that does not read, in practice) is reset.
 //!
 //! The worker sends the FIN itself (`shutdown(SHUT_WR)`, which also pushes out the corked
 //! answer), so the server stays the side that closes first. When the queue is not empty yet, the
@@ -28,16 +32,14 @@ const POLL: Duration = Duration::from_millis(1);
 struct Draining {
     stream: Arc<TcpStream>,
     deadline: Instant,
-    _permit: Permit,
     _reserved: Option<AnswerBytes>,
 }
 
-/// The connections waiting for their answer to be acknowledged (at most `--max-connections`:
-/// each holds its slot).
-#[derive(Default)]
+/// The connections waiting for their answer to be acknowledged (at most `max`).
 pub struct Drainer {
     list: Mutex<Vec<Draining>>,
     wake: Condvar,
+    max: usize,
 }
 
 /// Bytes in the socket's send queue not yet acknowledged by the peer; 0 when it cannot be read.
@@ -64,13 +66,22 @@ fn reset(stream: &TcpStream) {
 }
 
 impl Drainer {
+    /// A drainer holding at most `max` connections (at least one).
+    pub fn new(max: usize) -> Drainer {
+        Drainer {
+            list: Mutex::new(Vec::new()),
+            wake: Condvar::new(),
+            max: max.max(1),
+        }
+    }
+
     fn lock(&self) -> MutexGuard<'_, Vec<Draining>> {
         self.list.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Ends a connection: sends the FIN (and the corked answer) now; the descriptor, the slot
-    /// and the reservation go when the peer has acknowledged everything, or at `deadline` with
-    /// a reset. `stream` must be the connection's last owner but for the drainer.
+    /// Ends a connection: sends the FIN (and the corked answer) now and gives the slot back;
+    /// the descriptor and the reservation go when the peer has acknowledged everything, or at
+    /// `deadline` with a reset. `stream` must be the connection's last owner but for the drainer.
     pub fn close(
         &self,
         stream: Arc<TcpStream>,
@@ -80,6 +91,7 @@ impl Drainer {
     ) {
         // A peer already gone makes this fail: the queue is then dropped by the kernel anyway.
         let _ = stream.shutdown(Shutdown::Write);
+        drop(permit);
         if unacknowledged(&stream) == 0 {
             return;
         }
@@ -87,12 +99,21 @@ impl Drainer {
             reset(&stream);
             return;
         }
-        self.lock().push(Draining {
+        let mut list = self.lock();
+        if list.len() >= self.max {
+            // Full: the connection that has waited longest goes (earliest deadline).
+            let oldest = (0..list.len()).min_by_key(|&i| list.get(i).map(|d| d.deadline));
+            if let Some(i) = oldest {
+                let d = list.swap_remove(i);
+                reset(&d.stream);
+            }
+        }
+        list.push(Draining {
             stream,
             deadline,
-            _permit: permit,
             _reserved: reserved,
         });
+        drop(list);
         self.wake.notify_one();
     }
 

@@ -253,7 +253,7 @@ impl Server {
             verbose: cfg.verbose,
             gate: Gate::new(cfg.max_connections, cfg.max_per_ip, cfg.max_failures),
             pending: Arc::new(Pending::default()),
-            drainer: Drainer::default(),
+            drainer: Drainer::new(cfg.max_connections),
             reloading: AtomicBool::new(false),
             reload_again: AtomicBool::new(false),
             workers: AtomicUsize::new(0),
@@ -708,8 +708,8 @@ fn handle(shared: &Shared, mut job: Job) {
     );
     // End at once, before the bookkeeping and the log line: the socket is corked (see
     // `Server::bind`), so the FIN sent here is what sends the answer. Deregistered first, so
-    // that the drainer holds the stream's last reference; the slot and the answer bytes stay
-    // taken until the client has acknowledged the answer (server/drain.rs).
+    // that the drainer holds the stream's last reference; the slot is given back now, the
+    // answer bytes stay taken until the client has acknowledged the answer (server/drain.rs).
     job.registration.finish();
     shared.drainer.close(
         job.stream,
