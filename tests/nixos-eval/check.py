@@ -2,7 +2,7 @@
 """The Nix side of netsecrets, checked without building anything.
 
   1. Every .nix file in the repository parses (nix-instantiate --parse).
-  2. The modules inside real NixOS (tests/nix/nixos.nix): whole configurations
+  2. The modules inside real NixOS (tests/nixos-eval/nixos.nix): whole configurations
      built with nixos/lib/eval-config.nix of a nixpkgs tree -- the seed's
      examples verbatim, the documented file-based setups, enableInitrd and
      enableInitrdPassword with grub, systemd-boot and no boot loader -- must
@@ -10,10 +10,10 @@
      with the module's own assertion; the rendered units, credentials,
      warnings and assertions are checked; no secret value reaches a unit, and
      no ignored or file-held secret reaches any derivation of the system.
-  3. The flake (tests/nix/flake.nix calls flake.nix's outputs with that tree
+  3. The flake (tests/nixos-eval/flake.nix calls flake.nix's outputs with that tree
      as nixpkgs): every checks.<system>.<name>.drvPath evaluates, for
      x86_64-linux and aarch64-linux, and the package (pkgsStatic) for both.
-  4. tests/nix/eval.nix: what real NixOS cannot check (the modules against
+  4. tests/nixos-eval/eval.nix: what real NixOS cannot check (the modules against
      another nixpkgs lib, e.g. a newer one, given by NETSECRETS_NIXPKGS_LIB).
   5. systemd-analyze verify on units rendered by the real evaluation, and
      systemd-analyze security --offline=true of netsecrets-daemon.service
@@ -24,7 +24,7 @@ else the tarball ../shared/nixpkgs/nixpkgs-*.tar.xz beside the repository,
 unpacked once into ${XDG_CACHE_HOME:-~/.cache}/netsecrets/nixpkgs-<hash>.
 None: steps 2-5 are skipped loudly, and with CI=true that is a failure.
 
-Usage: python3 tests/nix/check.py     One PASS/FAIL line per check; last line
+Usage: python3 tests/nixos-eval/check.py     One PASS/FAIL line per check; last line
 "N passed, N failed"; exit status 0 only when nothing failed.
 """
 
@@ -310,7 +310,7 @@ WHOLE_SYSTEMS = (GROUPS["servers"] + GROUPS["clients"] + GROUPS["initrd"] + GROU
                  + GROUPS["templates"] + GROUPS["consumers"] + ["storage-luks", "storage-disk"])
 WHOLE_SYSTEMS += ["offline-cache"]
 
-# Secret values used by tests/nix/nixos.nix. None may appear in any rendered unit.
+# Secret values used by tests/nixos-eval/nixos.nix. None may appear in any rendered unit.
 LITERALS = ["hunter2", "my-aes-key", "ignored-literal-key", "literal-initrd-password", "literal-initrd-key",
             "literal-prompt-key", "typed-anyway", "both-set"]
 
@@ -318,7 +318,7 @@ NIXPKGS_INITRD_MSG = "boot.loader.initrd.secrets values must be unquoted paths"
 
 
 def nixos_checks(env, tmp, nixpkgs):
-    print("== NixOS: the modules in real NixOS (tests/nix/nixos.nix)", flush=True)
+    print("== NixOS: the modules in real NixOS (tests/nixos-eval/nixos.nix)", flush=True)
     canary_dir = os.path.join(tmp, "canary")
     os.makedirs(canary_dir)
     canaries = {}
@@ -1393,24 +1393,24 @@ def templates_checks(f, units, iunits, warns, asserts, mosquitto_ev):
 
 
 def flake_checks(facts):
-    print("== flake outputs (tests/nix/flake.nix)", flush=True)
+    print("== flake outputs (tests/nixos-eval/flake.nix)", flush=True)
     fl = facts.get("flake")
 
     def g():
         expect(fl is not None, "the flake's outputs did not evaluate (see the group failure above)")
         return fl
 
-    vm_tests = sorted(os.path.splitext(os.path.basename(p))[0] for p in glob.glob(os.path.join(REPO, "nix", "tests", "*.nix"))
+    vm_tests = sorted(os.path.splitext(os.path.basename(p))[0] for p in glob.glob(os.path.join(REPO, "nix", "vm-tests", "*.nix"))
                       if os.path.basename(p) not in ("default.nix", "common.nix"))
 
     def names():
         x = g()
         want = sorted(vm_tests + ["package"])
         for system, got in x["checkNames"].items():
-            expect(sorted(got) == want, f"checks.{system}: {sorted(got)}, want every nix/tests/*.nix + package {want}")
+            expect(sorted(got) == want, f"checks.{system}: {sorted(got)}, want every nix/vm-tests/*.nix + package {want}")
         expect(x["nixosModules"] == ["client", "default", "server"], x["nixosModules"])
         expect(x["overlay"] is True and x["formatterSystems"] == ["aarch64-linux", "x86_64-linux"], x)
-    R.check("flake: checks.<system> has one check per VM test in nix/tests/ plus the package; nixosModules, "
+    R.check("flake: checks.<system> has one check per VM test in nix/vm-tests/ plus the package; nixosModules, "
             "overlay, formatter", names)
     for system in ("x86_64-linux", "aarch64-linux"):
         for t in vm_tests + ["package"]:
@@ -1441,7 +1441,7 @@ def flake_checks(facts):
 
 
 def stub_checks(env, nixpkgs):
-    print("== stub evaluation (tests/nix/eval.nix)", flush=True)
+    print("== stub evaluation (tests/nixos-eval/eval.nix)", flush=True)
     given = os.environ.get("NETSECRETS_NIXPKGS_LIB")
     if given:
         if os.path.isfile(os.path.join(given, "lib", "default.nix")):
@@ -1462,7 +1462,7 @@ def stub_checks(env, nixpkgs):
     p = run(["nix-instantiate", *NIX_ARGS, "--eval", "--strict", "--json", os.path.join(HERE, "eval.nix"),
              "--arg", "lib", f"import {libdir}"], env)
     if p.returncode != 0:
-        R.fail("tests/nix/eval.nix evaluates", tail(p.stderr))
+        R.fail("tests/nixos-eval/eval.nix evaluates", tail(p.stderr))
         return
     for r in json.loads(p.stdout)["results"]:
         (R.ok if r["ok"] else R.fail)(f"stub: {r['name']}", r["detail"])

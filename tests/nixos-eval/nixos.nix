@@ -1,10 +1,10 @@
 # The modules inside the real NixOS module system: every scenario is a whole
 # NixOS configuration built with nixos/lib/eval-config.nix of a nixpkgs tree
-# (tests/nix/check.py finds it; NixOS 24.05 from ../shared/nixpkgs by default),
+# (tests/nixos-eval/check.py finds it; NixOS 24.05 from ../shared/nixpkgs by default),
 # so option names, unit rendering, boot.initrd.secrets and nixpkgs' own
 # assertions are those of that release.
 #
-#   nix-instantiate --eval --strict --json tests/nix/nixos.nix --arg nixpkgs <tree> \
+#   nix-instantiate --eval --strict --json tests/nixos-eval/nixos.nix --arg nixpkgs <tree> \
 #     --arg only '[ "seed-server" ]' [--arg canaryDir '"<dir>"']
 #
 # gives { <scenario> = facts; } for the scenarios in `only` (all when null).
