@@ -336,7 +336,7 @@ let
     (t "harness: a false check fails, a throwing check fails, a true check passes" (
       !(check "x" false).ok && !(check "y" (throw "boom")).ok && (check "z" true).ok
     ) "")
-    (check "lib ${lib.version or "?"}: the seed's server and client and a stage-1 client with the prompt evaluate completely, no failed assertion" (
+    (check "lib ${lib.version or "?"}: the server and client configurations users already have and a stage-1 client with the prompt evaluate completely, no failed assertion" (
       all [
         (eq (builtins.isString (rendered seedServer + rendered seedClient + rendered promptClient)) true)
         (eq (failedAssertions seedServer ++ failedAssertions seedClient ++ failedAssertions promptClient) [ ])
