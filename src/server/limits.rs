@@ -475,7 +475,7 @@ impl Gate {
 /// Each entry shares ownership of its stream (an `Arc`), so the descriptor an eviction shuts
 /// down is open by construction: it cannot be closed, or its number reused, while registered,
 /// whatever order the worker drops things in. The worker deregisters before it closes (see
-/// `server/receive.rs`), so that its close is the last reference and sends the answer at once.
+/// `server/serve.rs`), so that its close is the last reference and sends the answer at once.
 #[derive(Default)]
 pub struct Pending {
     /// id (grows with accept order) -> stream. A scan finds the oldest; it runs only when the
