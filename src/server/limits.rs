@@ -2,10 +2,11 @@
 //! one address, how many answer bytes at once, and a lockout for addresses that keep guessing
 //! the password wrong.
 //!
-//! The accept loop asks [`Gate::admit`] before a connection reaches a worker; a [`Permit`] gives
-//! its slot back when dropped. When every slot is taken, [`Pending`] lets the server close the
-//! oldest connection that has not yet delivered a whole request, so that many idle connections
-//! from many addresses cannot keep an honest client (whose request arrives at once) out.
+//! A worker asks [`Gate::admit`] right after `accept`, before it reads a byte
+//! (`server/serve.rs`); a [`Permit`] gives its slot back when dropped. When every slot is taken,
+//! [`Pending`] lets the server close the oldest connection that has not yet delivered a whole
+//! request, so that many idle connections from many addresses cannot keep an honest client
+//! (whose request arrives at once) out.
 //!
 //! Connections are counted per [`Source`]: one IPv4 address, or one IPv6 /64 (what one attacker
 //! controls). Password guesses are counted per [`Account`]: the address itself (IPv4, or the

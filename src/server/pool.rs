@@ -95,7 +95,7 @@ pub fn monitor(pool: &Arc<Pool>) {
     loop {
         // The tick's sleep, cut short by a SIGHUP.
         if sighup::wait(TICK) {
-            pool.service.config.reload_aside();
+            pool.service.live.reload_aside();
         }
         ticks += 1;
         if ticks >= SUMMARY_TICKS {

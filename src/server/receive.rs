@@ -3,8 +3,8 @@
 //! Set up: SIGHUP blocked, the configuration checked, the listener bound with the settings every
 //! accepted socket inherits (listen backlog, the connection deadline, `TCP_CORK`). Run: the
 //! address logged, systemd told `READY=1`, then the monitor and the drainer started and the
-//! pool of workers serving forever. It ends only by a signal (`server/signals.rs`): the server
-//! has nothing to flush or write back first.
+//! pool of workers serving forever. A failure to set up ends it with an error; once running,
+//! only a signal ends it (`server/signals.rs`), and there is nothing to flush or write back.
 //!
 //! Where the rest lives: the workers and their monitor in `server/pool.rs`, one connection in
 //! `server/serve.rs`, SIGHUP and the reloadable configuration in `server/signals.rs`, the rate
@@ -23,7 +23,7 @@ use crate::server::limits::{Gate, Pending};
 use crate::server::log_budget::LogBudget;
 use crate::server::pool::{self, Pool, WORKER_STACK};
 use crate::server::serve::Service;
-use crate::server::signals::{sighup, Config};
+use crate::server::signals::{sighup, LiveConfig};
 use crate::sys::log;
 use crate::sys::net;
 
@@ -86,7 +86,7 @@ impl Server {
         }
         let service = Service {
             authorized: cfg.authorized,
-            config: Arc::new(Config::new(cfg.live, cfg.sources)),
+            live: Arc::new(LiveConfig::new(cfg.live, cfg.sources)),
             timeout: cfg.timeout,
             verbose: cfg.verbose,
             gate: Gate::new(cfg.max_connections, cfg.max_per_ip, cfg.max_failures),

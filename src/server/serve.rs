@@ -33,7 +33,7 @@ use crate::server::drain::Drainer;
 use crate::server::limits::MAX_REQUEST_BYTES;
 use crate::server::limits::{AnswerBytes, Gate, Pending, Permit, Refusal};
 use crate::server::log_budget::{Kind, LogBudget};
-use crate::server::signals::Config;
+use crate::server::signals::LiveConfig;
 use crate::sys::log::{self, Millis, Printable};
 use crate::sys::net::Deadline;
 use crate::wire::bound::Protocol;
@@ -45,7 +45,7 @@ use crate::wire::protocol;
 pub struct Service {
     pub authorized: Vec<Cidr>,
     /// The secrets and clients, reloaded on SIGHUP.
-    pub config: Arc<Config>,
+    pub live: Arc<LiveConfig>,
     pub timeout: Duration,
     pub verbose: bool,
     pub gate: Arc<Gate>,
@@ -201,9 +201,10 @@ pub fn admit(service: &Service, stream: TcpStream, peer: SocketAddr) -> Option<J
     }
 }
 
+/// Serves an admitted connection to its end: the request, the answer, the close, the log line.
 pub fn handle(service: &Service, mut job: Job) {
     // Taken again once the request has arrived (see `serve`).
-    let mut live = service.config.current();
+    let mut live = service.live.current();
     let mut client = None;
     let mut protocol = None;
     let mut reserved = None;
@@ -304,7 +305,7 @@ fn serve(
     job.registration.finish();
     // Judged by the configuration current now, not the one at accept: a client revoked by a
     // reload while its connection was open gets nothing.
-    *live = service.config.current();
+    *live = service.live.current();
     let candidates = live.ids.candidates(ip);
     if candidates.is_empty() {
         return Outcome::NoClient;

@@ -1,9 +1,9 @@
 //! Signals: SIGHUP reloads the configuration; every other signal keeps its default action.
 //!
-//! Owns the configuration the server serves now ([`Config`]) and its reload. SIGHUP is blocked
-//! in every thread of the server, so it never interrupts anything or runs a handler; the
-//! monitor (`server/pool.rs`) collects it with `sigtimedwait` during its tick's sleep and has a
-//! reload thread read the files again (the monitor keeps working meanwhile) and swap the
+//! Owns the configuration the server serves now ([`LiveConfig`]) and its reload. SIGHUP is
+//! blocked in every thread of the server, so it never interrupts anything or runs a handler;
+//! the monitor (`server/pool.rs`) collects it with `sigtimedwait` during its tick's sleep and
+//! has a reload thread read the files again (the monitor keeps working meanwhile) and swap the
 //! configuration's `Arc`; a failed reload keeps the old one and says why. SIGTERM (systemd
 //! stopping the unit) and SIGINT end the process at once, by their default action: the server
 //! writes no files and every log line is a single write, so nothing is left half done.
@@ -19,7 +19,7 @@ use crate::sys::log;
 const RELOAD_STACK: usize = 128 * 1024;
 
 /// The secrets and clients, and where a reload reads them again.
-pub struct Config {
+pub struct LiveConfig {
     /// A connection takes a clone of the `Arc` when it is accepted, and again once its request
     /// has arrived; a reload swaps in a new one for the connections after.
     live: RwLock<Arc<Live>>,
@@ -29,10 +29,10 @@ pub struct Config {
     reload_again: AtomicBool,
 }
 
-impl Config {
+impl LiveConfig {
     /// `live` as first loaded from `sources`.
-    pub fn new(live: Live, sources: Sources) -> Config {
-        Config {
+    pub fn new(live: Live, sources: Sources) -> LiveConfig {
+        LiveConfig {
             live: RwLock::new(Arc::new(live)),
             sources,
             reloading: AtomicBool::new(false),
@@ -45,9 +45,9 @@ impl Config {
         Arc::clone(&self.live.read().unwrap_or_else(|p| p.into_inner()))
     }
 
-    /// Runs [`Config::reload`] on a thread of its own, so that the monitor keeps growing the
-    /// pool and evicting while thousands of client files are read; a SIGHUP during a reload
-    /// runs another one right after it.
+    /// Runs [`LiveConfig::reload`] on a thread of its own, so that the monitor keeps growing
+    /// the pool and evicting while thousands of client files are read; a SIGHUP during a
+    /// reload runs another one right after it.
     pub fn reload_aside(self: &Arc<Self>) {
         self.reload_again.store(true, Ordering::SeqCst);
         if self.reloading.swap(true, Ordering::SeqCst) {
