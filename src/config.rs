@@ -12,12 +12,12 @@ use std::time::Duration;
 
 use crate::cli::{FetchArgs, KeySource, Net, PasswordSource, ReceiveArgs};
 use crate::error::{Error, Result};
-use crate::server::cidr::Cidr;
 use crate::server::clients::{self, Access, Identities, Spec, DEFAULT_CLIENT};
 use crate::server::limits::MAX_PASSWORD;
 use crate::sys::input::{read_bounded, unfit_error, Unfit};
 use crate::sys::log;
 use crate::wire::bound::Protocol;
+use crate::wire::cidr::Cidr;
 use crate::wire::crypto::{self, Codec, Key, OVERHEAD};
 use crate::wire::frame::MAX_RESPONSE;
 use crate::wire::protocol::{SecretName, NOT_FOUND};

@@ -17,7 +17,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::server::cidr::Cidr;
+use crate::wire::cidr::Cidr;
 use crate::wire::protocol::SecretName;
 
 mod conn;

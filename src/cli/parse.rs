@@ -19,9 +19,9 @@ use super::{
     DEFAULT_PASSWORD_COPY, DEFAULT_PASSWORD_PATH,
 };
 use crate::error::{Error, Result};
-use crate::server::cidr;
 use crate::sys::systemctl::Actions;
 use crate::wire::bound::Protocol;
+use crate::wire::cidr;
 use crate::wire::protocol::SecretName;
 
 /// The environment: a lookup standing in for the process's, so tests never touch the real one.

@@ -10,9 +10,7 @@
 //!   the client a password belongs to, what it may read.
 //! - `drain.rs`   — closing: a connection keeps its slot and answer bytes until the client has
 //!   acknowledged the answer, and is reset at its deadline.
-//! - `cidr.rs`    — allowed networks, IPv4/IPv6 and IPv4-mapped peers.
 
-pub mod cidr;
 pub mod clients;
 mod drain;
 pub mod limits;
