@@ -44,8 +44,8 @@
 
 pub mod cli;
 pub mod client;
-pub mod config;
 pub mod error;
+pub mod keys;
 pub mod server;
 pub mod sys;
 pub mod wire;

@@ -9,15 +9,16 @@ use std::io::Write;
 
 use crate::cli::SendArgs;
 use crate::client::cache::Cache;
+use crate::client::config;
 use crate::client::Client;
-use crate::config;
 use crate::error::{Error, Result};
+use crate::keys;
 use crate::sys::log;
 use crate::sys::output::{self, Perms};
 
 pub fn send(args: SendArgs) -> Result<()> {
     let perms = perms(&args)?;
-    let password = config::password(args.fetch.net.password.as_ref(), true)?;
+    let password = keys::password(args.fetch.net.password.as_ref(), true)?;
     let cfg = config::client(&args.fetch, password)?;
     let values = match Cache::open(&args.offline, cfg.verbose)? {
         None => Client::new(&cfg).fetch_all(&args.fetch.names)?,

@@ -1,7 +1,8 @@
 //! The server side (`netsecrets receive`): who may connect, how many at once, and serving them.
-//! Nothing here prompts, writes files or fetches secrets; the configuration arrives checked
-//! from `config.rs`.
+//! Nothing here prompts, writes files or fetches secrets.
 //!
+//! - `config.rs`  — `receive`'s flags into a checked configuration: the files read, the keys
+//!   derived, the warnings printed; the part a reload (SIGHUP) reads again.
 //! - `receive.rs` — accept loop, bounded worker pool, one request per connection.
 //! - `limits.rs`  — admission: connection caps per server and per address, answer bytes in
 //!   flight, wrong-password lockout (per address and IPv6 /64), eviction of incomplete
@@ -12,6 +13,7 @@
 //!   acknowledged the answer, and is reset at its deadline.
 
 pub mod clients;
+pub mod config;
 mod drain;
 pub mod limits;
 mod receive;

@@ -40,8 +40,8 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use crate::cli::ReceiveArgs;
-use crate::config::{self, Live, ServerConfig, Sources};
 use crate::error::{Error, Result};
+use crate::server::config::{self, Live, ServerConfig, Sources};
 use crate::server::drain::Drainer;
 use crate::server::limits::MAX_REQUEST_BYTES;
 use crate::server::limits::{AnswerBytes, Gate, Pending, Permit, Refusal};
