@@ -95,9 +95,9 @@ fn send_flags() {
     assert_eq!(s.fetch.fallbacks, ["10.0.0.2", "10.0.0.3"]);
     assert_eq!(s.file_output.as_deref(), Some(std::path::Path::new("/out")));
     assert!(s.fetch.net.key == KeySource::Str(b"k".to_vec()));
-    assert_eq!(s.mode, Mode(0o440));
-    assert_eq!(s.owner.as_deref(), Some("root"));
-    assert_eq!(s.group.as_deref(), Some("wheel"));
+    assert_eq!(s.file.mode, Mode(0o440));
+    assert_eq!(s.file.owner.as_deref(), Some("root"));
+    assert_eq!(s.file.group.as_deref(), Some("wheel"));
     assert_eq!(s.fetch.net.timeout, Some(Duration::from_millis(2500)));
     assert_eq!(seconds("0.05").unwrap(), Duration::from_millis(50));
     assert_eq!(seconds("86400").unwrap(), Duration::from_secs(86_400));
@@ -119,7 +119,7 @@ fn send_dash_spelling_and_equals() {
     assert_eq!(s.fetch.names, ["x"]);
     assert!(s.fetch.net.password == Some(PasswordSource::Flag(b"p w".to_vec())));
     assert_eq!(s.fetch.net.port, DEFAULT_PORT);
-    assert_eq!(s.mode, Mode(0o400));
+    assert_eq!(s.file.mode, Mode(0o400));
 }
 
 #[test]

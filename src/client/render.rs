@@ -19,9 +19,9 @@ pub fn render(args: RenderArgs) -> Result<()> {
     let out = args.output.display();
     let keep = format!("{out} is left as it was");
     let perms = output::file_perms(
-        args.owner.as_deref(),
-        args.group.as_deref(),
-        args.mode.0,
+        args.file.owner.as_deref(),
+        args.file.group.as_deref(),
+        args.file.mode.0,
         "the rendered file",
     )?;
     let label = format!("--template {}", args.template.display());
@@ -63,6 +63,6 @@ pub fn render(args: RenderArgs) -> Result<()> {
             refs.len()
         ));
     }
-    args.actions.after(saved, &out.to_string());
+    args.file.actions.after(saved, &out.to_string());
     Ok(())
 }
