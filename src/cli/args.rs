@@ -16,9 +16,9 @@ pub const DEFAULT_PORT: u16 = 8080;
 /// Where the console prompt writes the password (keep in sync with nix/modules/common.nix,
 /// consolePasswordFile, which the stage-2 fetch units load).
 pub const DEFAULT_PASSWORD_PATH: &str = "/run/netsecrets-password";
-/// `copy-password`'s default target: where the NixOS module's stage-2 units read the password
-/// typed in stage 1 (the same path as [`DEFAULT_PASSWORD_PATH`]). Not under /run/secrets:
-/// sops-nix replaces that path (a symlink) at every activation (docs/nixos.md).
+/// `copy-password`'s default target: the same path as [`DEFAULT_PASSWORD_PATH`], so that with
+/// both defaults nothing is copied (a custom initrd names its own `--to`). Not under
+/// /run/secrets: sops-nix replaces that path (a symlink) at every activation (docs/nixos.md).
 pub const DEFAULT_PASSWORD_COPY: &str = DEFAULT_PASSWORD_PATH;
 /// Default `--offline-max-age`: a week (keep in sync with nix/modules/client.nix).
 pub const DEFAULT_MAX_AGE: Duration = Duration::from_secs(7 * 24 * 3600);
@@ -72,7 +72,7 @@ pub struct ReceiveArgs {
     pub clients_file: Option<PathBuf>,
     pub authorized: Vec<Cidr>,
     /// Warnings for `--authorized-ips` networks written with host bits (`10.0.0.1/0`), printed
-    /// by `config.rs`.
+    /// by `server/config.rs`.
     pub authorized_warnings: Vec<String>,
     pub max_connections: usize,
     pub max_per_ip: usize,

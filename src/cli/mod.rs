@@ -4,7 +4,7 @@
 //! `lexopt` parser is handed on. Environment variables fill in what the flags leave out (a flag
 //! always beats the environment); the environment is passed in as a function so that tests feed
 //! literal argument vectors and never touch the real one. Reading files, deriving keys and binding
-//! sockets happen afterwards, in `config.rs`.
+//! sockets happen afterwards, in `server/config.rs`, `client/config.rs` and the commands.
 //!
 //! - `args.rs`    — what parsing produces: [`Command`], each subcommand's arguments, defaults.
 //! - `parse.rs`   — [`parse`]: the subcommand, then its own flags, and the rules between them.

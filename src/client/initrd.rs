@@ -1,6 +1,7 @@
 //! Helpers for systemd stage 1: `ask-password` (the console prompt, optionally checked by
-//! fetching a secret with it) and `copy-password` (the hand-over copy for the service after the
-//! initrd). Both write the password atomically with mode 0400. The terminal itself is
+//! fetching a secret with it) and `copy-password` (a copy of the typed password at another
+//! path, for custom initrds; the NixOS module's units read it where `ask-password` wrote it).
+//! Both write the password atomically with mode 0400. The terminal itself is
 //! `sys/console.rs`; `keygen` is `sys/keygen.rs`.
 
 use std::io;
