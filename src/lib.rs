@@ -2,7 +2,7 @@
 //!
 //! Layout: one folder per side, one file per concern (each folder's `mod.rs` says more).
 //! Imports go one way, never back up and never in a circle, also between the files of one
-//! folder:
+//! folder (`bench/import-cycles` checks it):
 //!   `main.rs` → `server/`, `client/`, `sys/keygen.rs` (the commands) → `keys.rs` → `cli/` →
 //!   `wire/` → `sys/` → `error.rs`.
 //! So `server/` and `client/` never import each other, and what both need sits below them:

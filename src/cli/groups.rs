@@ -208,11 +208,6 @@ impl FetchFlags {
     }
 }
 
-/// Appends `--request_secrets` names to `out`, each checked.
-fn names(v: &str, out: &mut Vec<SecretName>) -> Result<()> {
-    values::names(v, out).map_err(|e| Error::usage(format!("--request_secrets: {e}")))
-}
-
 impl FileArgs {
     /// Takes `--owner`, `--group`, `--mode` or a change action; `Ok(false)` for any other flag.
     pub(super) fn take(&mut self, arg: &str, p: &mut lexopt::Parser) -> Result<bool> {
@@ -228,4 +223,9 @@ impl FileArgs {
         }
         Ok(true)
     }
+}
+
+/// Appends `--request_secrets` names to `out`, each checked.
+fn names(v: &str, out: &mut Vec<SecretName>) -> Result<()> {
+    values::names(v, out).map_err(|e| Error::usage(format!("--request_secrets: {e}")))
 }

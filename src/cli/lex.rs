@@ -30,6 +30,7 @@ pub(super) fn flag(arg: lexopt::Arg<'_>) -> Result<String> {
     }
 }
 
+/// The error for a flag the subcommand does not take (`suggest.rs` adds the nearest one).
 pub(super) fn unknown(flag: &str) -> Error {
     Error::usage(format!("unknown flag {flag} (see --help)"))
 }
@@ -68,6 +69,7 @@ pub(super) fn unit(p: &mut lexopt::Parser, flag: &str) -> Result<String> {
     Ok(u)
 }
 
+/// [`unit`]'s check, for a unit name that came in another flag's value (`--allow`).
 pub(super) fn check_unit(u: &str, flag: &str) -> Result<()> {
     let printable = u.bytes().all(|b| b.is_ascii_graphic());
     if u.is_empty() || u.len() > 255 || u.starts_with('-') || !printable || !u.contains('.') {
@@ -78,6 +80,7 @@ pub(super) fn check_unit(u: &str, flag: &str) -> Result<()> {
     Ok(())
 }
 
+/// A count flag's value (`Count`: 1 to 65 536).
 pub(super) fn count(p: &mut lexopt::Parser, flag: &str) -> Result<usize> {
     Ok(value::<Count>(p, flag, flag)?.0)
 }
