@@ -25,8 +25,9 @@ pub fn read_named(path: &Path, what: &str, flag: &str, max: usize) -> Result<Vec
 }
 
 /// The contents of a password or key file without one trailing newline, or the error `empty`
-/// when nothing is left: an empty password or key would be accepted by nobody, or by anybody.
-pub fn line(contents: &[u8], empty: impl FnOnce() -> Error) -> Result<&[u8]> {
+/// when nothing is left: an empty file is a mistake (not written yet, the wrong path), never a
+/// password or a key.
+pub fn nonempty_line(contents: &[u8], empty: impl FnOnce() -> Error) -> Result<&[u8]> {
     let line = crypto::strip_one_newline(contents);
     if line.is_empty() {
         return Err(empty());
@@ -75,7 +76,7 @@ pub fn key_file_digest(path: &Path) -> Result<[u8; 32]> {
         "--encryption-key-file",
         MAX_SMALL_FILE,
     )?;
-    line(&bytes, || {
+    nonempty_line(&bytes, || {
         Error::config(format!(
             "the encryption key file {} is empty",
             path.display()

@@ -1,7 +1,7 @@
 //! [`parse`]: the first positional picks the subcommand, whose parser takes the rest. Each
 //! subcommand's flags are collected into locals and its arguments built once, at the end, after
-//! the rules between flags were checked (here, not where the arguments are used); the shared
-//! flag groups are `groups.rs`'s, the lexing helpers `lex.rs`'s.
+//! the rules between its flags were checked (a flag that needs another is refused here, before
+//! anything runs); the shared flag groups are `groups.rs`'s, the lexing helpers `lex.rs`'s.
 
 use std::ffi::OsString;
 use std::os::unix::ffi::OsStringExt;

@@ -284,7 +284,7 @@ fn client_spec(
     for p in &e.passwords {
         let pw = read_named(&at(p), &what, "password=", MAX_SMALL_FILE).map_err(here)?;
         loose(&at(p), &what, true);
-        let pw = keys::line(&pw, || {
+        let pw = keys::nonempty_line(&pw, || {
             here(Error::config(format!(
                 "the {what} ({}) is empty",
                 at(p).display()
@@ -300,7 +300,7 @@ fn client_spec(
         for k in &e.keys {
             let bytes = read_named(&at(k), &what, "key=", MAX_SMALL_FILE).map_err(here)?;
             loose(&at(k), &what, true);
-            keys::line(&bytes, || {
+            keys::nonempty_line(&bytes, || {
                 here(Error::config(format!(
                     "the {what} ({}) is empty",
                     at(k).display()
