@@ -48,7 +48,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use netsecrets::client::Client;
-use netsecrets::config::ClientConfig;
+use netsecrets::client::config::ClientConfig;
 use netsecrets::wire::crypto::{Codec, Key};
 use netsecrets::wire::protocol::SecretName;
 

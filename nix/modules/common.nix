@@ -70,7 +70,7 @@ in
 
   inherit secretName pathNotInStore pathNotInStoreOrEmpty;
 
-  # Default TCP port. Keep in sync with src/cli/mod.rs (DEFAULT_PORT) and README.md.
+  # Default TCP port. Keep in sync with src/cli/args.rs (DEFAULT_PORT) and README.md.
   defaultPort = 8080;
   # Stage-2 secrets: <stateDir>/<name>. Keep in sync with src/ and README.md.
   stateDir = "/var/lib/netsecrets";
@@ -82,7 +82,7 @@ in
   # Written by `netsecrets ask-password` in stage 1 (root, 0400) and read from
   # there by stage 2 too: /run survives switch-root. Not /run/secrets: sops-nix
   # owns that path as a symlink it replaces at every activation (see
-  # docs/nixos.md). Keep in sync with src/cli/mod.rs (DEFAULT_PASSWORD_PATH).
+  # docs/nixos.md). Keep in sync with src/cli/args.rs (DEFAULT_PASSWORD_PATH).
   consolePasswordFile = "/run/netsecrets-password";
   # Where boot.initrd.secrets puts the client's key and password inside the
   # initrd (the boot test places them there the same way).

@@ -11,7 +11,7 @@ Commands:
   send           run the client: fetch secrets and write them to stdout or a file
   credentials    serve secrets to systemd's LoadCredential= over an AF_UNIX socket
   ask-password   prompt for the server password on the console (initrd)
-  copy-password  copy the prompted password for the post-initrd service
+  copy-password  copy the prompted password elsewhere (custom initrds)
   keygen         print a new random encryption key (or, with --password, a password)
   render         put fetched secrets into a config file template
   placeholder    print the placeholder of a secret for a template
@@ -138,10 +138,11 @@ Ask for the server password on a terminal (no echo) and store it for `send --pas
 pub const COPY_HELP: &str = "\
 Usage: netsecrets copy-password [--from PATH] [--to PATH]
 
-Copy the prompted password to where the services after the initrd read it: atomic, mode 0400,
-the directory is created with mode 0751 when missing. The NixOS module's stage-2 units read
-/run/netsecrets-password, where ask-password writes it: with both defaults nothing is copied
-(the password is only checked to be there).
+Copy the prompted password to another path, for a custom initrd whose later services read it
+elsewhere: atomic, mode 0400, the directory is created with mode 0751 when missing. The NixOS
+module does not use this command: its stage-2 units read /run/netsecrets-password, where
+ask-password writes it. With both defaults nothing is copied (the password is only checked
+to be there).
 
   --from PATH                 [/run/netsecrets-password]
   --to PATH                   [/run/netsecrets-password]

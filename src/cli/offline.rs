@@ -1,27 +1,16 @@
 //! `send`'s offline-cache flags: `--offline-cache DIR`, `--offline-after SECS`,
-//! `--offline-max-age SECS`, `--systemd-creds PATH` (what they do: `client/cache.rs`).
+//! `--offline-max-age SECS`, `--systemd-creds PATH`, into [`OfflineArgs`] (what they do:
+//! `client/cache.rs`), and the rule between them.
 
 use std::path::PathBuf;
 use std::time::Duration;
 
-use super::parse::string;
+use super::args::OfflineArgs;
+use super::lex::string;
 use crate::error::{Error, Result};
 
-/// Default `--offline-max-age`: a week (keep in sync with nix/modules/client.nix).
-pub const DEFAULT_MAX_AGE: Duration = Duration::from_secs(7 * 24 * 3600);
 /// Longest `--offline-max-age`: ten years (a longer one is a mistake, not a policy).
 const MAX_MAX_AGE: u64 = 10 * 366 * 24 * 3600;
-
-/// The offline cache as asked for; `dir: None` means none.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct OfflineArgs {
-    pub dir: Option<PathBuf>,
-    /// Use the cache once no server could be reached for this long.
-    pub after: Option<Duration>,
-    pub max_age: Option<Duration>,
-    /// `None`: `systemd-creds` from `PATH`.
-    pub systemd_creds: Option<PathBuf>,
-}
 
 impl OfflineArgs {
     /// Takes one of the flags above; `Ok(false)` for any other.
@@ -67,7 +56,7 @@ fn secs(p: &mut lexopt::Parser, flag: &str, lo: u64, hi: u64) -> Result<Duration
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cli::{parse, Command};
+    use crate::cli::{parse, Command, DEFAULT_MAX_AGE};
 
     fn send(args: &[&str]) -> Result<OfflineArgs> {
         let base = [

@@ -1,31 +1,30 @@
 //! [`parse`]: the first positional picks the subcommand, whose parser takes the rest. Each
-//! subcommand's flags are collected into locals and its arguments built once, at the end; the
-//! shared connection flags are `conn.rs`'s, the value types `values.rs`'s.
+//! subcommand's flags are collected into locals and its arguments built once, at the end, after
+//! the rules between its flags were checked (a flag that needs another is refused here, before
+//! anything runs); the shared flag groups are `groups.rs`'s, the lexing helpers `lex.rs`'s.
 
 use std::ffi::OsString;
 use std::os::unix::ffi::OsStringExt;
 use std::path::PathBuf;
-use std::str::FromStr;
 
 use lexopt::prelude::*;
 
-use super::conn::{protocol, FetchFlags, NetFlags};
+use super::args::{
+    AskArgs, Command, CopyArgs, CredentialsArgs, FileArgs, KeygenArgs, OfflineArgs, ReceiveArgs,
+    SendArgs, DEFAULT_PASSWORD_COPY, DEFAULT_PASSWORD_PATH,
+};
+use super::groups::{FetchFlags, NetFlags};
 use super::help::{
     ASK_HELP, COPY_HELP, CREDENTIALS_HELP, KEYGEN_HELP, MAIN_HELP, RECEIVE_HELP, SEND_HELP,
 };
-use super::values::{self, Count, Expected, Mode};
-use super::{
-    AskArgs, Command, CopyArgs, CredentialsArgs, KeygenArgs, ReceiveArgs, SendArgs,
-    DEFAULT_PASSWORD_COPY, DEFAULT_PASSWORD_PATH,
+use super::lex::{
+    check_unit, count, env_string, flag, name_eq, parse_as, protocol, string, unknown, Env,
 };
+use super::values::{self, Count};
 use crate::error::{Error, Result};
-use crate::server::cidr;
-use crate::sys::systemctl::Actions;
 use crate::wire::bound::Protocol;
+use crate::wire::cidr;
 use crate::wire::protocol::SecretName;
-
-/// The environment: a lookup standing in for the process's, so tests never touch the real one.
-pub(super) type Env<'a> = &'a dyn Fn(&str) -> Option<OsString>;
 
 /// Parses `args` (program name first) with `env` standing in for the process environment.
 pub fn parse<I>(args: I, env: Env) -> Result<Command>
@@ -151,25 +150,15 @@ fn parse_receive(p: &mut lexopt::Parser, env: Env) -> Result<Command> {
 fn parse_send(p: &mut lexopt::Parser, env: Env) -> Result<Command> {
     let mut f = FetchFlags::default();
     let mut file_output = None;
-    let mut owner = None;
-    let mut group = None;
-    let mut mode = Mode(0o400);
-    let mut actions = Actions::default();
-    let mut offline = super::offline::OfflineArgs::default();
+    let mut file = FileArgs::default();
+    let mut offline = OfflineArgs::default();
     while let Some(arg) = p.next()? {
         let arg = flag(arg)?;
-        if f.take(&arg, p)? || offline.take(&arg, p)? {
+        if f.take(&arg, p)? || file.take(&arg, p)? || offline.take(&arg, p)? {
             continue;
         }
         match arg.as_str() {
             "--file-output" | "--file_output" => file_output = Some(PathBuf::from(p.value()?)),
-            "--restart-unit" => actions.restart.push(unit(p, "--restart-unit")?),
-            "--reload-unit" => actions.reload.push(unit(p, "--reload-unit")?),
-            "--start-unit" => actions.start.push(unit(p, "--start-unit")?),
-            "--systemctl" => actions.systemctl = Some(PathBuf::from(p.value()?)),
-            "--owner" => owner = Some(string(p, "--owner")?),
-            "--group" => group = Some(string(p, "--group")?),
-            "--mode" => mode = value(p, "--mode", "--mode")?,
             "-h" | "--help" => return Ok(Command::Help(SEND_HELP)),
             _ => return Err(unknown(&arg)),
         }
@@ -180,19 +169,19 @@ fn parse_send(p: &mut lexopt::Parser, env: Env) -> Result<Command> {
             "no secrets requested: give --request_secrets NAMES (or NETSECRETS_REQUEST_SECRETS)",
         ));
     }
-    if file_output.is_none() && !actions.is_empty() {
+    if file_output.is_none() && !file.actions.is_empty() {
         return Err(Error::usage(
             "--restart-unit/--reload-unit/--start-unit need --file-output (they follow a change of that file)",
         ));
     }
     offline.check()?;
+    if file_output.is_none() && (file.owner.is_some() || file.group.is_some()) {
+        return Err(Error::usage("--owner/--group need --file-output"));
+    }
     Ok(Command::Send(SendArgs {
         fetch,
         file_output,
-        owner,
-        group,
-        mode,
-        actions,
+        file,
         offline,
     }))
 }
@@ -322,94 +311,4 @@ fn parse_keygen(p: &mut lexopt::Parser) -> Result<Command> {
         }
     }
     Ok(Command::Keygen(KeygenArgs { output, password }))
-}
-
-/// A flag as an owned string (`--name` or `-c`), so that the parser can be used again while it
-/// is being matched; a positional argument becomes an error right away.
-pub(super) fn flag(arg: lexopt::Arg<'_>) -> Result<String> {
-    match arg {
-        Long(l) => Ok(format!("--{l}")),
-        Short(c) => Ok(format!("-{c}")),
-        Value(v) => Err(Error::usage(format!(
-            "unexpected argument {:?} (see --help)",
-            v.to_string_lossy()
-        ))),
-    }
-}
-
-pub(super) fn unknown(flag: &str) -> Error {
-    Error::usage(format!("unknown flag {flag} (see --help)"))
-}
-
-/// The flag's value, which must be UTF-8.
-pub(super) fn string(p: &mut lexopt::Parser, flag: &str) -> Result<String> {
-    p.value()?
-        .into_string()
-        .map_err(|_| Error::usage(format!("{flag}: the value is not valid UTF-8")))
-}
-
-/// The flag's value parsed as `T`; `label` names it in the error: `invalid LABEL "v": expected ...`.
-pub(super) fn value<T: FromStr<Err = Expected>>(
-    p: &mut lexopt::Parser,
-    flag: &str,
-    label: &str,
-) -> Result<T> {
-    parse_as(&string(p, flag)?, label)
-}
-
-/// `s` parsed as `T`, with the error [`value`] gives.
-pub(super) fn parse_as<T: FromStr<Err = Expected>>(s: &str, label: &str) -> Result<T> {
-    s.parse().map_err(|e| invalid(s, label, e))
-}
-
-/// The one error for a value that does not parse (not generic: one copy in the binary).
-fn invalid(s: &str, label: &str, Expected(what): Expected) -> Error {
-    Error::usage(format!("invalid {label} {s:?}: expected {what}"))
-}
-
-/// A systemd unit name for a change action: printable, no spaces, not starting with '-' (it
-/// would be read as a flag), with a type suffix.
-pub(super) fn unit(p: &mut lexopt::Parser, flag: &str) -> Result<String> {
-    let u = string(p, flag)?;
-    check_unit(&u, flag)?;
-    Ok(u)
-}
-
-fn check_unit(u: &str, flag: &str) -> Result<()> {
-    let printable = u.bytes().all(|b| b.is_ascii_graphic());
-    if u.is_empty() || u.len() > 255 || u.starts_with('-') || !printable || !u.contains('.') {
-        return Err(Error::usage(format!(
-            "{flag} {u:?}: not a unit name; give one like foo.service"
-        )));
-    }
-    Ok(())
-}
-
-fn count(p: &mut lexopt::Parser, flag: &str) -> Result<usize> {
-    Ok(value::<Count>(p, flag, flag)?.0)
-}
-
-/// A variable's value, `None` when unset or empty.
-pub(super) fn env_string(env: Env, key: &str) -> Result<Option<String>> {
-    match env(key) {
-        None => Ok(None),
-        Some(v) if v.is_empty() => Ok(None),
-        Some(v) => v
-            .into_string()
-            .map(Some)
-            .map_err(|_| Error::usage(format!("{key}: the value is not valid UTF-8"))),
-    }
-}
-
-/// Splits `NAME=VALUE` at the first `=` and checks the name; `what` names the flag.
-pub(super) fn name_eq(arg: OsString, what: &str) -> Result<(SecretName, Vec<u8>)> {
-    let bytes = arg.into_vec();
-    let Some(eq) = bytes.iter().position(|&b| b == b'=') else {
-        return Err(Error::usage(format!("{what}: missing '=' in the value")));
-    };
-    let (name, value) = bytes.split_at(eq);
-    // A name that is not UTF-8 is shown as "" in the error: it is not a name either way.
-    let name = String::from_utf8(name.to_vec()).unwrap_or_default();
-    let name = SecretName::try_from(name).map_err(|e| Error::usage(format!("{what}: {e}")))?;
-    Ok((name, value.get(1..).unwrap_or_default().to_vec()))
 }

@@ -1,45 +1,28 @@
-//! `netsecrets render`'s flags: the template, the output file with its owner, group and mode,
-//! the secret files that fill the placeholders, and the change actions (the same flags and
-//! type as `send`'s, `sys/systemctl.rs`).
+//! `netsecrets render`'s flags: the template, the output file, and the secret files that fill
+//! the placeholders; the output file's owner, group, mode and change actions are the same flags
+//! as `send`'s (`groups.rs`).
 
 use std::ffi::OsString;
 use std::os::unix::ffi::OsStringExt;
 use std::path::PathBuf;
 
+use super::args::{Command, FileArgs, RenderArgs};
 use super::help::RENDER_HELP;
-use super::parse::{flag, name_eq, string, unit, unknown, value};
-use super::{Command, Mode};
+use super::lex::{flag, name_eq, unknown};
 use crate::error::{Error, Result};
-use crate::sys::systemctl::Actions;
 use crate::wire::protocol::SecretName;
-
-pub struct RenderArgs {
-    /// `--template PATH`: the text with placeholders (e.g. a file in the Nix store).
-    pub template: PathBuf,
-    /// `--output PATH`: the rendered file.
-    pub output: PathBuf,
-    /// `--secret NAME=PATH`, in order: where the value of each secret is (its exact bytes).
-    pub secrets: Vec<(SecretName, PathBuf)>,
-    pub owner: Option<String>,
-    pub group: Option<String>,
-    pub mode: Mode,
-    /// `--restart-unit`, `--reload-unit`, `--start-unit`, `--systemctl`: what to tell systemd
-    /// when the rendered file was written.
-    pub actions: Actions,
-    pub verbose: bool,
-}
 
 pub(super) fn parse_render(p: &mut lexopt::Parser) -> Result<Command> {
     let mut template = None;
     let mut output = None;
     let mut secrets: Vec<(SecretName, PathBuf)> = Vec::new();
-    let mut owner = None;
-    let mut group = None;
-    let mut mode = Mode(0o400);
-    let mut actions = Actions::default();
+    let mut file = FileArgs::default();
     let mut verbose = false;
     while let Some(arg) = p.next()? {
         let arg = flag(arg)?;
+        if file.take(&arg, p)? {
+            continue;
+        }
         match arg.as_str() {
             "--template" => template = Some(PathBuf::from(p.value()?)),
             "--output" => output = Some(PathBuf::from(p.value()?)),
@@ -55,13 +38,6 @@ pub(super) fn parse_render(p: &mut lexopt::Parser) -> Result<Command> {
                 }
                 secrets.push((name, PathBuf::from(OsString::from_vec(path))));
             }
-            "--owner" => owner = Some(string(p, "--owner")?),
-            "--group" => group = Some(string(p, "--group")?),
-            "--mode" => mode = value(p, "--mode", "--mode")?,
-            "--restart-unit" => actions.restart.push(unit(p, "--restart-unit")?),
-            "--reload-unit" => actions.reload.push(unit(p, "--reload-unit")?),
-            "--start-unit" => actions.start.push(unit(p, "--start-unit")?),
-            "--systemctl" => actions.systemctl = Some(PathBuf::from(p.value()?)),
             "--verbose" => verbose = true,
             "-h" | "--help" => return Ok(Command::Help(RENDER_HELP)),
             _ => return Err(unknown(&arg)),
@@ -75,10 +51,7 @@ pub(super) fn parse_render(p: &mut lexopt::Parser) -> Result<Command> {
         template,
         output,
         secrets,
-        owner,
-        group,
-        mode,
-        actions,
+        file,
         verbose,
     }))
 }
@@ -86,6 +59,7 @@ pub(super) fn parse_render(p: &mut lexopt::Parser) -> Result<Command> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::cli::Mode;
 
     fn parse(args: &[&str]) -> Result<Command> {
         let mut v = vec!["netsecrets", "render"];
@@ -120,10 +94,10 @@ mod tests {
         assert_eq!(a.secrets.len(), 2);
         assert_eq!(a.secrets[1].0, "b");
         assert_eq!(a.secrets[1].1, PathBuf::from("/p=q"));
-        assert_eq!(a.mode, Mode(0o440));
-        assert_eq!(a.owner.as_deref(), Some("svc"));
-        assert_eq!(a.actions.restart, ["svc.service"]);
-        assert_eq!(a.actions.reload, ["web.service"]);
+        assert_eq!(a.file.mode, Mode(0o440));
+        assert_eq!(a.file.owner.as_deref(), Some("svc"));
+        assert_eq!(a.file.actions.restart, ["svc.service"]);
+        assert_eq!(a.file.actions.reload, ["web.service"]);
     }
 
     #[test]

@@ -4,12 +4,12 @@
 //! The known flags of a subcommand are read from its `--help` text (`help.rs`), so a flag added
 //! there is suggested without a second list to keep in sync.
 
+use super::args::Command;
 use super::help::{
     ASK_HELP, COPY_HELP, CREDENTIALS_HELP, KEYGEN_HELP, PLACEHOLDER_HELP, RECEIVE_HELP,
     RENDER_HELP, SEND_HELP,
 };
-use super::parse::flag;
-use super::Command;
+use super::lex::{flag, unknown};
 use crate::error::{Error, Result};
 use crate::wire::protocol::SecretName;
 
@@ -161,7 +161,7 @@ pub fn parse_placeholder(p: &mut lexopt::Parser) -> Result<Command> {
                 if f == "-h" || f == "--help" {
                     return Ok(Command::Help(PLACEHOLDER_HELP));
                 }
-                return Err(super::parse::unknown(&f));
+                return Err(unknown(&f));
             }
         }
     }

@@ -95,9 +95,9 @@ fn send_flags() {
     assert_eq!(s.fetch.fallbacks, ["10.0.0.2", "10.0.0.3"]);
     assert_eq!(s.file_output.as_deref(), Some(std::path::Path::new("/out")));
     assert!(s.fetch.net.key == KeySource::Str(b"k".to_vec()));
-    assert_eq!(s.mode, Mode(0o440));
-    assert_eq!(s.owner.as_deref(), Some("root"));
-    assert_eq!(s.group.as_deref(), Some("wheel"));
+    assert_eq!(s.file.mode, Mode(0o440));
+    assert_eq!(s.file.owner.as_deref(), Some("root"));
+    assert_eq!(s.file.group.as_deref(), Some("wheel"));
     assert_eq!(s.fetch.net.timeout, Some(Duration::from_millis(2500)));
     assert_eq!(seconds("0.05").unwrap(), Duration::from_millis(50));
     assert_eq!(seconds("86400").unwrap(), Duration::from_secs(86_400));
@@ -119,7 +119,7 @@ fn send_dash_spelling_and_equals() {
     assert_eq!(s.fetch.names, ["x"]);
     assert!(s.fetch.net.password == Some(PasswordSource::Flag(b"p w".to_vec())));
     assert_eq!(s.fetch.net.port, DEFAULT_PORT);
-    assert_eq!(s.mode, Mode(0o400));
+    assert_eq!(s.file.mode, Mode(0o400));
 }
 
 #[test]
@@ -431,10 +431,11 @@ fn protocol_flags_and_environment() {
     assert!(err(&["receive", "--min-protocol", "0"]).contains("--min-protocol"));
 }
 
-/// `copy-password` puts the password where the NixOS module's stage-2 units read it
-/// (nix/modules/common.nix: consolePasswordFile), never under /run/secrets (sops-nix's).
+/// `copy-password`'s default target is the path `ask-password` writes (where the NixOS module's
+/// stage-2 units read it, nix/modules/common.nix: consolePasswordFile), never under
+/// /run/secrets (sops-nix's).
 #[test]
-fn copy_password_defaults_to_the_modules_hand_over_path() {
+fn copy_password_defaults_to_the_prompted_password_path() {
     match run(&["copy-password"], &[]) {
         Ok(Command::CopyPassword(c)) => {
             assert_eq!(c.to, PathBuf::from("/run/netsecrets-password"));
@@ -446,4 +447,29 @@ fn copy_password_defaults_to_the_modules_hand_over_path() {
         Ok(Command::Help(h)) => assert!(!h.contains("/run/secrets"), "{h}"),
         _ => panic!("no help"),
     }
+}
+
+/// The written file's flags need `--file-output`, checked by the parser (the message and the
+/// order of the rules are what `send` printed when part of this was checked at run time).
+#[test]
+fn file_flags_need_file_output() {
+    let base = ["send", "--server", "s", "--request_secrets", "a"];
+    let with = |extra: &[&'static str]| [&base[..], extra].concat();
+    let owner_group = "--owner/--group need --file-output";
+    assert_eq!(err(&with(&["--owner", "root"])), owner_group);
+    assert_eq!(err(&with(&["--group", "wheel"])), owner_group);
+    // The change actions' rule first, then the offline cache's, then the owner's.
+    assert!(
+        err(&with(&["--owner", "root", "--restart-unit", "a.service"]))
+            .starts_with("--restart-unit/--reload-unit/--start-unit need --file-output")
+    );
+    assert!(err(&with(&["--group", "wheel", "--offline-after", "5"]))
+        .contains("need --offline-cache DIR"));
+    // A missing name is reported before any of them.
+    assert!(err(&["send", "--server", "s", "--owner", "root"]).starts_with("no secrets requested"));
+    let s = send(&with(&["--owner", "root", "--file-output", "/f"]), &[]);
+    assert_eq!(s.file.owner.as_deref(), Some("root"));
+    assert_eq!(s.file_output, Some(PathBuf::from("/f")));
+    // Without the file, the secrets go to stdout with nothing else given.
+    assert!(send(&base, &[]).file == FileArgs::default());
 }

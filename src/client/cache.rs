@@ -24,7 +24,7 @@ use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use crate::cli::offline::{OfflineArgs, DEFAULT_MAX_AGE};
+use crate::cli::{OfflineArgs, DEFAULT_MAX_AGE};
 use crate::client::fetch::Missed;
 use crate::client::Client;
 use crate::error::{Error, Result};

@@ -27,9 +27,10 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use crate::cli::CredentialsArgs;
+use crate::client::config::{self, ClientConfig};
 use crate::client::Client;
-use crate::config::{self, ClientConfig};
 use crate::error::{Error, Result};
+use crate::keys;
 use crate::sys::{log, notify};
 use crate::wire::protocol::SecretName;
 
@@ -40,7 +41,7 @@ pub const MAX_AT_ONCE: usize = 64;
 type Allowed = Vec<(SecretName, Vec<String>)>;
 
 pub fn credentials(args: CredentialsArgs) -> Result<()> {
-    let password = config::password(args.fetch.net.password.as_ref(), true)?;
+    let password = keys::password(args.fetch.net.password.as_ref(), true)?;
     let cfg = Arc::new(config::client(&args.fetch, password)?);
     let allowed = Arc::new(args.allow);
     let listener = listener(args.socket.as_deref())?;

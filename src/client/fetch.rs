@@ -20,7 +20,7 @@ use std::os::fd::AsRawFd;
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
-use crate::config::ClientConfig;
+use crate::client::config::ClientConfig;
 use crate::error::{Error, Result};
 use crate::sys::log;
 use crate::sys::net::{self, Deadline};

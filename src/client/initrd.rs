@@ -1,16 +1,18 @@
 //! Helpers for systemd stage 1: `ask-password` (the console prompt, optionally checked by
-//! fetching a secret with it) and `copy-password` (the hand-over copy for the service after the
-//! initrd). Both write the password atomically with mode 0400. The terminal itself is
+//! fetching a secret with it) and `copy-password` (a copy of the typed password at another
+//! path, for custom initrds; the NixOS module's units read it where `ask-password` wrote it).
+//! Both write the password atomically with mode 0400. The terminal itself is
 //! `sys/console.rs`; `keygen` is `sys/keygen.rs`.
 
 use std::io;
 
 use crate::cli::{AskArgs, CopyArgs};
+use crate::client::config;
 use crate::client::{Check, Client};
-use crate::config;
 use crate::error::{Error, Result};
+use crate::keys;
 use crate::sys::console::{ask, say};
-use crate::sys::input::{read_bounded, unfit_error, Unfit};
+use crate::sys::input::read_file;
 use crate::sys::log;
 use crate::sys::output::{self, Perms};
 use crate::sys::wipe::{wipe, Wiped};
@@ -65,25 +67,20 @@ pub fn ask_password(args: AskArgs) -> Result<()> {
 }
 
 pub fn copy_password(args: CopyArgs) -> Result<()> {
-    let data = read_bounded(&args.from, config::MAX_SMALL_FILE).map_err(|why| match why {
-        Unfit::Io(e) => {
+    let from = args.from.display();
+    let data = read_file(
+        &args.from,
+        keys::MAX_SMALL_FILE,
+        &format!("--from {from}"),
+        &|e| {
             let why = if e.kind() == io::ErrorKind::NotFound {
                 " (did netsecrets-ask-password.service run and succeed?)"
             } else {
                 ""
             };
-            Error::failed(format!(
-                "cannot read the password at {}{why}",
-                args.from.display()
-            ))
-            .with_io(e)
-        }
-        _ => unfit_error(
-            &format!("--from {}", args.from.display()),
-            config::MAX_SMALL_FILE,
-            &why,
-        ),
-    })?;
+            Error::failed(format!("cannot read the password at {from}{why}")).with_io(e)
+        },
+    )?;
     let same = match (std::fs::metadata(&args.from), std::fs::metadata(&args.to)) {
         (Ok(a), Ok(b)) => {
             use std::os::unix::fs::MetadataExt;

@@ -2,6 +2,7 @@
 //! (`ask-password`, `copy-password`), and `credentials`, which listens on an AF_UNIX socket
 //! for systemd only.
 //!
+//! - `config.rs` — the connection flags into a checked configuration (servers, codec, protocol).
 //! - `fetch.rs`  — servers, fallbacks, retries with backoff; all values or an error.
 //! - `cache.rs`  — the offline cache: values sealed with `systemd-creds`, used when no server
 //!   can be reached, deleted on `Not found` or when too old.
@@ -13,6 +14,7 @@
 //!   fetched on demand for the units allowed to have them.
 
 mod cache;
+pub mod config;
 pub mod credentials;
 mod fetch;
 pub mod initrd;

@@ -7,7 +7,7 @@
 use crate::cli::RenderArgs;
 use crate::client::template;
 use crate::error::{Error, Result};
-use crate::sys::input::{read_bounded, unfit_error, Unfit};
+use crate::sys::input::read_file;
 use crate::sys::log;
 use crate::sys::output;
 
@@ -19,14 +19,15 @@ pub fn render(args: RenderArgs) -> Result<()> {
     let out = args.output.display();
     let keep = format!("{out} is left as it was");
     let perms = output::file_perms(
-        args.owner.as_deref(),
-        args.group.as_deref(),
-        args.mode.0,
+        args.file.owner.as_deref(),
+        args.file.group.as_deref(),
+        args.file.mode.0,
         "the rendered file",
     )?;
     let label = format!("--template {}", args.template.display());
-    let text = read_bounded(&args.template, MAX_TEMPLATE)
-        .map_err(|why| unfit_error(&label, MAX_TEMPLATE, &why))?;
+    let text = read_file(&args.template, MAX_TEMPLATE, &label, &|e| {
+        Error::config(format!("{label}: {e}"))
+    })?;
     let bad = |e: template::Bad| Error::config(format!("{label}: {e}; {keep}"));
     let names = template::names(&text).map_err(bad)?;
 
@@ -37,15 +38,12 @@ pub fn render(args: RenderArgs) -> Result<()> {
         let Some((_, path)) = args.secrets.iter().find(|(n, _)| n.as_str() == name) else {
             continue;
         };
-        let value = read_bounded(path, MAX_VALUE).map_err(|why| {
-            let what = format!("--secret {name}={}", path.display());
-            match why {
-                Unfit::Io(e) => Error::failed(format!(
-                    "{what}: cannot read the secret (was it fetched?); {keep}"
-                ))
-                .with_io(e),
-                _ => unfit_error(&what, MAX_VALUE, &why),
-            }
+        let what = format!("--secret {name}={}", path.display());
+        let value = read_file(path, MAX_VALUE, &what, &|e| {
+            Error::failed(format!(
+                "{what}: cannot read the secret (was it fetched?); {keep}"
+            ))
+            .with_io(e)
         })?;
         values.push((name, value));
     }
@@ -65,6 +63,6 @@ pub fn render(args: RenderArgs) -> Result<()> {
             refs.len()
         ));
     }
-    args.actions.after(saved, &out.to_string());
+    args.file.actions.after(saved, &out.to_string());
     Ok(())
 }

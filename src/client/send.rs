@@ -2,29 +2,31 @@
 //! file's owner and group (in `/etc/passwd` and `/etc/group`, no NSS), read the password, fetch
 //! every secret, then write them all to the file or to stdout. Nothing is written unless every
 //! secret arrived, and a file that already holds the same bytes, owner, group and mode is not
-//! rewritten; a written one is followed by the change actions (`sys/systemctl.rs`). How secrets are fetched is `fetch.rs`'s business, how a file is written
-//! `sys/output.rs`'s.
+//! rewritten; a written one is followed by the change actions (`sys/systemctl.rs`). How secrets
+//! are fetched is `fetch.rs`'s business, how a file is written `sys/output.rs`'s.
 
 use std::io::Write;
+use std::path::Path;
 
 use crate::cli::SendArgs;
 use crate::client::cache::Cache;
+use crate::client::config;
 use crate::client::Client;
-use crate::config;
 use crate::error::{Error, Result};
+use crate::keys;
 use crate::sys::log;
 use crate::sys::output::{self, Perms};
 
 pub fn send(args: SendArgs) -> Result<()> {
-    let perms = perms(&args)?;
-    let password = config::password(args.fetch.net.password.as_ref(), true)?;
+    let target = file_target(&args)?;
+    let password = keys::password(args.fetch.net.password.as_ref(), true)?;
     let cfg = config::client(&args.fetch, password)?;
     let values = match Cache::open(&args.offline, cfg.verbose)? {
         None => Client::new(&cfg).fetch_all(&args.fetch.names)?,
         Some(cache) => cache.fetch_all(&mut Client::new(&cfg), &args.fetch.names, cfg.timeout)?,
     };
-    match &args.file_output {
-        Some(path) => {
+    match target {
+        Some((path, perms)) => {
             let saved = output::save_if_changed(path, &values.join(&b'\n'), perms)?;
             if cfg.verbose {
                 let (n, p) = (values.len(), path.display());
@@ -34,7 +36,7 @@ pub fn send(args: SendArgs) -> Result<()> {
                     format!("{p} already holds these {n} secret(s); left untouched")
                 });
             }
-            args.actions.after(saved, &path.display().to_string());
+            args.file.actions.after(saved, &path.display().to_string());
             Ok(())
         }
         None => {
@@ -52,18 +54,18 @@ pub fn send(args: SendArgs) -> Result<()> {
     }
 }
 
-/// The output file's mode, owner and group; checked before anything is fetched.
-fn perms(args: &SendArgs) -> Result<Perms> {
-    match &args.file_output {
-        Some(_) => output::file_perms(
-            args.owner.as_deref(),
-            args.group.as_deref(),
-            args.mode.0,
-            "the secret file",
-        ),
-        None if args.owner.is_some() || args.group.is_some() => {
-            Err(Error::usage("--owner/--group need --file-output"))
-        }
-        None => Ok(Perms::mode(args.mode.0)),
-    }
+/// `--file-output` with its mode, owner and group, checked before anything is fetched; `None`:
+/// the secrets go to stdout (the parser refused `--owner`/`--group` without `--file-output`).
+fn file_target(args: &SendArgs) -> Result<Option<(&Path, Perms)>> {
+    let Some(path) = &args.file_output else {
+        return Ok(None);
+    };
+    let f = &args.file;
+    let perms = output::file_perms(
+        f.owner.as_deref(),
+        f.group.as_deref(),
+        f.mode.0,
+        "the secret file",
+    )?;
+    Ok(Some((path, perms)))
 }

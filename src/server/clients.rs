@@ -38,8 +38,8 @@ use std::path::PathBuf;
 
 use sha2::{Digest, Sha256};
 
-use crate::server::cidr::{self, Cidr, NetKey};
 use crate::wire::bound::Via;
+use crate::wire::cidr::{self, Cidr, NetKey};
 use crate::wire::crypto::{Codec, OpenError};
 
 /// Most distinct encryption keys the clients allowed at any one address may have: the keys one

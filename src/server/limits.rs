@@ -26,7 +26,7 @@ use std::time::{Duration, Instant};
 
 use sha2::{Digest, Sha256};
 
-use crate::server::cidr::canonical;
+use crate::wire::cidr::canonical;
 
 /// First lockout after the budget is spent; doubles with each further failure.
 const LOCKOUT: Duration = Duration::from_secs(30);

@@ -1,7 +1,8 @@
 //! The server side (`netsecrets receive`): who may connect, how many at once, and serving them.
-//! Nothing here prompts, writes files or fetches secrets; the configuration arrives checked
-//! from `config.rs`.
+//! Nothing here prompts, writes files or fetches secrets.
 //!
+//! - `config.rs`    — `receive`'s flags into a checked configuration: the files read, the keys
+//!   derived, the warnings printed; the part a reload (SIGHUP) reads again.
 //! - `receive.rs`   — the command: set up (the listener and what accepted sockets inherit),
 //!   run, and how it ends.
 //! - `pool.rs`      — the bounded worker pool (each worker accepts and serves) and the monitor
@@ -18,10 +19,9 @@
 //!   the client a password belongs to, what it may read.
 //! - `drain.rs`     — closing: a connection keeps its answer bytes until the client has
 //!   acknowledged the answer, and is reset at its deadline.
-//! - `cidr.rs`      — allowed networks, IPv4/IPv6 and IPv4-mapped peers.
 
-pub mod cidr;
 pub mod clients;
+pub mod config;
 mod drain;
 pub mod limits;
 mod log_budget;

@@ -16,8 +16,8 @@ use std::sync::Arc;
 use std::thread;
 
 use crate::cli::ReceiveArgs;
-use crate::config::{self, ServerConfig};
 use crate::error::{Error, Result};
+use crate::server::config::{self, ServerConfig};
 use crate::server::drain::Drainer;
 use crate::server::limits::{Gate, Pending};
 use crate::server::log_budget::LogBudget;

@@ -27,8 +27,7 @@ use std::net::{SocketAddr, TcpStream};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::config::Live;
-use crate::server::cidr::{self, Cidr};
+use crate::server::config::Live;
 use crate::server::drain::Drainer;
 use crate::server::limits::MAX_REQUEST_BYTES;
 use crate::server::limits::{AnswerBytes, Gate, Pending, Permit, Refusal};
@@ -37,6 +36,7 @@ use crate::server::signals::LiveConfig;
 use crate::sys::log::{self, Millis, Printable};
 use crate::sys::net::Deadline;
 use crate::wire::bound::Protocol;
+use crate::wire::cidr::{self, Cidr};
 use crate::wire::crypto::SealError;
 use crate::wire::frame::{self, FrameError};
 use crate::wire::protocol;

@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 use std::thread;
 
-use crate::config::{self, Live, Sources};
+use crate::server::config::{self, Live, Sources};
 use crate::sys::log;
 
 /// Stack of the reload thread, the size of a worker's: the files are read into heap buffers.

@@ -1,6 +1,7 @@
 //! Reading the files flags name (secrets, passwords, keys, `/etc/passwd`): regular files only,
 //! with a size bound, opened so that a FIFO cannot block and checked on the open descriptor
-//! before a byte is read. What the bound is and what the flag is called are the caller's.
+//! before a byte is read. What the bound is, what the flag is called and the error for a file
+//! that cannot be read are the caller's.
 
 use std::path::Path;
 
@@ -54,14 +55,21 @@ pub fn read_bounded(path: &Path, max: usize) -> std::result::Result<Vec<u8>, Unf
     Ok(data)
 }
 
-/// The exit-2 error for a file that is not a regular file or is too long; `label` is the flag
-/// and its value as given (`--password-file /run/pw`).
-pub fn unfit_error(label: &str, max: usize, why: &Unfit) -> Error {
-    match why {
+/// Reads a whole regular file of at most `max` bytes ([`read_bounded`]) with the caller's errors:
+/// `io_error` when opening or reading fails; for a file that is not a regular file or is too
+/// long, an exit-2 error led by `label`, the flag and its value as given (`--password-file
+/// /run/pw`). Every file a flag names is read through here, so each refusal reads the same.
+pub fn read_file(
+    path: &Path,
+    max: usize,
+    label: &str,
+    io_error: &dyn Fn(std::io::Error) -> Error,
+) -> Result<Vec<u8>, Error> {
+    read_bounded(path, max).map_err(|why| match why {
+        Unfit::Io(e) => io_error(e),
         Unfit::Special(kind) => Error::config(format!(
             "{label}: not a regular file ({kind}); give the path of a regular file"
         )),
         Unfit::TooLarge => Error::config(format!("{label}: over the {max}-byte limit")),
-        Unfit::Io(e) => Error::config(format!("{label}: {e}")),
-    }
+    })
 }

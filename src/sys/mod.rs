@@ -4,7 +4,8 @@
 //!
 //! - `net.rs`         — whole-exchange deadlines on sockets; connecting within a deadline;
 //!   what counts as a timeout.
-//! - `input.rs`       — reading secret, password and key files: regular files only, bounded.
+//! - `input.rs`       — reading every file a flag names (secrets, passwords, keys, templates,
+//!   `/etc/passwd`): regular files only, bounded, each refusal worded the same.
 //! - `output.rs`      — atomic secret files with owner, group and mode; written only when
 //!   the bytes, owner, group or mode changed (`save_if_changed`); the directory reached
 //!   without following symlinks that others could have planted.

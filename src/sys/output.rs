@@ -86,15 +86,12 @@ fn lookup(name: &str, db: &Path, flag: &str, what: &str) -> Result<u32> {
     if let Ok(id) = name.parse::<u32>() {
         return Ok(id);
     }
-    let text = crate::sys::input::read_bounded(db, MAX_DB).map_err(|why| {
-        let label = format!("{flag} {name:?}: {}", db.display());
-        match why {
-            crate::sys::input::Unfit::Io(e) => {
-                Error::config(format!("{flag} {name:?}: cannot read {}", db.display())).with_io(e)
-            }
-            _ => crate::sys::input::unfit_error(&label, MAX_DB, &why),
-        }
-    })?;
+    let text = crate::sys::input::read_file(
+        db,
+        MAX_DB,
+        &format!("{flag} {name:?}: {}", db.display()),
+        &|e| Error::config(format!("{flag} {name:?}: cannot read {}", db.display())).with_io(e),
+    )?;
     text.split(|&b| b == b'\n')
         .filter_map(|line| {
             let mut f = line.split(|&b| b == b':');

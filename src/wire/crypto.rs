@@ -179,7 +179,7 @@ impl Codec {
 
     /// The whole frame for `plaintext`, in one buffer for one write: the length header, then
     /// the payload sealed in place behind it (not sealed, then copied behind a header). Every
-    /// payload is capped far below the header's 4 GiB ([`crate::config::MAX_VALUE`],
+    /// payload is capped far below the header's 4 GiB ([`crate::wire::frame::MAX_RESPONSE`],
     /// [`crate::wire::frame::MAX_REQUEST`]), so the error to expect is a failed nonce.
     pub fn seal_frame(&self, plaintext: &[u8]) -> Result<Vec<u8>, SealError> {
         let mut out = Vec::with_capacity(frame::HEADER_LEN + self.overhead() + plaintext.len());

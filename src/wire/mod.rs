@@ -7,8 +7,13 @@
 //! - `crypto.rs`   — AES-256-GCM sealing with SHA-256-derived keys; the password check.
 //! - `bound.rs`    — protocol 2: answers bound to their request and name (associated data),
 //!   beside protocol 1 on the same port; the client's checks of an answer.
+//! - `cidr.rs`     — networks of peer addresses (IPv4/IPv6, IPv4-mapped peers): the value of
+//!   `--authorized-ips` and of the clients file's `from=`, and the test each connection's peer
+//!   address is put to. It lives here, below both `cli/` (which parses the flag) and `server/`
+//!   (which matches peers), so that neither reaches into the other.
 
 pub mod bound;
+pub mod cidr;
 pub mod crypto;
 pub mod frame;
 pub mod protocol;

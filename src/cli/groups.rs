@@ -1,7 +1,11 @@
-//! The flags every networked subcommand shares (`--server`, `--port`, the password, the key,
-//! `--timeout`, `--verbose`) and the ones `send` shares with `ask-password --verify-secret`
-//! (the names and fallbacks), with the rules that turn them into one [`Net`]: a flag beats the
-//! environment, a file beats a literal, `--insecure` beats any key.
+//! The flag groups several subcommands share, each parsed here once:
+//! - the connection flags every networked subcommand takes (`--server`, `--port`, the
+//!   password, the key, `--timeout`, `--verbose`), with the rules that turn them into one
+//!   [`Net`]: a flag beats the environment, a file beats a literal, `--insecure` beats any key;
+//! - the ones `send` shares with `credentials` and `ask-password --verify-secret` (the names,
+//!   the fallbacks, the protocol), into [`FetchArgs`];
+//! - the written file's `--owner`, `--group`, `--mode` and change actions, which `send` and
+//!   `render` share, into [`FileArgs`].
 //!
 //! Each collector's `take` returns `Ok(false)` for a flag that is not its own, so a
 //! subcommand's parser offers every flag here first and handles the rest itself.
@@ -11,9 +15,9 @@ use std::os::unix::ffi::OsStringExt;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use super::parse::{env_string, parse_as, string, value, Env};
+use super::args::{FetchArgs, FileArgs, KeySource, Net, PasswordSource, DEFAULT_PORT};
+use super::lex::{env_string, parse_as, protocol, string, unit, value, Env};
 use super::values::{self, Port, Seconds};
-use super::{FetchArgs, KeySource, Net, PasswordSource, DEFAULT_PORT};
 use crate::error::{Error, Result};
 use crate::wire::bound::Protocol;
 use crate::wire::protocol::SecretName;
@@ -204,14 +208,20 @@ impl FetchFlags {
     }
 }
 
-/// `--protocol` / `--min-protocol`: 1 (no associated data) or 2 (answers bound to requests).
-pub(super) fn protocol(v: &str, label: &str) -> Result<Protocol> {
-    match v.trim() {
-        "1" => Ok(Protocol::V1),
-        "2" => Ok(Protocol::V2),
-        _ => Err(Error::usage(format!(
-            "invalid {label} {v:?}: expected 1 or 2"
-        ))),
+impl FileArgs {
+    /// Takes `--owner`, `--group`, `--mode` or a change action; `Ok(false)` for any other flag.
+    pub(super) fn take(&mut self, arg: &str, p: &mut lexopt::Parser) -> Result<bool> {
+        match arg {
+            "--owner" => self.owner = Some(string(p, "--owner")?),
+            "--group" => self.group = Some(string(p, "--group")?),
+            "--mode" => self.mode = value(p, "--mode", "--mode")?,
+            "--restart-unit" => self.actions.restart.push(unit(p, "--restart-unit")?),
+            "--reload-unit" => self.actions.reload.push(unit(p, "--reload-unit")?),
+            "--start-unit" => self.actions.start.push(unit(p, "--start-unit")?),
+            "--systemctl" => self.actions.systemctl = Some(PathBuf::from(p.value()?)),
+            _ => return Ok(false),
+        }
+        Ok(true)
     }
 }
 
