@@ -1,4 +1,4 @@
-"""Admission control that cannot be turned against honest clients (issue 12, items 1, 2, 3, 5, 6).
+"""Admission control that cannot be turned against honest clients.
 
 Only password guesses count toward a lockout; the failure table keeps tracking when full; the
 lockout is re-checked before every password comparison; authenticated clients that do not read

@@ -275,7 +275,7 @@ def test_never_wider_permissions_inotify():
         for mode in (0o440, 0o400):
             current["mode"] = mode
             for i in range(150):
-                # Alternate two values: an unchanged value is not written again (issue 14).
+                # Alternate two values: an unchanged value is not written again (no restart for nothing).
                 name = ("db-password", "api")[i % 2]
                 r = send_bin(srv.port, name, extra=["--file-output", out, "--mode", f"0{mode:o}"])
                 check(r.returncode == 0, f"write failed: {r.stderr!r}")
