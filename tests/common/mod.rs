@@ -1,9 +1,12 @@
 //! Shared helpers for the integration tests (tests/*.rs, one file per topic): the one way to run
 //! the built `netsecrets` binary as a server ([`Server::builder`]: flags, bind address and port,
 //! waits for its "listening on" line, killed by PID on drop), clients against it ([`send`],
-//! [`fetch`]), the repeated assertions on their output ([`assert_exit`], [`assert_prints`]), and
-//! scratch directories. Every child process is killed when its handle drops, so a failing test
-//! leaves nothing running.
+//! [`fetch`]), the repeated assertions on their output ([`assert_exit`], [`assert_prints`]),
+//! scratch directories and file modes ([`TempDir`], [`chmod`], [`mode`]), a fake systemctl that
+//! logs its calls ([`fake_systemctl`], [`calls`]), wire frames ([`framed`]), and
+//! [`creds`]: systemd's side of a credential socket and a running `netsecrets credentials`.
+//! Every child process is killed when its handle drops, so a failing test leaves nothing
+//! running.
 
 #![allow(dead_code)]
 
