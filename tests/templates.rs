@@ -35,8 +35,9 @@ fn render(
     run(&refs)
 }
 
-/// The seed's example (scalpel's Mosquitto bridges): the template as the Mosquitto module
-/// would generate it, with the two placeholders; the two passwords fetched by `send`.
+/// The case templates exist for (Mosquitto bridges, as scalpel users write them): the
+/// template as the Mosquitto module would generate it, with the two placeholders; the two
+/// passwords fetched by `send`.
 fn mosquitto_template() -> String {
     format!(
         "per_listener_settings true\nlistener 1883 127.0.0.1\n\nconnection br1\naddresses 127.0.0.2:1883\ntopic # in\nremote_password {}\n\nconnection br2\naddresses 127.0.0.3:1883\ntopic # in\nremote_password {}\n",

@@ -309,6 +309,13 @@ def scenario_stage2_units(ctx):
     return r
 
 
+def rendered(secrets):
+    """TEMPLATE_TEXT with each placeholder replaced by its secret's value in one pass, as the
+    binary renders it: a value that holds a placeholder is copied as it is."""
+    by_ph = {placeholder(n).encode(): v for n, v in secrets.items()}
+    return re.sub(b"|".join(re.escape(p) for p in by_ph), lambda m: by_ph[m.group(0)], TEMPLATE_TEXT.encode())
+
+
 def scenario_template(ctx):
     """templates.<name>.initrd: the module's stage-1 render unit, after the stage-1 fetches,
     puts the exact bytes of both secrets (alpha twice) into the rendered file."""
@@ -324,8 +331,7 @@ def scenario_template(ctx):
             unit = f"netsecrets-template-{TEMPLATE_NAME}.service"
             r.check(unit in ctx["evals"]["template"]["units"], f"the module rendered no stage-1 {unit}")
             # One pass, as the binary does: alpha's value holds beta's placeholder, which stays.
-            by_ph = {placeholder(n).encode(): v for n, v in secrets.items()}
-            want = re.sub(b"|".join(re.escape(p) for p in by_ph), lambda m: by_ph[m.group(0)], TEMPLATE_TEXT.encode())
+            want = rendered(secrets)
             f = files.get(RENDERED)
             if r.check(f is not None, f"{RENDERED} missing in the guest"):
                 r.check(f["content"] == want, f"{RENDERED}: content differs ({len(f['content'])} bytes, want {len(want)})")
@@ -365,8 +371,7 @@ def scenario_template_stage2(ctx):
                 pr = props.get(unit, {})
                 r.check(pr.get("Result") == "success", f"stage-2 {unit} Result={pr.get('Result')}"
                         + (f" (status {pr.get('ExecMainStatus')}; 31 is SIGSYS)" if pr.get("Result") == "signal" else ""))
-            by_ph = {placeholder(n).encode(): v for n, v in secrets.items()}
-            want = re.sub(b"|".join(re.escape(p) for p in by_ph), lambda m: by_ph[m.group(0)], TEMPLATE_TEXT.encode())
+            want = rendered(secrets)
             f = files.get(RENDERED)
             if r.check(f is not None, f"{RENDERED} missing after the stage-2 render"):
                 r.check(f["content"] == want, f"{RENDERED}: content differs ({len(f['content'])} bytes, want {len(want)})")
