@@ -5,8 +5,8 @@ The sibling of initrd/boot-test/run, sharing its modules (harness.py: processes 
 loop; packages.py; image.py: kernel, dracut base initrd, the stage-1 archive of the rendered
 initrd units; machines.py: test material and the NixOS evaluation; qemu.py: qemu, the serial
 stream, the server's start). This file owns what only stage 2 has: the Debian root tree, its
-per-machine disk image, the in-guest checks, the host's netsecrets-daemon and the six scenarios. Each scenario boots a
-stock Debian cloud kernel under qemu with
+per-machine disk image, the in-guest checks, the host's netsecrets-daemon and the six
+scenarios. Each scenario boots a stock Debian cloud kernel under qemu with
 
   * the initrd of the existing builder (dracut's systemd initramfs, here with virtio_blk and
     ext4 as well) plus the archive of the machine's rendered stage-1 units, and
@@ -491,12 +491,12 @@ TimeoutStartSec={int(BOOT_TIMEOUT)}
     put(f"{sysd}/nsbt.target", "# boot test only: booted with systemd.unit=nsbt.target\n[Unit]\n"
         "Description=boot test (stage 2)\nRequires=basic.target\nAfter=basic.target\n"
         "Wants=systemd-networkd.service nsbt-check.service\nAllowIsolate=yes\n")
-    image = ctx["work"] / f"root-{scen[1]}.img"
-    image.unlink(missing_ok=True)
-    run(["mkfs.ext4", "-q", "-F", "-L", "nsbt-root", "-E", "root_owner=0:0", "-d", str(stage), str(image), "1G"],
+    disk = ctx["work"] / f"root-{scen[1]}.img"
+    disk.unlink(missing_ok=True)
+    run(["mkfs.ext4", "-q", "-F", "-L", "nsbt-root", "-E", "root_owner=0:0", "-d", str(stage), str(disk), "1G"],
            timeout=300)
     shutil.rmtree(stage, ignore_errors=True)
-    return image
+    return disk
 
 
 # ------------------------------------------------------------------ the host's server
@@ -621,17 +621,17 @@ def run_scenario(ctx, scen):
 OPTION_MISSING = re.compile(r"The option `([^']+)' does not exist")
 
 
-def evaluate(ctx, machines):
+def evaluate(ctx, names):
     """One nix-instantiate for all machines; if that fails because a machine sets an option the
     module does not have (yet), each machine alone, and that machine's scenarios report it."""
-    configs = {m: MACHINES[m] for m in machines}
+    configs = {m: MACHINES[m] for m in names}
     try:
         evals = nixeval.evaluate(ctx["work"], configs, log=log)
     except nixeval.EvalError as e:
         if not OPTION_MISSING.search(str(e)):
             raise TestError(str(e)) from e
         evals = {}
-        for m in machines:
+        for m in names:
             try:
                 evals.update(nixeval.evaluate(ctx["work"], {m: configs[m]}, log=log))
             except nixeval.EvalError as e1:
