@@ -7,30 +7,10 @@
 
 mod common;
 
-use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
 use common::*;
-
-/// A fake systemctl that appends its arguments (one call per line) to `log` and exits `code`.
-fn fake_systemctl(d: &TempDir, code: i32) -> (String, std::path::PathBuf) {
-    let log = d.path("systemctl.log");
-    let script = format!(
-        "#!/bin/sh\necho \"$*\" >> '{}'\nexit {code}\n",
-        log.display()
-    );
-    let path = d.write(&format!("systemctl-{code}"), script.as_bytes());
-    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
-    (path, log)
-}
-
-fn calls(log: &Path) -> Vec<String> {
-    std::fs::read_to_string(log)
-        .unwrap_or_default()
-        .lines()
-        .map(str::to_owned)
-        .collect()
-}
 
 fn refresh(port: u16, out: &Path, systemctl: &str) -> std::process::Output {
     fetch(
@@ -59,7 +39,7 @@ fn refresh(port: u16, out: &Path, systemctl: &str) -> std::process::Output {
 #[test]
 fn unchanged_value_untouched_changed_value_restarts() {
     let d = TempDir::new("change");
-    let (ctl, log) = fake_systemctl(&d, 0);
+    let (ctl, log) = fake_systemctl(&d, "systemctl-0", 0);
     let out = d.path("db");
     let restart = "--no-block try-restart -- app.service worker@1.service";
     let reload = "--no-block try-reload-or-restart -- nginx.service";
@@ -95,7 +75,7 @@ fn unchanged_value_untouched_changed_value_restarts() {
     assert_eq!(calls(&log), [restart, reload, start, start]);
 
     // The mode changed on disk (someone chmod'ed it): rewritten, actions run.
-    std::fs::set_permissions(&out, std::fs::Permissions::from_mode(0o400)).unwrap();
+    chmod(&out, 0o400);
     assert_exit(&refresh(s1.port, &out, &ctl), 0);
     assert_eq!(mode(&out), 0o440);
     assert_eq!(calls(&log).len(), 7);
@@ -139,7 +119,7 @@ fn unchanged_value_untouched_changed_value_restarts() {
 #[test]
 fn failing_or_missing_systemctl_is_a_warning() {
     let d = TempDir::new("ctlfail");
-    let (ctl, log) = fake_systemctl(&d, 3);
+    let (ctl, log) = fake_systemctl(&d, "systemctl-3", 3);
     let s = Server::serving(&["db=v"], &[]);
     let out = d.path("db");
     let err = assert_exit(&refresh(s.port, &out, &ctl), 0);

@@ -11,9 +11,7 @@
 
 mod common;
 
-use std::os::unix::fs::PermissionsExt;
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
 
 use common::creds::*;
 use common::*;
@@ -26,39 +24,11 @@ fn assert_refused(r: std::io::Result<Vec<u8>>) {
     }
 }
 
-/// A running `netsecrets credentials`, killed on drop; its stderr goes to `log`.
-struct Creds {
-    _proc: Proc,
-    log: std::path::PathBuf,
-}
-
-impl Creds {
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-}
-
-fn start(d: &TempDir, port: u16, extra: &[&str]) -> Creds {
-    let sock = d.path("creds.sock");
-    let log = d.path("creds.log");
-    let p = port.to_string();
-    let proc = Proc::spawn(
-        Command::new(BIN)
-            .args(["credentials", "--server", "127.0.0.1", "--port", &p])
-            .args(["--password", PW, "--insecure", "--timeout", "2"])
-            .args(["--socket", sock.to_str().unwrap()])
-            .args(extra)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).unwrap()),
-    );
-    let c = Creds { _proc: proc, log };
-    let until = Instant::now() + Duration::from_secs(20);
-    while !c.log().contains("serving") {
-        assert!(Instant::now() < until, "did not start: {}", c.log());
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    c
+/// `netsecrets credentials` at `creds.sock` in `d`, in the clear, 2 s per fetch, and `extra`.
+fn start(d: &TempDir, port: u16, extra: &[&str]) -> Credentials {
+    let mut args = vec!["--insecure", "--timeout", "2"];
+    args.extend_from_slice(extra);
+    Credentials::start(d, "creds", port, &args)
 }
 
 #[test]
@@ -120,18 +90,16 @@ fn allowed_unit_gets_the_value_others_are_refused() {
 
 #[test]
 fn a_peer_that_is_not_root_is_refused() {
-    // SAFETY: geteuid only reads this process's credentials.
-    if unsafe { libc::geteuid() } != 0 {
-        eprintln!("skipped: needs root to take another uid");
+    if !root_or_skip("needs root to take another uid") {
         return;
     }
     let d = TempDir::new("creds-uid");
-    std::fs::set_permissions(&d.0, std::fs::Permissions::from_mode(0o755)).unwrap();
+    chmod(&d.0, 0o755);
     let s = Server::serving(&["db=v"], &["--insecure"]);
     let _c = start(&d, s.port, &["--allow", "db=app.service"]);
     let sock = d.path("creds.sock");
     // The 0600 socket keeps others out already; open it up to test the uid check behind it.
-    std::fs::set_permissions(&sock, std::fs::Permissions::from_mode(0o666)).unwrap();
+    chmod(&sock, 0o666);
     // A child under uid 65534 claims to be systemd asking for app.service.
     // SAFETY: the child only makes plain syscalls (setuid, socket, bind, connect, read) and
     // exits with _exit; everything it uses was prepared before the fork.
@@ -283,9 +251,7 @@ fn a_stale_socket_is_replaced() {
 /// and the names the peer chose are logged escaped (a newline in them cannot split the line).
 #[test]
 fn a_root_peer_outside_the_units_control_group_is_refused() {
-    // SAFETY: geteuid only reads this process's credentials.
-    if unsafe { libc::geteuid() } != 0 {
-        eprintln!("skipped: needs root to make control groups");
+    if !root_or_skip("needs root to make control groups") {
         return;
     }
     let d = TempDir::new("creds-cgroup");

@@ -182,7 +182,7 @@ fn directory_sync_failure_after_rename_tells_the_truth() {
         std::os::unix::fs::chown(&dir, Some(65534), Some(65534)).unwrap();
         std::os::unix::fs::chown(&out, Some(65534), Some(65534)).unwrap();
     }
-    std::fs::set_permissions(&dir, std::os::unix::fs::PermissionsExt::from_mode(0o300)).unwrap();
+    chmod(&dir, 0o300);
     let port = s.port.to_string();
     let mut cmd = std::process::Command::new(BIN);
     cmd.args([
@@ -205,7 +205,7 @@ fn directory_sync_failure_after_rename_tells_the_truth() {
         cmd.uid(65534).gid(65534);
     }
     let o = cmd.output().unwrap();
-    std::fs::set_permissions(&dir, std::os::unix::fs::PermissionsExt::from_mode(0o700)).unwrap();
+    chmod(&dir, 0o700);
     let err = assert_exit(&o, 0);
     assert_eq!(std::fs::read(&out).unwrap(), b"new-value");
     assert!(!err.contains("left as it was"), "{err}");
@@ -226,9 +226,7 @@ fn directory_sync_failure_after_rename_tells_the_truth() {
 /// root can change is still followed.
 #[test]
 fn symlink_swapped_in_for_a_directory_is_not_followed() {
-    // SAFETY: getuid has no preconditions.
-    if unsafe { libc::getuid() } != 0 {
-        eprintln!("skipped: needs root (the attack needs a directory owned by another user)");
+    if !root_or_skip("needs root (the attack needs a directory owned by another user)") {
         return;
     }
     let d = TempDir::new("swap");

@@ -11,12 +11,10 @@ mod common;
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
-use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::*;
 
@@ -31,9 +29,7 @@ fn read_frame(s: &mut TcpStream) -> std::io::Result<Vec<u8>> {
 }
 
 fn write_frame(s: &mut TcpStream, payload: &[u8]) -> std::io::Result<()> {
-    let mut f = (payload.len() as u32).to_be_bytes().to_vec();
-    f.extend_from_slice(payload);
-    s.write_all(&f)
+    s.write_all(&framed(payload))
 }
 
 /// What the proxy does with each connection.
@@ -159,20 +155,11 @@ fn send_to(port: u16, name: &str, out: &Path, extra: &[&str]) -> std::process::O
     fetch(port, name, &args)
 }
 
-/// A fake systemctl that records its calls, one a line.
-fn fake_systemctl(d: &TempDir) -> (String, std::path::PathBuf) {
-    let log = d.path("systemctl.log");
-    let script = format!("#!/bin/sh\necho \"$*\" >> '{}'\n", log.display());
-    let path = d.write("systemctl", script.as_bytes());
-    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
-    (path, log)
-}
-
 /// The three attacks against `send`, with `proto` the client's extra flags.
 fn send_attacks(proto: &[&str]) {
     let d = TempDir::new("mitm");
     let out = d.path("db");
-    let (systemctl, calls) = fake_systemctl(&d);
+    let (systemctl, calls) = fake_systemctl(&d, "systemctl", 0);
     let mut proxy = Proxy::start(Mode::Reflect);
     let s1 = server(proxy.port, &["db=db-value-1", "other=other-value"]);
     proxy.set(Mode::Forward(s1.port));
@@ -255,33 +242,17 @@ fn load_credential(socket: &Path, unit: &str, id: &str) -> Option<Vec<u8>> {
 
 /// A running `netsecrets credentials` through the proxy at `port`, killed on drop.
 fn credentials(d: &TempDir, tag: &str, port: u16, extra: &[&str]) -> (Proc, std::path::PathBuf) {
-    let sock = d.path(&format!("{tag}.sock"));
-    let log = d.path(&format!("{tag}.log"));
-    let p = port.to_string();
-    let proc = Proc::spawn(
-        Command::new(BIN)
-            .args(["credentials", "--server", "127.0.0.1", "--port", &p])
-            .args(["--password", PW, "--encryption-key", KEY, "--timeout", "1"])
-            .args([
-                "--socket",
-                sock.to_str().unwrap(),
-                "--allow",
-                "db=app.service",
-            ])
-            .args(extra)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).unwrap()),
-    );
-    let until = Instant::now() + Duration::from_secs(20);
-    while !std::fs::read_to_string(&log)
-        .unwrap_or_default()
-        .contains("serving")
-    {
-        assert!(Instant::now() < until, "credentials did not start");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    (proc, sock)
+    let mut args = vec![
+        "--encryption-key",
+        KEY,
+        "--timeout",
+        "1",
+        "--allow",
+        "db=app.service",
+    ];
+    args.extend_from_slice(extra);
+    let c = creds::Credentials::start(d, tag, port, &args);
+    (c.proc, c.socket)
 }
 
 fn credentials_attacks(proto: &[&str]) {

@@ -160,12 +160,7 @@ fn filled_by_a_fetch_used_when_the_server_is_down_replaced_when_it_is_back() {
         .args(&["--insecure"])
         .start();
     // The refresh that finds the server again writes its value and runs the change actions.
-    let ctl_log = d.path("systemctl.log");
-    let ctl = d.write(
-        "systemctl",
-        format!("#!/bin/sh\necho \"$*\" >> '{}'\n", ctl_log.display()).as_bytes(),
-    );
-    std::fs::set_permissions(&ctl, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let (ctl, ctl_log) = fake_systemctl(&d, "systemctl", 0);
     let actions = [
         "--offline-after",
         "1",
@@ -201,7 +196,7 @@ fn a_silent_server_counts_as_unreachable_one_that_closes_does_not() {
     let d = TempDir::new("cache-silent");
     let (cache, out) = (d.path("cache"), d.path("out"));
     std::fs::create_dir(&cache).unwrap();
-    std::fs::set_permissions(&cache, std::os::unix::fs::PermissionsExt::from_mode(0o700)).unwrap();
+    chmod(&cache, 0o700);
     std::fs::write(cache.join("db.cred"), entry("db", DB, 0)).unwrap();
     // Accepts and never answers: the answer times out (5 s per attempt), then the cache.
     let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -361,7 +356,7 @@ fn an_expired_copy_is_removed_a_fresh_one_used_an_aging_one_resealed() {
     let d = TempDir::new("cache-age");
     let (cache, out) = (d.path("cache"), d.path("out"));
     std::fs::create_dir(&cache).unwrap();
-    std::fs::set_permissions(&cache, std::os::unix::fs::PermissionsExt::from_mode(0o700)).unwrap();
+    chmod(&cache, 0o700);
     let down = free_port();
     let max = [
         "--offline-after",
@@ -536,7 +531,7 @@ fn missing_systemd_creds_and_a_loose_cache_directory_are_clear_errors() {
         return;
     }
     std::fs::create_dir(&cache).unwrap();
-    std::fs::set_permissions(&cache, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    chmod(&cache, 0o755);
     let o = cached(port, "db", &cache, &out, &[]);
     let err = assert_exit(&o, 2);
     assert!(err.contains("mode 0755"), "{err}");

@@ -5,23 +5,12 @@
 
 mod common;
 
-use std::os::unix::fs::PermissionsExt;
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::*;
-
-fn chmod(path: &str, mode: u32) {
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
-}
-
-fn hup(s: &Server) {
-    // SAFETY: kill(2) takes plain integers; the PID is the test's own unreaped child.
-    let rc = unsafe { libc::kill(s.pid() as libc::pid_t, libc::SIGHUP) };
-    assert_eq!(rc, 0);
-}
 
 #[test]
 fn an_empty_from_is_an_error_not_every_address() {
@@ -88,7 +77,7 @@ fn loose_modes_and_zero_clients_warn() {
     );
     // A reload to a file with no client: accepted (a deliberate lock-down) but said loudly.
     std::fs::write(&clients, b"# nobody\n").unwrap();
-    hup(&s);
+    s.hup();
     let log = s.wait_log("reloaded:", 1);
     assert!(log.contains("reloaded: 0 clients"), "{log}");
     assert!(
@@ -232,7 +221,7 @@ fn overlap_rotation_under_traffic_loses_nothing() {
         .collect();
     let mut reloads = 0;
     let mut reload = |s: &Server| {
-        hup(s);
+        s.hup();
         reloads += 1;
         s.wait_log("reloaded:", reloads);
     };
@@ -299,12 +288,6 @@ fn exchange(port: u16, data: &[u8]) -> Vec<u8> {
     let _ = s.write_all(data);
     let mut out = Vec::new();
     let _ = s.read_to_end(&mut out);
-    out
-}
-
-fn framed(payload: &[u8]) -> Vec<u8> {
-    let mut out = (payload.len() as u32).to_be_bytes().to_vec();
-    out.extend_from_slice(payload);
     out
 }
 

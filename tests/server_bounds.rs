@@ -41,8 +41,7 @@ fn request_in_pieces_and_half_close() {
 fn answer_and_end_of_stream_arrive_together() {
     let s = Server::serving(&["db=together"], &[]);
     let body = format!("{PW} db\n");
-    let mut request = (body.len() as u32).to_be_bytes().to_vec();
-    request.extend_from_slice(body.as_bytes());
+    let request = framed(body.as_bytes());
     let want = b"\x00\x00\x00\x08together";
     for i in 0..200 {
         let mut c = TcpStream::connect(("127.0.0.1", s.port)).unwrap();

@@ -83,13 +83,6 @@ impl Fleet {
     }
 }
 
-/// Sends SIGHUP to the server.
-fn hup(s: &Server) {
-    // SAFETY: kill(2) takes plain integers; the PID is the test's own unreaped child.
-    let rc = unsafe { libc::kill(s.pid() as libc::pid_t, libc::SIGHUP) };
-    assert_eq!(rc, 0);
-}
-
 #[test]
 fn each_client_reads_what_it_may_and_nothing_else() {
     let f = Fleet::new("clients-access");
@@ -310,7 +303,7 @@ fn revocation_by_reload_while_clients_fetch() {
     std::thread::sleep(Duration::from_millis(300));
     // The laptop was lost: its line goes, and the server reloads.
     f.clients("builder password=builder.pw key=builder.key from=127.0.0.0/8 secrets=*\n");
-    hup(&s);
+    s.hup();
     let log = s.wait_log("reloaded: 1 clients", 1);
     assert!(log.contains("reloaded: 1 clients, 2 secrets"), "{log}");
     let lost = f.fetch(port, "laptop", "wifi");
@@ -326,7 +319,7 @@ fn revocation_by_reload_while_clients_fetch() {
         "laptop  password=laptop.pw  key=laptop.key  from=127.0.0.1 secrets=wifi\n\
          builder password=builder.pw key=builder.key from=127.0.0.0/8 secrets=*\n",
     );
-    hup(&s);
+    s.hup();
     s.wait_log("reloaded: 2 clients", 1);
     assert_prints(&f.fetch(port, "laptop", "wifi"), "wifi-value\n");
 }
@@ -336,7 +329,7 @@ fn a_bad_reload_keeps_the_previous_configuration() {
     let f = Fleet::new("clients-badreload");
     let mut s = f.server(&[]);
     f.clients("laptop password=laptop.pw secrets=wifi from=nonsense\n");
-    hup(&s);
+    s.hup();
     let log = s.wait_log("reload failed", 1);
     assert!(
         log.contains("reload failed, still serving the previous configuration: clients file")
@@ -352,7 +345,7 @@ fn a_bad_reload_keeps_the_previous_configuration() {
          builder password=builder.pw key=builder.key from=127.0.0.0/8 secrets=*\n",
     );
     std::fs::remove_file(f.path("disk")).unwrap();
-    hup(&s);
+    s.hup();
     let log = s.wait_log("reload failed", 2);
     assert!(
         log.contains("cannot read secret file for \"disk\""),
@@ -361,7 +354,7 @@ fn a_bad_reload_keeps_the_previous_configuration() {
     assert_prints(&f.fetch(s.port, "builder", "disk"), "disk-value\n");
     // Fixed, with a new value: picked up by the next reload.
     f.d.write("disk", b"disk-value-2");
-    hup(&s);
+    s.hup();
     s.wait_log("reloaded:", 1);
     assert_prints(&f.fetch(s.port, "builder", "disk"), "disk-value-2\n");
 }
@@ -387,13 +380,13 @@ fn the_single_password_server_reloads_its_password_file() {
     };
     assert_prints(&get("old-pw"), "1\n");
     d.write("pw", b"new-pw");
-    hup(&s);
+    s.hup();
     s.wait_log("reloaded: 1 clients, 1 secrets", 1);
     assert_prints(&get("new-pw"), "1\n");
     assert_ne!(get("old-pw").status.code(), Some(0));
     // An empty password file is refused; the new password stays.
     d.write("pw", b"");
-    hup(&s);
+    s.hup();
     let log = s.wait_log("reload failed", 1);
     assert!(log.contains("the password is empty"), "{log}");
     assert_prints(&get("new-pw"), "1\n");
@@ -403,9 +396,7 @@ fn the_single_password_server_reloads_its_password_file() {
 fn sealed_request(key: &[u8], password: &str, name: &str) -> Vec<u8> {
     let key = netsecrets::wire::crypto::Key::from_file_contents(key);
     let payload = key.seal(format!("{password} {name}").as_bytes()).unwrap();
-    let mut out = (payload.len() as u32).to_be_bytes().to_vec();
-    out.extend_from_slice(&payload);
-    out
+    framed(&payload)
 }
 
 /// A connection opened before a reload that revokes its client is judged when its request
@@ -426,7 +417,7 @@ fn a_connection_opened_before_revocation_is_judged_after_it() {
     let mut held = std::net::TcpStream::connect(("127.0.0.1", s.port)).unwrap();
     std::thread::sleep(Duration::from_millis(100));
     f.clients("builder password=builder.pw key=builder.key from=127.0.0.0/8 secrets=*\n");
-    hup(&s);
+    s.hup();
     s.wait_log("reloaded: 1 clients", 1);
     held.write_all(&request).unwrap();
     held.set_read_timeout(Some(Duration::from_secs(5))).unwrap();

@@ -229,7 +229,6 @@ fn ask_password_not_found_still_means_the_password_matched() {
 /// file already there.
 #[test]
 fn keygen_directory_sync_failure_after_link_tells_the_truth() {
-    use std::os::unix::fs::PermissionsExt;
     use std::os::unix::process::CommandExt;
     let d = TempDir::new("keysync");
     let dir = d.path("wx");
@@ -239,7 +238,7 @@ fn keygen_directory_sync_failure_after_link_tells_the_truth() {
     if root {
         std::os::unix::fs::chown(&dir, Some(65534), Some(65534)).unwrap();
     }
-    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o300)).unwrap();
+    chmod(&dir, 0o300);
     let key = dir.join("key");
     let mut cmd = std::process::Command::new(BIN);
     cmd.args(["keygen", "--output", key.to_str().unwrap()])
@@ -248,7 +247,7 @@ fn keygen_directory_sync_failure_after_link_tells_the_truth() {
         cmd.uid(65534).gid(65534);
     }
     let o = cmd.output().unwrap();
-    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700)).unwrap();
+    chmod(&dir, 0o700);
     let err = assert_exit(&o, 0);
     assert_eq!(std::fs::read(&key).unwrap().len(), 65);
     assert!(

@@ -7,28 +7,11 @@
 
 mod common;
 
-use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
 use common::*;
 use netsecrets::client::template::placeholder;
-
-/// A fake systemctl that appends its arguments (one call per line) to `log`.
-fn fake_systemctl(d: &TempDir) -> (String, std::path::PathBuf) {
-    let log = d.path("systemctl.log");
-    let script = format!("#!/bin/sh\necho \"$*\" >> '{}'\n", log.display());
-    let path = d.write("systemctl", script.as_bytes());
-    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
-    (path, log)
-}
-
-fn calls(log: &Path) -> Vec<String> {
-    std::fs::read_to_string(log)
-        .unwrap_or_default()
-        .lines()
-        .map(str::to_owned)
-        .collect()
-}
 
 fn render(
     template: &str,
@@ -52,8 +35,9 @@ fn render(
     run(&refs)
 }
 
-/// The seed's example (scalpel's Mosquitto bridges): the template as the Mosquitto module
-/// would generate it, with the two placeholders; the two passwords fetched by `send`.
+/// The case templates exist for (Mosquitto bridges, as scalpel users write them): the
+/// template as the Mosquitto module would generate it, with the two placeholders; the two
+/// passwords fetched by `send`.
 fn mosquitto_template() -> String {
     format!(
         "per_listener_settings true\nlistener 1883 127.0.0.1\n\nconnection br1\naddresses 127.0.0.2:1883\ntopic # in\nremote_password {}\n\nconnection br2\naddresses 127.0.0.3:1883\ntopic # in\nremote_password {}\n",
@@ -65,7 +49,7 @@ fn mosquitto_template() -> String {
 #[test]
 fn worked_example_two_bridge_passwords_then_rotation() {
     let d = TempDir::new("tmpl-mosq");
-    let (ctl, log) = fake_systemctl(&d);
+    let (ctl, log) = fake_systemctl(&d, "systemctl", 0);
     let tpl = d.write("mosquitto.conf.tpl", mosquitto_template().as_bytes());
     let (br1, br2) = (d.path("br1passwd"), d.path("br2passwd"));
     let out = d.path("rendered").join("mosquitto.conf");
@@ -192,7 +176,7 @@ fn errors_leave_the_old_file_untouched() {
     let db = d.write("db", b"s3cr3t-content");
     let out = d.path("out");
     std::fs::write(&out, "old rendered").unwrap();
-    std::fs::set_permissions(&out, std::fs::Permissions::from_mode(0o440)).unwrap();
+    chmod(&out, 0o440);
     let ino = std::fs::metadata(&out).unwrap().ino();
     let p = placeholder("db");
     let wrong = p.replace(&p[p.len() - 9..p.len() - 1], "00000000");
@@ -390,9 +374,7 @@ fn nix_placeholder_is_the_binarys() {
 /// now it refuses, naming the symlink, and creates nothing there.
 #[test]
 fn symlink_swapped_in_for_the_output_directory_is_not_followed() {
-    // SAFETY: getuid has no preconditions.
-    if unsafe { libc::getuid() } != 0 {
-        eprintln!("skipped: needs root (the attack needs a directory owned by another user)");
+    if !root_or_skip("needs root (the attack needs a directory owned by another user)") {
         return;
     }
     let d = TempDir::new("render-swap");

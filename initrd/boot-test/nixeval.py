@@ -1,7 +1,7 @@
 """Evaluate initrd/boot-test/units.nix inside real NixOS: find a nixpkgs tree, run nix-instantiate.
 
-Shared by initrd/boot-test/run (the qemu boot test), initrd/boot-test/stage2.py (its stage-2 sibling)
-and tests/sops/run (sops-nix coexistence).
+Shared by the qemu boot tests (initrd/boot-test/run through machines.py, and its stage-2 sibling
+initrd/boot-test/stage2.py) and tests/sops/run (sops-nix coexistence).
 
 The nixpkgs tree is, in this order: $NETSECRETS_NIXPKGS; <nixpkgs> on NIX_PATH; the tarball
 ../shared/nixpkgs/nixpkgs-*.tar.xz beside the repository, unpacked once into

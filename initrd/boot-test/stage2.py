@@ -1,9 +1,12 @@
 #!/usr/bin/env python3
 """Stage-2 boot test: through switch-root into a real Debian system with systemd as PID 1.
 
-The sibling of initrd/boot-test/run (whose code it imports: kernel, dracut base initrd, the
-stage-1 archive of the rendered initrd units, qemu, the serial stream). Each scenario boots a
-stock Debian cloud kernel under qemu with
+The sibling of initrd/boot-test/run, sharing its modules (harness.py: processes and the scenario
+loop; packages.py; image.py: kernel, dracut base initrd, the stage-1 archive of the rendered
+initrd units; machines.py: test material and the NixOS evaluation; qemu.py: qemu, the serial
+stream, the server's start). This file owns what only stage 2 has: the Debian root tree, its
+per-machine disk image, the in-guest checks, the host's netsecrets-daemon and the six
+scenarios. Each scenario boots a stock Debian cloud kernel under qemu with
 
   * the initrd of the existing builder (dracut's systemd initramfs, here with virtio_blk and
     ext4 as well) plus the archive of the machine's rendered stage-1 units, and
@@ -50,44 +53,35 @@ The last line of output is always `N passed, N failed`. See docs/boot-test.md.
 """
 
 import hashlib
-import importlib.machinery
-import importlib.util
 import inspect
 import os
 import re
 import shlex
 import shutil
 import signal
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-sys.dont_write_bytecode = True
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
+sys.dont_write_bytecode = True  # no __pycache__ in the repository
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import harness  # noqa: E402  (initrd/boot-test/harness.py)
+import image  # noqa: E402
+import machines  # noqa: E402
+import nixeval  # noqa: E402
+import packages  # noqa: E402
+import qemu  # noqa: E402
+from harness import BIN, BOOT_TIMEOUT, Result, TestError, Unavailable, log, run, write  # noqa: E402
+from packages import debian_mirror, ensure_mmdebstrap  # noqa: E402
 
-
-def _load_run():
-    """initrd/boot-test/run (a script without .py) as a module."""
-    loader = importlib.machinery.SourceFileLoader("boottest", str(HERE / "run"))
-    spec = importlib.util.spec_from_loader("boottest", loader)
-    mod = importlib.util.module_from_spec(spec)
-    loader.exec_module(mod)
-    return mod
-
-
-bt = _load_run()
-nixeval = bt.nixeval
+# ensure_root and customise_root below call these as bt.run and bt.write: their source text is
+# part of the cached root tree's name, so editing it would rebuild the tree.
+bt = harness
 
 XDG_CACHE = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "netsecrets"
 CACHE = Path(os.environ.get("NETSECRETS_STAGE2_CACHE") or XDG_CACHE / "stage2-boot")
-bt.CACHE = CACHE  # kernel, base initrd and logs of this test, apart from the stage-1 test's
 TOTAL_DEADLINE = float(os.environ.get("NETSECRETS_STAGE2_DEADLINE", "1500"))
-BOOT_TIMEOUT = bt.BOOT_TIMEOUT
-log = bt.log
-TestError, Unavailable = bt.TestError, bt.Unavailable
 
 # The Debian root: bookworm minbase plus these (systemd as PID 1, udev for the network link).
 # The test's own commands use absolute paths: NixOS gives services a PATH of store paths.
@@ -108,10 +102,11 @@ GUEST_FILES = {  # the in-guest server's sources (scenario 6)
     "/etc/nsbt/server-key": "guest server key\n",
     "/etc/nsbt/bob-password": "bob pw 1\n",
 }
-SOURCES = dict(bt.SOURCE_CONTENT, **{HOST_SERVER_PW: bt.TEST_PASSWORD + "\n", HOST_SERVER_KEY: bt.TEST_KEY},
+SOURCES = dict(machines.SOURCE_CONTENT,
+               **{HOST_SERVER_PW: machines.TEST_PASSWORD + "\n", HOST_SERVER_KEY: machines.TEST_KEY},
                **GUEST_FILES)
 
-SITE = dict(bt.SITE, passwordFile=bt.HOST_PASSWORD_SRC, timeout=8)
+SITE = dict(machines.SITE, passwordFile=machines.HOST_PASSWORD_SRC, timeout=8)
 
 
 def _svc(cmd, oneshot=False):
@@ -129,7 +124,7 @@ MARK = "/run/nsbt-ran-%n"
 MACHINES = {
     # The host's server: netsecrets-daemon.service as the server module renders it.
     "host-server": {"enable": False, "serverModule": {
-        "enable": True, "ip": "127.0.0.1", "port": bt.GUEST_PORT, "password_file": HOST_SERVER_PW,
+        "enable": True, "ip": "127.0.0.1", "port": machines.GUEST_PORT, "password_file": HOST_SERVER_PW,
         "encryptionKeyFile": HOST_SERVER_KEY, "secrets": ["alpha", "beta", "gamma"],
         "authorized_ips": ["127.0.0.1/32"], "verbose": True}},
     "fetch": dict(SITE, request_secrets=["alpha", "beta", "missing"],
@@ -157,14 +152,13 @@ MACHINES = {
                             "serviceConfig": {"Type": "oneshot", "RemainAfterExit": True,
                                               # secrets.gamma.initrdFile: an initrdOnly secret has a
                                               # directory of its own, removed with its stage-1 unit.
-                                              "ExecStart": f"/bin/sh -c 'test -s {bt.STAGE1_DIR}/initrd-only/gamma/gamma && : > {MARK}'"}}}),
+                                              "ExecStart": f"/bin/sh -c 'test -s {machines.STAGE1_DIR}/initrd-only/gamma/gamma && : > {MARK}'"}}}),
     "server": {"enable": False, "serverModule": {
         "enable": True, "ip": "127.0.0.1", "port": GUEST_SERVER_PORT,
         "password_file": "/etc/nsbt/server-password", "encryptionKeyFile": "/etc/nsbt/server-key",
         "secrets": ["s1", "s2"], "secretFiles": {"s1": "/etc/nsbt/s1", "s2": "/etc/nsbt/s2"},
         "clients": {"bob": {"passwordFile": "/etc/nsbt/bob-password", "secrets": ["s1"]}}, "verbose": True}},
 }
-bt.CONFIGS.update(MACHINES)  # build_machine_initrd looks machines up there
 
 # ------------------------------------------------------------------ guest checks (bash)
 
@@ -337,33 +331,7 @@ SCENARIOS = [
 ]
 
 
-def selected():
-    only = os.environ.get("NETSECRETS_STAGE2_ONLY", "").replace(",", " ").split()
-    return [s for s in SCENARIOS if not only or s[0] in only or s[1] in only]
-
-
 # ------------------------------------------------------------------ the Debian root
-
-def ensure_mmdebstrap():
-    if shutil.which("mmdebstrap") and shutil.which("mkfs.ext4", path=os.environ.get("PATH", "") + ":/usr/sbin:/sbin"):
-        return
-    if os.geteuid() != 0 or not shutil.which("apt-get"):
-        raise Unavailable("mmdebstrap / mkfs.ext4 missing; this script installs them only as root on Debian")
-    log("installing mmdebstrap e2fsprogs")
-    bt.run(["apt-get", "update"], timeout=600, check=False)
-    bt.apt_install(["mmdebstrap", "e2fsprogs"])
-
-
-def debian_mirror():
-    for _, text in bt.apt_sources_text():
-        for m in re.finditer(r"^URIs:\s*(\S+)", text, re.M):
-            if not re.search(r"security|backports", m.group(1)) and "debian" in m.group(1):
-                return m.group(1)
-        for m in re.finditer(r"^deb\s+(\[[^\]]*\]\s+)?(\S*debian\S*)\s+\S+", text, re.M):
-            if "security" not in m.group(2):
-                return m.group(2)
-    return "http://deb.debian.org/debian"
-
 
 def ensure_root():
     """The cached Debian tree: mmdebstrap of ROOT_PACKAGES, then the test's own settings
@@ -434,13 +402,13 @@ def build_root_image(ctx, machine, scen, values):
     ev = ctx["evals"][machine]
     stage = ctx["work"] / f"root-{scen[1]}"
     shutil.rmtree(stage, ignore_errors=True)
-    bt.run(["cp", "-al", str(ctx["root"]), str(stage)], timeout=300)
+    run(["cp", "-al", str(ctx["root"]), str(stage)], timeout=300)
 
     def put(path, data, mode=0o644):
         dest = stage / path.lstrip("/")
         if dest.is_symlink() or dest.exists():
             dest.unlink()  # a hard link into the cache: replace it, never write through
-        bt.write(dest, data, mode)
+        write(dest, data, mode)
 
     def link(path, target):
         dest = stage / path.lstrip("/")
@@ -465,7 +433,7 @@ def build_root_image(ctx, machine, scen, values):
             base = prog.rsplit("/", 1)[1]
             if base == "netsecrets":
                 if not (stage / prog.lstrip("/")).exists():
-                    put(prog, bt.BIN.read_bytes(), 0o555)
+                    put(prog, BIN.read_bytes(), 0o555)
                 continue
             found = next((d for d in ("usr/bin", "bin", "usr/sbin", "sbin") if (stage / d / base).exists()), None)
             if found is None:
@@ -495,10 +463,10 @@ def build_root_image(ctx, machine, scen, values):
     fetch_units = " ".join(sorted(u for u in ev["stage2"] if u.startswith("netsecrets-secret-")))
     exe = ev["exe"]
     script = PRELUDE + CHECKS[scen[1]].replace("{SD}", SD).replace("{EXPECT}", EXPECT) \
-        .replace("{STAGE1}", bt.STAGE1_DIR).replace("{FETCH_UNITS}", fetch_units) \
+        .replace("{STAGE1}", machines.STAGE1_DIR).replace("{FETCH_UNITS}", fetch_units) \
         .replace("{EXE}", exe).replace("{GPORT}", str(GUEST_SERVER_PORT)) + '\nsay "END fails=$fails"\n'
     if not (stage / exe.lstrip("/")).exists():
-        put(exe, bt.BIN.read_bytes(), 0o555)
+        put(exe, BIN.read_bytes(), 0o555)
     put("/usr/local/bin/nsbt-check", script, 0o755)
     after = " ".join(scen[3])
     put(f"{sysd}/nsbt-check.service", f"""\
@@ -523,12 +491,12 @@ TimeoutStartSec={int(BOOT_TIMEOUT)}
     put(f"{sysd}/nsbt.target", "# boot test only: booted with systemd.unit=nsbt.target\n[Unit]\n"
         "Description=boot test (stage 2)\nRequires=basic.target\nAfter=basic.target\n"
         "Wants=systemd-networkd.service nsbt-check.service\nAllowIsolate=yes\n")
-    image = ctx["work"] / f"root-{scen[1]}.img"
-    image.unlink(missing_ok=True)
-    bt.run(["mkfs.ext4", "-q", "-F", "-L", "nsbt-root", "-E", "root_owner=0:0", "-d", str(stage), str(image), "1G"],
+    disk = ctx["work"] / f"root-{scen[1]}.img"
+    disk.unlink(missing_ok=True)
+    run(["mkfs.ext4", "-q", "-F", "-L", "nsbt-root", "-E", "root_owner=0:0", "-d", str(stage), str(disk), "1G"],
            timeout=300)
     shutil.rmtree(stage, ignore_errors=True)
-    return image
+    return disk
 
 
 # ------------------------------------------------------------------ the host's server
@@ -549,32 +517,27 @@ class HostDaemon:
             v = values.get(cid, SOURCES.get(src))
             if v is None:
                 raise TestError(f"netsecrets-daemon.service loads {src}, which the test does not provide")
-            bt.write(self.creds / cid, v, 0o400)
+            write(self.creds / cid, v, 0o400)
         args = shlex.split(m.group(1))
-        args[0] = str(bt.BIN)
+        args[0] = str(BIN)
         for i, a in enumerate(args):
             if args[i - 1] == "--port":
                 args[i] = "0"
             args[i] = args[i].replace("%d/", f"{self.creds}/")
-        self.p = bt.spawn(args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        self.err = bt.Stream(self.p.stderr, ctx["logdir"] / f"{name}.server.log")
-        m = self.err.wait_for(rb"netsecrets: listening on (\S+):(\d+)", 20)
-        if not m:
-            bt.stop(self.p)
-            raise TestError(f"the host's netsecrets-daemon did not listen:\n{self.err.text()[-1500:]}")
-        self.port = int(m.group(2))
+        self.p, self.err, self.port = qemu.start_receive(args, ctx["logdir"] / f"{name}.server.log",
+                                                         "the host's netsecrets-daemon")
 
     def change(self, cid, value):
         """A new value, then what ExecReload does (SIGHUP: the daemon reads its files again)."""
         f = self.creds / cid
         tmp = self.creds / f".{cid}.new"
-        bt.write(tmp, value, 0o400)
+        write(tmp, value, 0o400)
         os.replace(tmp, f)
         os.kill(self.p.pid, signal.SIGHUP)
         time.sleep(1.0)
 
     def close(self):
-        bt.stop(self.p)
+        harness.stop(self.p)
 
 
 # ------------------------------------------------------------------ one scenario
@@ -585,7 +548,7 @@ def hexval(n=16):
 
 def run_scenario(ctx, scen):
     num, name, machine, _ = scen
-    r = bt.Result(f"{num}-{name}")
+    r = Result(f"{num}-{name}")
     ev = ctx["evals"].get(machine)
     if isinstance(ev, str):  # the evaluation of this machine failed (an option it sets is missing)
         r.check(False, ev)
@@ -603,23 +566,17 @@ def run_scenario(ctx, scen):
         ctx["servers"].append(server)
         answers["change-alpha"] = lambda: server.change("alpha", values["alpha-new"])
     t0 = time.monotonic()
-    initrd = bt.build_machine_initrd(ctx, machine)
-    image = build_root_image(ctx, machine, scen, values)
+    initrd = image.build_machine_initrd(ctx, machine)
+    image_path = build_root_image(ctx, machine, scen, values)
     r.notes.append(f"initrd + root image ready in {time.monotonic() - t0:.1f}s")
     cmdline = ("console=ttyS0 panic=-1 ip=dhcp root=/dev/vda rootfstype=ext4 rw systemd.unit=nsbt.target "
                "systemd.show_status=1")
     # Scenario 6 has no host server; the guestfwd still names a port (nothing listens there).
-    g = bt.Guest(ctx["vmlinuz"], initrd, server.port if server else bt.free_port(), cmdline,
-                 ctx["logdir"], r.name, extra=["-drive", f"file={image},if=virtio,format=raw"])
-    ctx["guests"].append(g)
-    deadline = g.t0 + BOOT_TIMEOUT
-    if not g.serial.wait_for(rb"Linux version", min(60, BOOT_TIMEOUT)):
-        rc = g.wait_exit(1)
-        if ctx["first_boot"]:
-            raise Unavailable(f"qemu did not boot the kernel (rc {rc})")
-        r.check(False, f"no kernel output from qemu (rc {rc})")
+    g = qemu.boot(ctx, r, initrd, server.port if server else qemu.free_port(), cmdline,
+                  extra=["-drive", f"file={image_path},if=virtio,format=raw"])
+    if g is None:
         return r
-    ctx["first_boot"] = False
+    deadline = g.t0 + BOOT_TIMEOUT
     pos = 0
     while True:
         m = g.serial.wait_for(rb"NSBT (ASK (\S+)\r?\n|END)", max(1.0, deadline - time.monotonic()), start=pos)
@@ -664,17 +621,17 @@ def run_scenario(ctx, scen):
 OPTION_MISSING = re.compile(r"The option `([^']+)' does not exist")
 
 
-def evaluate(ctx, machines):
+def evaluate(ctx, names):
     """One nix-instantiate for all machines; if that fails because a machine sets an option the
     module does not have (yet), each machine alone, and that machine's scenarios report it."""
-    configs = {m: MACHINES[m] for m in machines}
+    configs = {m: MACHINES[m] for m in names}
     try:
         evals = nixeval.evaluate(ctx["work"], configs, log=log)
     except nixeval.EvalError as e:
         if not OPTION_MISSING.search(str(e)):
             raise TestError(str(e)) from e
         evals = {}
-        for m in machines:
+        for m in names:
             try:
                 evals.update(nixeval.evaluate(ctx["work"], {m: configs[m]}, log=log))
             except nixeval.EvalError as e1:
@@ -686,7 +643,7 @@ def evaluate(ctx, machines):
     for m, ev in evals.items():
         if isinstance(ev, dict):
             try:
-                ev["stage2Password"] = bt.stage2_password_path(ev)
+                ev["stage2Password"] = machines.stage2_password_path(ev)
             except TestError:
                 ev["stage2Password"] = ""  # a machine without the client
     return evals
@@ -694,106 +651,32 @@ def evaluate(ctx, machines):
 
 # ------------------------------------------------------------------ main
 
-def on_signal(signum, frame):
-    raise SystemExit(128 + signum)
-
-
-def on_alarm(signum, frame):
-    raise bt.Deadline(f"whole run exceeded {TOTAL_DEADLINE:.0f}s")
-
-
 def main():
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGHUP, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
-    signal.signal(signal.SIGALRM, on_alarm)
-    signal.alarm(int(TOTAL_DEADLINE))
-    bt.TOTAL_DEADLINE = TOTAL_DEADLINE
-    scen = selected()
-    results = []
-    t_start = time.monotonic()
-    ctx = {"guests": [], "servers": [], "first_boot": True, "boot_times": [], "initrds": {}}
-    try:
-        CACHE.mkdir(parents=True, exist_ok=True)
-        ctx["lock"] = bt.lock_cache()
-        ctx["logdir"] = CACHE / "logs"
-        shutil.rmtree(ctx["logdir"], ignore_errors=True)
-        ctx["logdir"].mkdir()
-        ctx["work"] = Path(tempfile.mkdtemp(prefix="run-", dir=CACHE))
-        os.chmod(ctx["work"], 0o700)
-        bt.ensure_packages()
+    scen = harness.selected(SCENARIOS, "NETSECRETS_STAGE2_ONLY")
+
+    def prepare(ctx):
+        packages.ensure_packages()
         ensure_mmdebstrap()
-        kver, vmlinuz, moddir = bt.ensure_kernel(KERNEL_MODULES)
-        bt.check_binary()
-        log(f"kernel {kver}, binary {bt.BIN}, accel {' '.join(bt.accel())}")
+        kver, vmlinuz, moddir = image.ensure_kernel(CACHE, KERNEL_MODULES)
+        image.check_binary()
+        log(f"kernel {kver}, binary {BIN}, accel {' '.join(qemu.accel())}")
         ctx["root"] = ensure_root()
-        machines = sorted({s[2] for s in scen} | ({"host-server"} if any(s[2] != "server" for s in scen) else set()))
-        ctx["evals"] = evaluate(ctx, machines)
+        machine_names = sorted({s[2] for s in scen} | ({"host-server"} if any(s[2] != "server" for s in scen) else set()))
+        ctx["configs"] = MACHINES
+        ctx["evals"] = evaluate(ctx, machine_names)
         if isinstance(ctx["evals"].get("host-server", {}), str):
             raise TestError(ctx["evals"]["host-server"])
         ctx["vmlinuz"] = vmlinuz
-        ctx["report_bin"] = ctx["work"] / "nsbt-report"
-        bt.run(["gcc", "-static", "-O2", "-Wall", "-o", str(ctx["report_bin"]), str(bt.REPORT_SRC)], timeout=120)
-        ctx["base_initrd"] = bt.build_base_initrd(kver, moddir, drivers="virtio_pci virtio_net virtio_blk ext4")
-        for s in scen:
-            log(f"scenario {s[0]} ({s[1]}) ...")
-            try:
-                r = run_scenario(ctx, s)
-            except TestError as e:
-                r = bt.Result(f"{s[0]}-{s[1]}")
-                r.check(False, str(e))
-            finally:
-                for g in ctx["guests"]:
-                    g.close()
-                ctx["guests"].clear()
-                for sv in ctx["servers"]:
-                    sv.close()
-                ctx["servers"].clear()
-            results.append(r)
-            print(f"{'PASS' if not r.failures else 'FAIL'} {r.name}", flush=True)
-            for n in r.notes:
-                print(f"    {n}", flush=True)
-            for f in r.failures:
-                print(f"    FAILED: {f}", flush=True)
-            journal = getattr(r, "journal", None)
-            if journal:
-                print("    --- the guest's journal lines for the failed checks ---", flush=True)
-                for line in journal[-80:]:
-                    print(f"    | {line.strip()}", flush=True)
-            elif r.failures:
-                serial = ctx["logdir"] / f"{r.name}.serial.log"
-                if serial.exists():
-                    lines = serial.read_bytes().decode(errors="replace").replace("\r", "").splitlines()
-                    print("    --- last serial lines ---", flush=True)
-                    for line in lines[-25:]:
-                        print(f"    | {line}", flush=True)
-    except (Unavailable, nixeval.NoNixpkgs) as e:
-        bt.stop_all()
-        bt.loud(f"STAGE-2 BOOT TEST CANNOT RUN ON THIS MACHINE: {e}")
-        if bt.CI:
-            print(f"0 passed, {len(scen)} failed", flush=True)
-            return 1
-        print("SKIP: stage-2 boot test skipped (CI=true makes this a failure)", flush=True)
-        print("0 passed, 0 failed", flush=True)
-        return 0
-    except (TestError, bt.Deadline, OSError, subprocess.TimeoutExpired, ValueError) as e:
-        bt.stop_all()
-        bt.loud(f"STAGE-2 BOOT TEST ERROR: {e}")
-        passed = sum(1 for r in results if not r.failures)
-        print(f"{passed} passed, {len(scen) - passed} failed", flush=True)
-        return 1
-    finally:
-        signal.alarm(0)
-        bt.stop_all()
-        if "work" in ctx:
-            shutil.rmtree(ctx["work"], ignore_errors=True)
-    if ctx["boot_times"]:
-        log(f"boot to end of checks: {min(ctx['boot_times']):.1f}-{max(ctx['boot_times']):.1f}s over "
-            f"{len(ctx['boot_times'])} boots; whole run {time.monotonic() - t_start:.0f}s ({' '.join(bt.accel())}); "
-            f"logs in {ctx['logdir']}")
-    passed = sum(1 for r in results if not r.failures)
-    print(f"{passed} passed, {len(results) - passed} failed", flush=True)
-    return 0 if passed == len(results) else 1
+        image.build_report_helper(ctx)
+        ctx["base_initrd"] = image.build_base_initrd(CACHE, kver, moddir, drivers="virtio_pci virtio_net virtio_blk ext4")
+
+    def summary(ctx, results, t_start):
+        if ctx["boot_times"]:
+            log(f"boot to end of checks: {min(ctx['boot_times']):.1f}-{max(ctx['boot_times']):.1f}s over "
+                f"{len(ctx['boot_times'])} boots; whole run {time.monotonic() - t_start:.0f}s "
+                f"({' '.join(qemu.accel())}); logs in {ctx['logdir']}")
+
+    return harness.drive("stage-2 boot test", scen, CACHE, TOTAL_DEADLINE, prepare, run_scenario, summary)
 
 
 if __name__ == "__main__":

@@ -28,7 +28,7 @@
 #   tmpfiles     the module's systemd.tmpfiles.rules that name netsecrets
 #                paths (stage 2);
 #   consumers    { "<unit>" = text; } of the stage-1 services given as
-#                `initrdServices` in the settings (issue 14), with what the
+#                `initrdServices` in the settings, with what the
 #                module added for secrets.<name>.initrdRequiredBy / credential
 #                (`secrets` in the settings); consumersWantedBy likewise;
 #   stage2WantedBy  { "<unit>" = [ targets ]; } for the units of stage2;
@@ -103,7 +103,7 @@ let
             ];
             netsecrets.server = settings.serverModule or { };
             systemd.services = settings.services or { };
-            # Issue 14: secrets.<name> (initrdRequiredBy, credential,
+            # secrets.<name> (initrdRequiredBy, credential,
             # writeFile) and the stage-1 services that use them.
             secrets = settings.secrets or { };
             boot.initrd.systemd.services = settings.initrdServices or { };

@@ -1,7 +1,7 @@
 //! systemd's side of `LoadCredential=ID:SOCKET`, played as systemd plays it: from a process
 //! forked into the unit's control group, a stream socket bound to the abstract address
 //! `\0<random>/unit/<unit>/<id>` connects and reads to the end (tests/credentials.rs,
-//! tests/mitm.rs).
+//! tests/mitm.rs); and the other side, a running `netsecrets credentials` ([`Credentials`]).
 
 use std::io::Read;
 use std::os::fd::FromRawFd;
@@ -158,3 +158,51 @@ pub fn ask_from(
 
 /// systemd 255's CREDENTIAL_SIZE_MAX.
 pub const LIMIT: u64 = 1024 * 1024;
+
+/// A running `netsecrets credentials` (the socket systemd's `LoadCredential=` asks), killed by
+/// PID on drop.
+pub struct Credentials {
+    pub proc: super::Proc,
+    /// The socket it serves: `<tag>.sock` in the directory given.
+    pub socket: std::path::PathBuf,
+    /// Its stderr: `<tag>.log` in the directory given.
+    pub log: std::path::PathBuf,
+}
+
+impl Credentials {
+    /// Starts `netsecrets credentials` against the server at 127.0.0.1:`port` with the password
+    /// [`super::PW`] and `args`, and waits until it says it is serving.
+    pub fn start(d: &super::TempDir, tag: &str, port: u16, args: &[&str]) -> Credentials {
+        use std::process::{Command, Stdio};
+        use std::time::{Duration, Instant};
+        let socket = d.path(&format!("{tag}.sock"));
+        let log = d.path(&format!("{tag}.log"));
+        let p = port.to_string();
+        let proc = super::Proc::spawn(
+            Command::new(super::BIN)
+                .args(["credentials", "--server", "127.0.0.1", "--port", &p])
+                .args(["--password", super::PW])
+                .args(["--socket", socket.to_str().unwrap()])
+                .args(args)
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(std::fs::File::create(&log).unwrap()),
+        );
+        let c = Credentials { proc, socket, log };
+        let until = Instant::now() + Duration::from_secs(20);
+        while !c.log().contains("serving") {
+            assert!(
+                Instant::now() < until,
+                "netsecrets credentials did not start: {}",
+                c.log()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        c
+    }
+
+    /// Everything it wrote to stderr so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}

@@ -1,9 +1,12 @@
 //! Shared helpers for the integration tests (tests/*.rs, one file per topic): the one way to run
 //! the built `netsecrets` binary as a server ([`Server::builder`]: flags, bind address and port,
 //! waits for its "listening on" line, killed by PID on drop), clients against it ([`send`],
-//! [`fetch`]), the repeated assertions on their output ([`assert_exit`], [`assert_prints`]), and
-//! scratch directories. Every child process is killed when its handle drops, so a failing test
-//! leaves nothing running.
+//! [`fetch`]), the repeated assertions on their output ([`assert_exit`], [`assert_prints`]),
+//! scratch directories and file modes ([`TempDir`], [`chmod`], [`mode`]), a fake systemctl that
+//! logs its calls ([`fake_systemctl`], [`calls`]), wire frames ([`framed`]), and
+//! [`creds`]: systemd's side of a credential socket and a running `netsecrets credentials`.
+//! Every child process is killed when its handle drops, so a failing test leaves nothing
+//! running.
 
 #![allow(dead_code)]
 
@@ -194,6 +197,13 @@ impl Server {
     pub fn pid(&self) -> u32 {
         self.proc.pid()
     }
+
+    /// Sends the server SIGHUP: it reads its files again (a reload).
+    pub fn hup(&self) {
+        // SAFETY: kill(2) takes plain integers; the PID is the test's own unreaped child.
+        let rc = unsafe { libc::kill(self.pid() as libc::pid_t, libc::SIGHUP) };
+        assert_eq!(rc, 0);
+    }
 }
 
 /// Runs the binary with `args` and returns its output.
@@ -314,6 +324,51 @@ impl Drop for TempDir {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.0);
     }
+}
+
+/// Sets the permission bits of `path` to `mode`.
+pub fn chmod(path: impl AsRef<Path>, mode: u32) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
+}
+
+/// Whether the test runs as root; when not, prints that it is skipped and why (`why`).
+pub fn root_or_skip(why: &str) -> bool {
+    // SAFETY: geteuid only reads this process's credentials.
+    let root = unsafe { libc::geteuid() } == 0;
+    if !root {
+        eprintln!("skipped: {why}");
+    }
+    root
+}
+
+/// `payload` behind its length (4 bytes, big-endian): one frame as the wire carries it.
+pub fn framed(payload: &[u8]) -> Vec<u8> {
+    let mut out = (payload.len() as u32).to_be_bytes().to_vec();
+    out.extend_from_slice(payload);
+    out
+}
+
+/// A fake systemctl, `name` in `d`, that appends its arguments (one call per line) to
+/// `d/systemctl.log` and exits with `code`; returns its path and the log's.
+pub fn fake_systemctl(d: &TempDir, name: &str, code: i32) -> (String, PathBuf) {
+    let log = d.path("systemctl.log");
+    let script = format!(
+        "#!/bin/sh\necho \"$*\" >> '{}'\nexit {code}\n",
+        log.display()
+    );
+    let path = d.write(name, script.as_bytes());
+    chmod(&path, 0o755);
+    (path, log)
+}
+
+/// The calls a fake systemctl logged, one per line (none when it never ran).
+pub fn calls(log: &Path) -> Vec<String> {
+    std::fs::read_to_string(log)
+        .unwrap_or_default()
+        .lines()
+        .map(str::to_owned)
+        .collect()
 }
 
 pub fn mode(p: &Path) -> u32 {
