@@ -38,7 +38,8 @@ pub fn cgroup_root() -> std::path::PathBuf {
     }
 }
 
-/// As [`ask`], from a child process in the control group `netsecrets-test-<pid>.slice/<unit>`
+/// As [`ask`], from a child process in the control group
+/// `netsecrets-test-<pid>.slice/ask-<n>.slice/<unit>`
 /// (`cgroup`), or in this test's own group (None).
 pub fn ask_from(
     socket: &Path,
@@ -47,9 +48,14 @@ pub fn ask_from(
 ) -> std::io::Result<Vec<u8>> {
     use std::ffi::CString;
     // Everything the child uses is prepared before the fork: it only makes plain syscalls.
+    // A slice of its own per call: tests run in parallel and ask for the same unit, and one
+    // call removing its emptied group must not pull it away from another call's child.
+    static GROUP_SEQ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     let group = cgroup.map(|unit| {
+        let seq = GROUP_SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let dir = cgroup_root()
             .join(format!("netsecrets-test-{}.slice", std::process::id()))
+            .join(format!("ask-{seq}.slice"))
             .join(unit);
         std::fs::create_dir_all(&dir).unwrap();
         dir
@@ -138,7 +144,7 @@ pub fn ask_from(
     if let Some(d) = &group {
         // Empty again once the child is gone; another test's child may still be in it.
         let _ = std::fs::remove_dir(d);
-        if let Some(slice) = d.parent() {
+        for slice in d.ancestors().skip(1).take(2) {
             let _ = std::fs::remove_dir(slice);
         }
     }
