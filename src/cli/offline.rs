@@ -7,7 +7,7 @@ use std::time::Duration;
 use super::parse::string;
 use crate::error::{Error, Result};
 
-/// Default `--offline-max-age`: a week (keep in sync with nix/modules/client.nix).
+/// Default `--offline-max-age`: a week (keep in sync with nix/modules/client/options.nix).
 pub const DEFAULT_MAX_AGE: Duration = Duration::from_secs(7 * 24 * 3600);
 /// Longest `--offline-max-age`: ten years (a longer one is a mistake, not a policy).
 const MAX_MAX_AGE: u64 = 10 * 366 * 24 * 3600;
