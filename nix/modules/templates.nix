@@ -30,6 +30,9 @@
 # template and the secret). A `file` built by a derivation is not read at
 # evaluation (no import-from-derivation): it gets every requested secret and
 # `netsecrets render` refuses an unknown placeholder at run time.
+#
+# The options of one template are in ./template-options.nix; this module is
+# imported by ./client (it is part of netsecrets.client).
 {
   config,
   lib,
@@ -245,91 +248,8 @@ let
   };
 
 
-  templateSubmodule =
-    { name, ... }:
-    {
-      options = {
-        content = lib.mkOption {
-          type = lib.types.nullOr lib.types.lines;
-          default = null;
-          example = lib.literalExpression ''
-            '''
-              [database]
-              password = ''${config.netsecrets.placeholder.db-password}
-            '''
-          '';
-          description = ''
-            The file's text, with {option}`netsecrets.placeholder.<secret>`
-            strings where the secret values go. It is written to the Nix
-            store as it is (placeholders only); set this or `file`.
-          '';
-        };
-        file = lib.mkOption {
-          type = lib.types.nullOr lib.types.path;
-          default = null;
-          example = lib.literalExpression ''"''${pkgs.writeText "app.conf" "..."}"'';
-          description = ''
-            An existing file with placeholders, e.g. the config file another
-            module generated (a store path taken from its ExecStart). A file
-            built by a derivation is not read at evaluation: it is rendered
-            with every requested secret, and an unknown placeholder fails
-            the render unit. Set this or `content`.
-          '';
-        };
-        path = lib.mkOption {
-          type = common.pathNotInStore;
-          default = "${renderedDir}/${name}";
-          defaultText = lib.literalExpression ''"${renderedDir}/''${name}"'';
-          description = ''
-            Where the rendered file is written (never in the Nix store). Its
-            directory must exist, unless it is the default one.
-          '';
-        };
-      }
-      // common.fileOptions "the rendered file"
-      // {
-        restartUnits = lib.mkOption {
-          type = lib.types.listOf common.unitType;
-          default = [ ];
-          example = [ "mosquitto.service" ];
-          description = ''
-            Units restarted (`systemctl try-restart`: only if running) when
-            the rendered file changes; "foo" means foo.service, as for a
-            secret's `restartUnits`.
-          '';
-        };
-        reloadUnits = lib.mkOption {
-          type = lib.types.listOf common.unitType;
-          default = [ ];
-          example = [ "nginx.service" ];
-          description = "Units reloaded (`systemctl try-reload-or-restart`) when the rendered file changes.";
-        };
-        requiredBy = lib.mkOption {
-          type = lib.types.listOf common.unitType;
-          default = [ ];
-          example = [ "mosquitto.service" ];
-          description = ''
-            Units that need the rendered file: they get Requires= and After=
-            on netsecrets-template-<name>.service (stage 2).
-          '';
-        };
-        initrd = lib.mkOption {
-          type = lib.types.bool;
-          default = false;
-          description = ''
-            Also render in systemd stage 1, after the stage-1 fetches (needs
-            {option}`netsecrets.client.enableInitrd`), as root: only root
-            exists there. `path` must be under /run, which survives
-            switch-root; stage 2 renders it again with `owner` and `group`.
-          '';
-        };
-        initrdRequiredBy = lib.mkOption {
-          type = lib.types.listOf common.unitType;
-          default = [ ];
-          description = "Stage-1 units (boot.initrd.systemd) that need the file rendered in stage 1.";
-        };
-      };
-    };
+  # The options of one template.
+  templateSubmodule = import ./template-options.nix { inherit lib common renderedDir; };
 
   nameType = common.secretName // {
     description = "template name (as a secret name: 1-255 characters of [A-Za-z0-9._@+-])";
