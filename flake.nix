@@ -53,10 +53,10 @@
         };
       };
 
-      # NixOS VM tests (nix/tests/, one file per scenario) and the package.
+      # NixOS VM tests (nix/vm-tests/, one file per scenario) and the package.
       checks = forAllSystems (
         pkgs:
-        import ./nix/tests { inherit pkgs self; }
+        import ./nix/vm-tests { inherit pkgs self; }
         // {
           package = self.packages.${pkgs.stdenv.hostPlatform.system}.netsecrets;
         }

@@ -163,7 +163,7 @@ fn placeholder_prints_the_template_placeholder() {
     let o = run(&["placeholder", "db-password"]);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     // printf 'netsecrets-placeholder:db-password' | sha256sum, as nix/modules/placeholder.nix
-    // computes it (tests/nix/check.py compares with the NixOS evaluation itself).
+    // computes it (tests/nixos-eval/check.py compares with the NixOS evaluation itself).
     assert_eq!(
         stdout(&o),
         "<netsecrets:db-password:f2259a3e79a4c8606f08f94cb86c7e421eb9ea4f2cd810eebbce818e61013235>\n"

@@ -337,7 +337,7 @@ fn readers_see_whole_files_with_final_mode_only() {
 
 /// The NixOS module's placeholder (nix/modules/placeholder.nix, evaluated by nix-instantiate)
 /// is the binary's, for ordinary and odd names, and a template made of the Nix strings
-/// renders. Needs nix-instantiate (tests/nix/check.py installs it); without it the test says
+/// renders. Needs nix-instantiate (tests/nixos-eval/check.py installs it); without it the test says
 /// so and checks nothing else.
 #[test]
 fn nix_placeholder_is_the_binarys() {
@@ -351,7 +351,7 @@ fn nix_placeholder_is_the_binarys() {
     {
         Ok(o) => o,
         Err(e) => {
-            eprintln!("NOTE: nix-instantiate not runnable ({e}); the Nix side is checked by tests/nix/check.py");
+            eprintln!("NOTE: nix-instantiate not runnable ({e}); the Nix side is checked by tests/nixos-eval/check.py");
             return;
         }
     };

@@ -6,7 +6,7 @@ and tests/sops/run (sops-nix coexistence).
 The nixpkgs tree is, in this order: $NETSECRETS_NIXPKGS; <nixpkgs> on NIX_PATH; the tarball
 ../shared/nixpkgs/nixpkgs-*.tar.xz beside the repository, unpacked once into
 ${XDG_CACHE_HOME:-~/.cache}/netsecrets/nixpkgs-<first 16 hex of its SHA-256>/ (the same place
-tests/nix/check.py unpacks it, so one copy serves both). None of them: NoNixpkgs, which the
+tests/nixos-eval/check.py unpacks it, so one copy serves both). None of them: NoNixpkgs, which the
 callers turn into a loud skip (a failure under CI=true).
 """
 

@@ -2,10 +2,11 @@
 //! one address, how many answer bytes at once, and a lockout for addresses that keep guessing
 //! the password wrong.
 //!
-//! The accept loop asks [`Gate::admit`] before a connection reaches a worker; a [`Permit`] gives
-//! its slot back when dropped. When every slot is taken, [`Pending`] lets the server close the
-//! oldest connection that has not yet delivered a whole request, so that many idle connections
-//! from many addresses cannot keep an honest client (whose request arrives at once) out.
+//! A worker asks [`Gate::admit`] right after `accept`, before it reads a byte
+//! (`server/serve.rs`); a [`Permit`] gives its slot back when dropped. When every slot is taken,
+//! [`Pending`] lets the server close the oldest connection that has not yet delivered a whole
+//! request, so that many idle connections from many addresses cannot keep an honest client
+//! (whose request arrives at once) out.
 //!
 //! Connections are counted per [`Source`]: one IPv4 address, or one IPv6 /64 (what one attacker
 //! controls). Password guesses are counted per [`Account`]: the address itself (IPv4, or the
@@ -475,7 +476,7 @@ impl Gate {
 /// Each entry shares ownership of its stream (an `Arc`), so the descriptor an eviction shuts
 /// down is open by construction: it cannot be closed, or its number reused, while registered,
 /// whatever order the worker drops things in. The worker deregisters before it closes (see
-/// `server/receive.rs`), so that its close is the last reference and sends the answer at once.
+/// `server/serve.rs`), so that its close is the last reference and sends the answer at once.
 #[derive(Default)]
 pub struct Pending {
     /// id (grows with accept order) -> stream. A scan finds the oldest; it runs only when the

@@ -6,7 +6,7 @@
 # The tree is NixOS 24.05 here, not the release flake.nix follows; what this
 # proves is that every output evaluates against 24.05's nixpkgs.
 #
-#   nix-instantiate --eval --strict --json tests/nix/flake.nix --arg nixpkgs <tree> -A facts \
+#   nix-instantiate --eval --strict --json tests/nixos-eval/flake.nix --arg nixpkgs <tree> -A facts \
 #     [--arg checkSystems '[ "x86_64-linux" ]']
 #
 # `facts`: the drvPath of every check and package (null if it does not

@@ -1,8 +1,8 @@
 # The modules against nixpkgs' lib alone, with stub NixOS options: what the
-# real-NixOS evaluation (tests/nix/nixos.nix, NixOS 24.05 from ../shared)
+# real-NixOS evaluation (tests/nixos-eval/nixos.nix, NixOS 24.05 from ../shared)
 # cannot check, namely that the modules still evaluate, and their option
 # types still behave, with ANOTHER nixpkgs lib -- e.g. the lib of the release
-# flake.nix follows (nixos-26.05), given to tests/nix/check.py as
+# flake.nix follows (nixos-26.05), given to tests/nixos-eval/check.py as
 # NETSECRETS_NIXPKGS_LIB. Everything about generated units, credentials,
 # warnings, assertions and secrets is checked on the real evaluation.
 #
@@ -10,7 +10,7 @@
 # `pkgs` is a fake with writeText and a fake netsecrets package, and `utils`
 # provides escapeSystemdExecArgs with nixpkgs' rules.
 #
-#   nix-instantiate --eval --strict --json tests/nix/eval.nix --arg lib 'import <nixpkgs lib dir>'
+#   nix-instantiate --eval --strict --json tests/nixos-eval/eval.nix --arg lib 'import <nixpkgs lib dir>'
 #
 # returns { results = [ { name; ok; detail; } ... ]; }.
 { lib }:
@@ -336,7 +336,7 @@ let
     (t "harness: a false check fails, a throwing check fails, a true check passes" (
       !(check "x" false).ok && !(check "y" (throw "boom")).ok && (check "z" true).ok
     ) "")
-    (check "lib ${lib.version or "?"}: the seed's server and client and a stage-1 client with the prompt evaluate completely, no failed assertion" (
+    (check "lib ${lib.version or "?"}: the server and client configurations users already have and a stage-1 client with the prompt evaluate completely, no failed assertion" (
       all [
         (eq (builtins.isString (rendered seedServer + rendered seedClient + rendered promptClient)) true)
         (eq (failedAssertions seedServer ++ failedAssertions seedClient ++ failedAssertions promptClient) [ ])
