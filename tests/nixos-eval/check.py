@@ -543,7 +543,7 @@ def analyze(facts, tmp):
         extra = (facts.get(name) or {}).get("initrdConsumerUnits" if kind == "initrdUnits" else "consumerUnits")
         if units and extra and name.startswith("consumers"):
             units = {**units, **extra}
-        # The RAM file systems they require (client-storage.nix) are verified with them.
+        # The RAM file systems they require (nix/modules/client/storage.nix) are verified with them.
         mounts = (facts.get(name) or {}).get("initrdMountUnits" if kind == "initrdUnits" else "mountUnits")
         if units and mounts:
             units = {**units, **mounts}

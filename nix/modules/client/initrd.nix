@@ -105,7 +105,7 @@ let
         };
         # /run/netsecrets, kept when the unit stops at switch-root; an
         # initrdOnly secret has a directory of its own below it, which
-        # systemd removes with the file when the unit stops (client-storage.nix).
+        # systemd removes with the file when the unit stops (./storage.nix).
         # Only that one: systemd empties every RuntimeDirectory= of a unit
         # that does not preserve them (the boot test's scenario 11 lost the
         # other stage-1 secrets that way).
