@@ -4,7 +4,7 @@
 # `netsecrets send`, `ask-password` and `credentials`, plus the sandbox of
 # the fetch units. A plain function, not a module:
 #
-#   x = import ./args.nix { inherit config lib pkgs utils; };
+#   derived = import ./args.nix { inherit config lib pkgs utils; };
 {
   config,
   lib,

@@ -10,8 +10,8 @@
   ...
 }:
 let
-  x = import ./args.nix { inherit config lib pkgs utils; };
-  inherit (x)
+  derived = import ./args.nix { inherit config lib pkgs utils; };
+  inherit (derived)
     cfg
     common
     names
@@ -20,9 +20,9 @@ let
   inherit (common) nonEmpty;
 
   noAppend = "its boot loader cannot append secrets to the initrd (boot.loader.supportsInitrdSecrets is false: no boot loader, or one without initrd secrets)";
-  initrdFileAssertions = lib.optionals (cfg.enableInitrd || x.verifyPassword) [
+  initrdFileAssertions = lib.optionals (cfg.enableInitrd || derived.verifyPassword) [
     {
-      assertion = x.canAppend || !x.keyIsFile;
+      assertion = derived.canAppend || !derived.keyIsFile;
       message = ''
         netsecrets.client.encryptionKeyFile cannot reach stage 1 (netsecrets.client.enableInitrd, or
         enableInitrdPassword checking the typed password against the server) on
@@ -32,7 +32,7 @@ let
       '';
     }
     {
-      assertion = x.canAppend || !x.passwordIsFile;
+      assertion = derived.canAppend || !derived.passwordIsFile;
       message = ''
         netsecrets.client.passwordFile cannot reach stage 1 (netsecrets.client.enableInitrd) on
         this machine: ${noAppend}. Set netsecrets.client.enableInitrdPassword = true to type the
@@ -53,7 +53,7 @@ in
             message = "netsecrets.client: set netsecrets.client.server to the server's address.";
           }
           {
-            assertion = x.passwordFile != null;
+            assertion = derived.passwordFile != null;
             message = "netsecrets.client: set netsecrets.client.passwordFile (or password, or enableInitrdPassword = true).";
           }
           {
@@ -67,7 +67,7 @@ in
         ]
         ++ [
           {
-            assertion = cfg.protocol != 2 || x.keyFile != null;
+            assertion = cfg.protocol != 2 || derived.keyFile != null;
             message = "netsecrets.client.protocol = 2 needs an encryption key (netsecrets.client.encryptionKeyFile, not insecure); in plaintext only protocol 1 exists.";
           }
         ]
@@ -119,9 +119,9 @@ in
             common.literalInStore "netsecrets.client.encryptionKey" "key"
               "Use netsecrets.client.encryptionKeyFile with a root-only file instead."
           )
-          ++ lib.optional (x.keyFile == null && !cfg.insecure) (common.noKey "netsecrets.client")
+          ++ lib.optional (derived.keyFile == null && !cfg.insecure) (common.noKey "netsecrets.client")
           ++ lib.optional (
-            cfg.enableInitrd && !x.initrdNetwork
+            cfg.enableInitrd && !derived.initrdNetwork
           ) ''
             netsecrets.client.enableInitrd is set but the initrd has no network: set
             boot.initrd.network.enable = true (and configure boot.initrd.systemd.network),
@@ -129,11 +129,11 @@ in
           '';
       }
 
-      (lib.mkIf x.offline.enable {
+      (lib.mkIf derived.offline.enable {
         assertions = [
           {
-            assertion = x.offline.after < (if cfg.timeout == null then 30 else cfg.timeout);
-            message = "netsecrets.client.offlineCache.after (${toString x.offline.after} s) must be below netsecrets.client.timeout (${toString (if cfg.timeout == null then 30 else cfg.timeout)} s): the fetch gives up at the timeout, before the cache would be used.";
+            assertion = derived.offline.after < (if cfg.timeout == null then 30 else cfg.timeout);
+            message = "netsecrets.client.offlineCache.after (${toString derived.offline.after} s) must be below netsecrets.client.timeout (${toString (if cfg.timeout == null then 30 else cfg.timeout)} s): the fetch gives up at the timeout, before the cache would be used.";
           }
         ];
         warnings = lib.optional (cfg.refreshInterval == null) ''

@@ -10,8 +10,8 @@
   ...
 }:
 let
-  x = import ./args.nix { inherit config lib pkgs utils; };
-  inherit (x)
+  derived = import ./args.nix { inherit config lib pkgs utils; };
+  inherit (derived)
     cfg
     common
     keyFile

@@ -12,8 +12,8 @@
   ...
 }:
 let
-  x = import ./args.nix { inherit config lib pkgs utils; };
-  inherit (x) common;
+  derived = import ./args.nix { inherit config lib pkgs utils; };
+  inherit (derived) common;
 in
 {
   imports = [
@@ -146,7 +146,7 @@ in
         change leaves its file (and timestamps) alone; a changed one is written
         atomically and its restartUnits / reloadUnits are restarted /
         reloaded (and templates using it rendered again). null: every
-        ${x.defaultRefreshInterval} plus a random delay of up to ${x.defaultRefreshDelay} when any secret or
+        ${derived.defaultRefreshInterval} plus a random delay of up to ${derived.defaultRefreshDelay} when any secret or
         template has restartUnits or reloadUnits (they act only on a
         refresh), else only at boot.
       '';

@@ -13,8 +13,8 @@
   ...
 }:
 let
-  x = import ./args.nix { inherit config lib pkgs utils; };
-  inherit (x)
+  derived = import ./args.nix { inherit config lib pkgs utils; };
+  inherit (derived)
     cfg
     common
     secretOf
