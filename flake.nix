@@ -40,9 +40,9 @@
       overlays.default = final: _prev: { netsecrets = netsecretsFor final; };
 
       nixosModules = {
-        server = withPackage "server" [ ./nix/modules/server.nix ];
+        server = withPackage "server" [ ./nix/modules/server ];
         client = withPackage "client" [
-          ./nix/modules/client.nix
+          ./nix/modules/client
           ./nix/modules/templates.nix
         ];
         default = {

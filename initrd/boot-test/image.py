@@ -285,7 +285,7 @@ def build_machine_initrd(ctx, cfg, with_stage2=False):
                 if src not in SOURCE_CONTENT:
                     raise TestError(f"stage-2 {name} loads {src}, which the boot test does not provide")
                 write(stage / src.lstrip("/"), SOURCE_CONTENT[src], 0o400)
-        # The RAM file system the stage-2 units require (nix/modules/client-storage.nix),
+        # The RAM file system the stage-2 units require (nix/modules/client/storage.nix),
         # verbatim, started with them.
         # (run-netsecrets.mount only when stage 1 has none of its own.)
         for mount in STAGE2_MOUNTS:

@@ -1,12 +1,14 @@
-# Helpers shared by the server and client modules: the paths and port that the
-# Rust binary and the initrd units also know, the option types that keep
-# secrets out of the Nix store, and ExecStart quoting.
+# The one home of what more than one netsecrets module uses: the paths and
+# port that the Rust binary and the initrd units also know, the option types
+# that keep secrets out of the Nix store, unit names (escaping, "foo" ->
+# foo.service), the sandbox of every unit and its chown variant, the warnings
+# about literal and ignored secrets, and ExecStart quoting.
 #
 # This file is a plain function of lib (not a module), imported by
-# ./server.nix and ./client.nix.
+# ./server.nix, ./templates.nix and the files of ./client/.
 { lib }:
 let
-  # Secret names as the wire protocol allows them (SPEC §2): 1-255 bytes of
+  # Secret names as the wire protocol allows them: 1-255 bytes of
   # [A-Za-z0-9._@+-], not "." or "..". They become file names, credential
   # names and unit names, so the type refuses anything else at evaluation.
   # Keep in sync with src/wire/protocol.rs (secret name validation).
@@ -37,11 +39,51 @@ let
     merge = lib.mergeEqualOption;
   };
 
-  # The seed writes `password_file = "";` for "not set": accept "" as well.
+  # Configurations written for the first releases say `password_file = "";`
+  # for "not set": accept "" as well.
   pathNotInStoreOrEmpty = lib.types.either (lib.types.enum [ "" ]) pathNotInStore;
 
-  # "" means "not set" in the seed's examples; null is the default.
+  # "" means "not set" (as in those configurations); null is the default.
   nonEmpty = v: v != null && v != "";
+
+  # A read-only system, no devices, kernel knobs or namespaces, IP sockets
+  # only, the @system-service syscalls minus privileged and resource-control
+  # ones. Each module adds its user, capabilities and writable paths.
+  sandbox = {
+    NoNewPrivileges = true;
+    UMask = "0077";
+    ProtectSystem = "strict";
+    ProtectHome = true;
+    PrivateTmp = true;
+    PrivateDevices = true;
+    PrivateMounts = true;
+    PrivateIPC = true;
+    ProtectClock = true;
+    ProtectControlGroups = true;
+    ProtectHostname = true;
+    ProtectKernelLogs = true;
+    ProtectKernelModules = true;
+    ProtectKernelTunables = true;
+    ProtectProc = "invisible";
+    ProcSubset = "pid";
+    RestrictAddressFamilies = [
+      "AF_INET"
+      "AF_INET6"
+    ];
+    RestrictNamespaces = true;
+    RestrictRealtime = true;
+    RestrictSUIDSGID = true;
+    LockPersonality = true;
+    MemoryDenyWriteExecute = true;
+    SystemCallArchitectures = "native";
+    SystemCallFilter = [
+      "@system-service"
+      "~@privileged"
+      "~@resources"
+    ];
+  };
+
+  escapeUnit = lib.replaceStrings [ "@" "+" ] [ "\\x40" "\\x2b" ];
 in
 {
   inherit nonEmpty;
@@ -94,46 +136,12 @@ in
   passwordCredential = "netsecrets.password";
   keyCredential = "netsecrets.encryption-key";
 
-  # A port given as 8081 or "8081" (the seed uses both); always an int after merging.
+  # A port given as 8081 or "8081" (existing configurations use both); always
+  # an int after merging.
   port = lib.types.coercedTo (lib.types.strMatching "[0-9]{1,5}") lib.toInt lib.types.port;
 
-  # The sandbox every netsecrets unit gets (server daemon and client fetches):
-  # a read-only system, no devices, kernel knobs or namespaces, IP sockets only,
-  # the @system-service syscalls minus privileged and resource-control ones.
-  # Each module adds its user, capabilities and writable paths.
-  sandbox = {
-    NoNewPrivileges = true;
-    UMask = "0077";
-    ProtectSystem = "strict";
-    ProtectHome = true;
-    PrivateTmp = true;
-    PrivateDevices = true;
-    PrivateMounts = true;
-    PrivateIPC = true;
-    ProtectClock = true;
-    ProtectControlGroups = true;
-    ProtectHostname = true;
-    ProtectKernelLogs = true;
-    ProtectKernelModules = true;
-    ProtectKernelTunables = true;
-    ProtectProc = "invisible";
-    ProcSubset = "pid";
-    RestrictAddressFamilies = [
-      "AF_INET"
-      "AF_INET6"
-    ];
-    RestrictNamespaces = true;
-    RestrictRealtime = true;
-    RestrictSUIDSGID = true;
-    LockPersonality = true;
-    MemoryDenyWriteExecute = true;
-    SystemCallArchitectures = "native";
-    SystemCallFilter = [
-      "@system-service"
-      "~@privileged"
-      "~@resources"
-    ];
-  };
+  # The sandbox every netsecrets unit gets (server daemon and client fetches).
+  inherit sandbox;
 
   # owner, group and mode of a file netsecrets writes (a fetched secret, a
   # rendered template); `what` names it in the descriptions. The binary
@@ -160,6 +168,64 @@ in
         description = "Permissions of ${what}, in octal (no setuid, setgid or sticky bit).";
       };
     };
+
+  # The sandbox of the units that write files for other users (the client's
+  # fetch units, the template render units): root, but only the capabilities
+  # to hand a file to its owner. fchown is in @chown, which ~@privileged
+  # removes: without it back such a unit dies of SIGSYS (found by the boot
+  # test's scenario 6).
+  chownSandbox = sandbox // {
+    SystemCallFilter = sandbox.SystemCallFilter ++ [ "@chown" ];
+    CapabilityBoundingSet = [
+      "CAP_CHOWN"
+      "CAP_FOWNER"
+      "CAP_DAC_OVERRIDE"
+    ];
+  };
+
+  # ---- unit names ------------------------------------------------------
+  # Unit names allow [A-Za-z0-9:_.-] and "\"; "@" would make a template
+  # instance and "+" is invalid, so those two are \x-escaped as
+  # systemd-escape does.
+  inherit escapeUnit;
+  # The stage-2 and stage-1 fetch unit of a secret (without ".service").
+  fetchUnitBase = name: "netsecrets-secret-${escapeUnit name}";
+  fetchUnit = name: "netsecrets-secret-${escapeUnit name}.service";
+  # The gate consumers of a secret Require (client/stage2.nix): active only
+  # when the secret was fetched in this boot.
+  readyUnitBase = name: "netsecrets-ready-${escapeUnit name}";
+  readyUnit = name: "netsecrets-ready-${escapeUnit name}.service";
+  # A unit as users may write it in requiredBy, restartUnits, reloadUnits
+  # (of a secret or a template): "foo" means foo.service, a name with a dot
+  # ("foo.socket", "foo.service") is kept.
+  unitName = u: if lib.hasInfix "." u then u else "${u}.service";
+  # The systemd.services attribute of such a unit.
+  serviceName = u: lib.removeSuffix ".service" u;
+  unitType = lib.types.strMatching "[A-Za-z0-9:_.@\\-]+";
+
+  # ---- warnings about literal and ignored secrets ------------------------
+  # `option` is the literal option (password, encryptionKey), `what` what it
+  # holds, `instead` the advice (its own line breaks).
+  literalInStore = option: what: instead: ''
+    ${option} is set: the ${what} is copied into the world-readable
+    Nix store. ${instead}
+  '';
+  # The literal option next to the file option that wins over it; lines of
+  # at most 88 characters.
+  fileWins =
+    literal: file:
+    let
+      first = "${literal} is ignored because ${file} is set";
+    in
+    if lib.stringLength first <= 88 then
+      "${first}\n(the file takes priority); remove one of them.\n"
+    else
+      "${literal} is ignored because ${file}\nis set (the file takes priority); remove one of them.\n";
+  # `side` is netsecrets.server or netsecrets.client.
+  noKey = side: ''
+    ${side} has no encryption key: secrets and the password travel in
+    plaintext. Set ${side}.encryptionKeyFile (or insecure = true to say so).
+  '';
 
   # A LoadCredential= entry "ID:PATH". systemd expands %-specifiers in it,
   # so a % in the path is doubled.

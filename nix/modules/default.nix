@@ -2,8 +2,8 @@
 # templates, netsecrets.client.templates).
 {
   imports = [
-    ./server.nix
-    ./client.nix
-    ./templates.nix
+    ./server
+    # With its templates (./templates.nix).
+    ./client
   ];
 }

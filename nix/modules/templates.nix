@@ -26,10 +26,13 @@
 #
 # Evaluation-time checks: when the template's text is visible to evaluation
 # (`content`, or `file` as a Nix path value), every "<netsecrets:" in it must
-# be the placeholder of a secret in request_secrets (an assertion names the
+# be the placeholder of a fetched secret (an assertion names the
 # template and the secret). A `file` built by a derivation is not read at
 # evaluation (no import-from-derivation): it gets every requested secret and
 # `netsecrets render` refuses an unknown placeholder at run time.
+#
+# The options of one template are in ./template-options.nix; this module is
+# imported by ./client (it is part of netsecrets.client).
 {
   config,
   lib,
@@ -42,19 +45,15 @@ let
   common = import ./common.nix { inherit lib; };
   placeholderOf = import ./placeholder.nix;
 
-  names = cfg.request_secrets;
+  # The fetched secrets (client/secrets.nix).
+  names = cfg.secretNames;
   exe = lib.getExe cfg.package;
   templates = cfg.templates;
 
-  # Unit names: "@" and "+" escaped as in client.nix.
-  escape = lib.replaceStrings [ "@" "+" ] [ "\\x40" "\\x2b" ];
-  fetchUnit = name: "netsecrets-secret-${escape name}.service";
-  # The gate of a secret (client.nix, readyUnit): active only when the
-  # secret was fetched in this boot.
-  readyUnit = name: "netsecrets-ready-${escape name}.service";
-  unitBase = name: "netsecrets-template-${escape name}";
+  inherit (common) fetchUnit readyUnit unitName;
+  unitBase = name: "netsecrets-template-${common.escapeUnit name}";
   unitOf = name: "${unitBase name}.service";
-  # The RAM file systems rendered files and secrets are on (client-storage.nix).
+  # The RAM file systems rendered files and secrets are on (client/storage.nix).
   mounts = [ "run-netsecrets.mount" ] ++ lib.optional (!cfg.keepOnDisk) "var-lib-netsecrets.mount";
 
   # The default directory of rendered files: tmpfs, root's, 0751 (others may
@@ -120,10 +119,10 @@ let
       assertion = x.ok;
       message = ''${where}: "<netsecrets:${x.name}..." is not a whole placeholder; write ''${config.netsecrets.placeholder.${if x.name == "" then "NAME" else x.name}} unchanged.'';
     }) toks
-    # A secret kept out of files (issue 14's writeFile = false, a credential
-    # only) has no file to render from.
+    # A secret kept out of files (writeFile = false, a credential only) has
+    # no file to render from.
     ++ map (s: {
-      assertion = config.secrets.${s}.writeFile or true;
+      assertion = cfg.secrets.${s}.writeFile or true;
       message = ''${where}: uses secret "${s}", which has secrets.${s}.writeFile = false (a credential only, no file to render from); set writeFile = true.'';
     }) (if cfg.enable then used t else [ ])
     ++ map (x: {
@@ -157,13 +156,15 @@ let
         "--group"
         t.group
       ]
+      # The same spellings as a secret's change actions: "nginx" means
+      # nginx.service.
       ++ lib.concatMap (u: [
         "--restart-unit"
-        u
+        (unitName u)
       ]) t.restartUnits
       ++ lib.concatMap (u: [
         "--reload-unit"
-        u
+        (unitName u)
       ]) t.reloadUnits
       ++ lib.optionals (t.restartUnits != [ ] || t.reloadUnits != [ ]) [
         "--systemctl"
@@ -180,14 +181,8 @@ let
   # PID 1 (the change actions).
   hardening =
     t:
-    common.sandbox
+    common.chownSandbox
     // {
-      SystemCallFilter = common.sandbox.SystemCallFilter ++ [ "@chown" ];
-      CapabilityBoundingSet = [
-        "CAP_CHOWN"
-        "CAP_FOWNER"
-        "CAP_DAC_OVERRIDE"
-      ];
       RestrictAddressFamilies = [ "AF_UNIX" ];
       PrivateNetwork = true;
       ReadWritePaths = [ "-${dirOf t.path}" ];
@@ -196,12 +191,12 @@ let
   stage2Unit = name: t: {
     description = "netsecrets: render template ${name}";
     wantedBy = [ "multi-user.target" ];
-    requiredBy = t.requiredBy;
-    before = t.requiredBy;
+    requiredBy = map unitName t.requiredBy;
+    before = map unitName t.requiredBy;
     # Wants= on the fetch units and Requires= on their gates, not Requires=
     # on the fetch units: a restart of a fetch unit would propagate to this
-    # unit and on to templates.<t>.requiredBy (client.nix, consumerConfig).
-    # The RAM file systems the secrets are on (client-storage.nix) are required.
+    # unit and on to templates.<t>.requiredBy (client/args.nix, consumerConfig).
+    # The RAM file systems the secrets are on (client/storage.nix) are required.
     wants = map fetchUnit (used t);
     after = map fetchUnit (used t) ++ map readyUnit (used t) ++ mounts;
     requires = map readyUnit (used t) ++ mounts;
@@ -210,7 +205,7 @@ let
       Type = "oneshot";
       ExecStart = common.execLine utils (renderArgs {
         inherit name t;
-        secretFile = s: config.secrets.${s}.file;
+        secretFile = s: cfg.secrets.${s}.file;
         stage1 = false;
       });
     };
@@ -220,7 +215,7 @@ let
     description = "netsecrets: render template ${name} again when its secrets change";
     wantedBy = [ "multi-user.target" ];
     pathConfig = {
-      PathChanged = map (s: config.secrets.${s}.file) (used t);
+      PathChanged = map (s: cfg.secrets.${s}.file) (used t);
       Unit = unitOf name;
     };
   };
@@ -234,8 +229,8 @@ let
       "initrd.target"
       "shutdown.target"
     ]
-    ++ t.initrdRequiredBy;
-    requiredBy = t.initrdRequiredBy;
+    ++ map unitName t.initrdRequiredBy;
+    requiredBy = map unitName t.initrdRequiredBy;
     conflicts = [ "shutdown.target" ];
     unitConfig.DefaultDependencies = false;
     serviceConfig = {
@@ -243,7 +238,7 @@ let
       RemainAfterExit = true;
       ExecStart = common.execLine utils (renderArgs {
         inherit name t;
-        secretFile = s: config.secrets.${s}.initrdFile;
+        secretFile = s: cfg.secrets.${s}.initrdFile;
         stage1 = true;
       });
       UMask = "0077";
@@ -253,87 +248,8 @@ let
   };
 
 
-  templateSubmodule =
-    { name, ... }:
-    {
-      options = {
-        content = lib.mkOption {
-          type = lib.types.nullOr lib.types.lines;
-          default = null;
-          example = lib.literalExpression ''
-            '''
-              [database]
-              password = ''${config.netsecrets.placeholder.db-password}
-            '''
-          '';
-          description = ''
-            The file's text, with {option}`netsecrets.placeholder.<secret>`
-            strings where the secret values go. It is written to the Nix
-            store as it is (placeholders only); set this or `file`.
-          '';
-        };
-        file = lib.mkOption {
-          type = lib.types.nullOr lib.types.path;
-          default = null;
-          example = lib.literalExpression ''"''${pkgs.writeText "app.conf" "..."}"'';
-          description = ''
-            An existing file with placeholders, e.g. the config file another
-            module generated (a store path taken from its ExecStart). A file
-            built by a derivation is not read at evaluation: it is rendered
-            with every requested secret, and an unknown placeholder fails
-            the render unit. Set this or `content`.
-          '';
-        };
-        path = lib.mkOption {
-          type = common.pathNotInStore;
-          default = "${renderedDir}/${name}";
-          defaultText = lib.literalExpression ''"${renderedDir}/''${name}"'';
-          description = ''
-            Where the rendered file is written (never in the Nix store). Its
-            directory must exist, unless it is the default one.
-          '';
-        };
-      }
-      // common.fileOptions "the rendered file"
-      // {
-        restartUnits = lib.mkOption {
-          type = lib.types.listOf lib.types.str;
-          default = [ ];
-          example = [ "mosquitto.service" ];
-          description = "Units restarted (`systemctl try-restart`: only if running) when the rendered file changes.";
-        };
-        reloadUnits = lib.mkOption {
-          type = lib.types.listOf lib.types.str;
-          default = [ ];
-          example = [ "nginx.service" ];
-          description = "Units reloaded (`systemctl try-reload-or-restart`) when the rendered file changes.";
-        };
-        requiredBy = lib.mkOption {
-          type = lib.types.listOf lib.types.str;
-          default = [ ];
-          example = [ "mosquitto.service" ];
-          description = ''
-            Units that need the rendered file: they get Requires= and After=
-            on netsecrets-template-<name>.service (stage 2).
-          '';
-        };
-        initrd = lib.mkOption {
-          type = lib.types.bool;
-          default = false;
-          description = ''
-            Also render in systemd stage 1, after the stage-1 fetches (needs
-            {option}`netsecrets.client.enableInitrd`), as root: only root
-            exists there. `path` must be under /run, which survives
-            switch-root; stage 2 renders it again with `owner` and `group`.
-          '';
-        };
-        initrdRequiredBy = lib.mkOption {
-          type = lib.types.listOf lib.types.str;
-          default = [ ];
-          description = "Stage-1 units (boot.initrd.systemd) that need the file rendered in stage 1.";
-        };
-      };
-    };
+  # The options of one template.
+  templateSubmodule = import ./template-options.nix { inherit lib common renderedDir; };
 
   nameType = common.secretName // {
     description = "template name (as a secret name: 1-255 characters of [A-Za-z0-9._@+-])";
@@ -346,7 +262,7 @@ in
     default = lib.genAttrs names placeholderOf;
     defaultText = lib.literalExpression ''{ <secret> = "<netsecrets:<secret>:<sha256 of the name>>"; }'';
     description = ''
-      The placeholder of each secret in {option}`netsecrets.client.request_secrets`,
+      The placeholder of each fetched secret ({option}`netsecrets.client.secrets`),
       for {option}`netsecrets.client.templates`: a string that holds nothing
       secret and that `netsecrets render` replaces by the secret's value.
     '';

@@ -11,7 +11,7 @@ use crate::wire::bound::Protocol;
 use crate::wire::cidr::Cidr;
 use crate::wire::protocol::SecretName;
 
-/// Default TCP port (keep in sync with nix/modules/*.nix and README.md).
+/// Default TCP port (keep in sync with nix/modules/common.nix and README.md).
 pub const DEFAULT_PORT: u16 = 8080;
 /// Where the console prompt writes the password (keep in sync with nix/modules/common.nix,
 /// consolePasswordFile, which the stage-2 fetch units load).
@@ -20,7 +20,7 @@ pub const DEFAULT_PASSWORD_PATH: &str = "/run/netsecrets-password";
 /// both defaults nothing is copied (a custom initrd names its own `--to`). Not under
 /// /run/secrets: sops-nix replaces that path (a symlink) at every activation (docs/nixos.md).
 pub const DEFAULT_PASSWORD_COPY: &str = DEFAULT_PASSWORD_PATH;
-/// Default `--offline-max-age`: a week (keep in sync with nix/modules/client.nix).
+/// Default `--offline-max-age`: a week (keep in sync with nix/modules/client/options.nix).
 pub const DEFAULT_MAX_AGE: Duration = Duration::from_secs(7 * 24 * 3600);
 
 /// Where a password comes from; remembered so that a literal one on the command line draws a

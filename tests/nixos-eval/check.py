@@ -543,7 +543,7 @@ def analyze(facts, tmp):
         extra = (facts.get(name) or {}).get("initrdConsumerUnits" if kind == "initrdUnits" else "consumerUnits")
         if units and extra and name.startswith("consumers"):
             units = {**units, **extra}
-        # The RAM file systems they require (client-storage.nix) are verified with them.
+        # The RAM file systems they require (nix/modules/client/storage.nix) are verified with them.
         mounts = (facts.get(name) or {}).get("initrdMountUnits" if kind == "initrdUnits" else "mountUnits")
         if units and mounts:
             units = {**units, **mounts}
@@ -590,8 +590,13 @@ def main():
         R.finish()
     tmp = tempfile.mkdtemp(prefix="netsecrets-nix-")
     try:
+        # GC_INITIAL_HEAP_SIZE: Nix 2.8's evaluator (Boehm GC) segfaulted, deterministically, on
+        # one scenario (storage-disk) with the default initial heap, and evaluated it with
+        # GC_DONT_GC=1 or an initial heap of 1 GB or more; the crash follows the heap layout,
+        # not the configuration.
         env = dict(os.environ, NIX_STATE_DIR=os.path.join(tmp, "nix-state"), NIX_LOG_DIR=os.path.join(tmp, "nix-log"),
-                   NIX_CONF_DIR=os.path.join(tmp, "nix-conf"), HOME=os.environ.get("HOME") or tmp)
+                   NIX_CONF_DIR=os.path.join(tmp, "nix-conf"), HOME=os.environ.get("HOME") or tmp,
+                   GC_INITIAL_HEAP_SIZE=os.environ.get("GC_INITIAL_HEAP_SIZE", "1G"))
         for k in ("NIX_STATE_DIR", "NIX_LOG_DIR", "NIX_CONF_DIR"):
             os.makedirs(env[k])
         parse_all(env)

@@ -121,7 +121,7 @@ let
         type = lib.types.attrsOf unitType;
         default = { };
       };
-      # The RAM file systems (client-storage.nix).
+      # The RAM file systems (nix/modules/client/storage.nix).
       systemd.mounts = lib.mkOption {
         type = lib.types.listOf lib.types.unspecified;
         default = [ ];

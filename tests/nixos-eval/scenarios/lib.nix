@@ -178,7 +178,7 @@ let
       initrdRequiredBy = try (
         lib.mapAttrs (_: u: u.requiredBy) (lib.filterAttrs (n: _: isOurs n) c.boot.initrd.systemd.units)
       );
-      # Where the secrets are kept (nix/modules/client-storage.nix): the RAM
+      # Where the secrets are kept (nix/modules/client/storage.nix): the RAM
       # file system mounts, stage 2 and stage 1.
       mountUnits = try (
         lib.mapAttrs (_: u: u.text) (lib.filterAttrs (n: _: lib.hasSuffix "netsecrets.mount" n) c.systemd.units)

@@ -40,7 +40,7 @@ def checks(ctx):
         expect(re.match(want, unit_value(t, "ExecStart")), f"ExecStart:\n{unit_value(t, 'ExecStart')}")
         fetches = ["netsecrets-secret-db-password.service", "netsecrets-secret-api-key.service"]
         gates = ["netsecrets-ready-db-password.service", "netsecrets-ready-api-key.service"]
-        ram = ["run-netsecrets.mount", "var-lib-netsecrets.mount"]  # the ramfs (client-storage.nix)
+        ram = ["run-netsecrets.mount", "var-lib-netsecrets.mount"]  # the ramfs (nix/modules/client/storage.nix)
         expect(words(t, "After") == fetches + gates + ram and words(t, "Wants") == fetches
                and words(t, "Requires") == gates + ram, t)
         expect(words(t, "Before") == ["myapp.service"], t)

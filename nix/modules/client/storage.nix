@@ -14,7 +14,7 @@
 #   when the initrd isolates initrd-switch-root.target, and systemd moves
 #   /run with everything mounted below it into the new root, so a stage-1
 #   secret that stage 2 uses is still there, still on ramfs.
-# - secrets.<name>.initrdOnly: fetched in stage 1 only (no stage-2 unit, no
+# - netsecrets.client.secrets.<name>.initrdOnly: fetched in stage 1 only (no stage-2 unit, no
 #   tmpfiles rule), into a RuntimeDirectory= of its own fetch unit
 #   (/run/netsecrets/initrd-only/<name>/), which systemd removes with the
 #   file when the unit stops. The unit Conflicts= with and is ordered
@@ -33,14 +33,13 @@
 }:
 let
   cfg = config.netsecrets.client;
-  common = import ./common.nix { inherit lib; };
-  S = name: config.secrets.${name};
-  names = cfg.request_secrets;
-  unitOf =
-    name: "netsecrets-secret-${lib.replaceStrings [ "@" "+" ] [ "\\x40" "\\x2b" ] name}.service";
-  fileNames = lib.filter (n: (S n).writeFile) names;
-  initrdOnlyNames = lib.filter (n: (S n).initrdOnly) names;
-  stage2Names = lib.filter (n: !(S n).initrdOnly) fileNames;
+  common = import ../common.nix { inherit lib; };
+  secretOf = name: cfg.secrets.${name};
+  names = cfg.secretNames;
+  unitOf = common.fetchUnit;
+  fileNames = lib.filter (n: (secretOf n).writeFile) names;
+  initrdOnlyNames = lib.filter (n: (secretOf n).initrdOnly) names;
+  stage2Names = lib.filter (n: !(secretOf n).initrdOnly) fileNames;
 
   stateMount = "var-lib-netsecrets.mount";
   initrdMount = "run-netsecrets.mount";
@@ -56,16 +55,16 @@ let
   };
 
   # Every stage-2 unit that writes or reads /var/lib/netsecrets (the render
-  # units of templates.nix add the same themselves).
+  # units of ../templates.nix add the same themselves).
   stage2Units =
     map unitOf stage2Names
     ++ [ "netsecrets-client.service" ]
     ++ lib.optional (cfg.refreshInterval != null && stage2Names != [ ]) "netsecrets-refresh.service"
     ++ lib.optional (lib.any (
-      n: (S n).credential && (S n).requiredBy != [ ]
+      n: (secretOf n).credential && (secretOf n).requiredBy != [ ]
     ) names) "netsecrets-credentials.service";
   initrdUnits = map unitOf fileNames ++ [ "netsecrets-client.service" ];
-  serviceName = u: lib.removeSuffix ".service" u;
+  inherit (common) serviceName;
 in
 {
   options.netsecrets.client.keepOnDisk = lib.mkOption {
@@ -83,7 +82,7 @@ in
     '';
   };
 
-  options.secrets = lib.mkOption {
+  options.netsecrets.client.secrets = lib.mkOption {
     type = lib.types.attrsOf (
       lib.types.submodule {
         options.initrdOnly = lib.mkOption {
@@ -109,17 +108,17 @@ in
       {
         assertions = lib.concatMap (name: [
           {
-            assertion = (S name).initrdOnly -> cfg.enableInitrd;
+            assertion = (secretOf name).initrdOnly -> cfg.enableInitrd;
             message = "secrets.${name}.initrdOnly needs netsecrets.client.enableInitrd = true (the secret is fetched in stage 1 only).";
           }
           {
             assertion =
-              (S name).initrdOnly
-              -> ((S name).requiredBy == [ ] && (S name).restartUnits == [ ] && (S name).reloadUnits == [ ]);
+              (secretOf name).initrdOnly
+              -> ((secretOf name).requiredBy == [ ] && (secretOf name).restartUnits == [ ] && (secretOf name).reloadUnits == [ ]);
             message = "secrets.${name}.initrdOnly: the secret is never fetched in stage 2, so it cannot have requiredBy, restartUnits or reloadUnits; remove those or initrdOnly.";
           }
           {
-            assertion = (S name).initrdOnly -> (S name).writeFile;
+            assertion = (secretOf name).initrdOnly -> (secretOf name).writeFile;
             message = "secrets.${name}.initrdOnly needs writeFile = true (the stage-1 file is what it keeps from stage 2).";
           }
         ]) initrdOnlyNames;

@@ -5,8 +5,9 @@
 # files handed over with systemd's LoadCredential= (the daemon reads them from
 # %d, its credentials directory). Neither its command line, its environment
 # nor any file this module writes into the Nix store carries them, except the
-# literal `password`/`encryptionKey` options of the seed, which are written to
-# the store on purpose and warned about.
+# literal `password`/`encryptionKey` options (kept because existing
+# configurations use them), which are written to the store on purpose and
+# warned about. The options are in ./options.nix.
 {
   config,
   lib,
@@ -16,7 +17,7 @@
 }:
 let
   cfg = config.netsecrets.server;
-  common = import ./common.nix { inherit lib; };
+  common = import ../common.nix { inherit lib; };
   inherit (common) nonEmpty;
 
   # The file each served secret is loaded from: secretFiles.<name>, else
@@ -27,7 +28,7 @@ let
   # accepted at once); "" and null give no file.
   fileList = v: if builtins.isList v then v else lib.optional (nonEmpty v) v;
   firstOrNull = l: if l == [ ] then null else lib.head l;
-  pwFiles = fileList cfg.password_file;
+  pwFiles = fileList cfg.passwordFile;
   keyFiles = fileList cfg.encryptionKeyFile;
   # Credential ids of the 2nd, 3rd... file of a list: `<id>.1`, `<id>.2`...
   moreCreds =
@@ -41,7 +42,7 @@ let
   passwordFile = common.fileOrLiteral pkgs "netsecrets-server-password" (firstOrNull pwFiles) cfg.password;
   morePasswords = moreCreds common.passwordCredential pwFiles;
 
-  # Key: encryptionKeyFile wins over encryptionKey (SPEC §2); a literal key is
+  # Key: encryptionKeyFile wins over encryptionKey; a literal key is
   # written to the store (warned). `insecure` drops both.
   keyFile =
     if cfg.insecure then
@@ -104,8 +105,8 @@ let
   clientNets = lib.concatMap (n: cfg.clients.${n}.authorizedIps) clientNames;
   allClientsLimited = lib.all (n: cfg.clients.${n}.authorizedIps != [ ]) clientNames;
   allowedNets =
-    if cfg.authorized_ips != [ ] then
-      lib.unique (cfg.authorized_ips ++ clientNets)
+    if cfg.authorizedIps != [ ] then
+      lib.unique (cfg.authorizedIps ++ clientNets)
     else if hasClients && passwordFile == null && allClientsLimited then
       lib.unique clientNets
     else
@@ -214,300 +215,7 @@ let
   };
 in
 {
-  # The client's spelling of the password file option works here too.
-  imports = [
-    (lib.mkAliasOptionModule
-      [
-        "netsecrets"
-        "server"
-        "passwordFile"
-      ]
-      [
-        "netsecrets"
-        "server"
-        "password_file"
-      ]
-    )
-  ];
-
-  options.netsecrets.server = {
-    enable = lib.mkEnableOption "the netsecrets server (netsecrets-daemon.service)";
-
-    package = lib.mkPackageOption pkgs "netsecrets" { };
-
-    ip = lib.mkOption {
-      type = lib.types.str;
-      default = "0.0.0.0";
-      example = "10.0.0.1";
-      description = "Address to bind (IPv4 or IPv6, e.g. `0.0.0.0` or `::`).";
-    };
-
-    port = lib.mkOption {
-      type = common.port;
-      default = common.defaultPort;
-      example = 8081;
-      description = ''
-        TCP port to listen on; `8081` and `"8081"` are both accepted. A port
-        below 1024 gives the daemon CAP_NET_BIND_SERVICE and nothing else.
-      '';
-    };
-
-    openFirewall = lib.mkOption {
-      type = lib.types.bool;
-      default = false;
-      description = "Open {option}`netsecrets.server.port` in the firewall.";
-    };
-
-    password = lib.mkOption {
-      type = lib.types.nullOr lib.types.str;
-      default = null;
-      description = ''
-        The shared password, literally. It is copied into the world-readable
-        Nix store (a warning says so); prefer {option}`netsecrets.server.password_file`.
-      '';
-    };
-
-    password_file = lib.mkOption {
-      type = lib.types.nullOr (
-        lib.types.either common.pathNotInStoreOrEmpty (lib.types.listOf common.pathNotInStore)
-      );
-      default = null;
-      example = "/run/agenix/netsecrets-password";
-      description = ''
-        A root-only file holding the shared password (one trailing newline is
-        stripped), e.g. from agenix or sops-nix. Handed to the daemon with
-        LoadCredential=; takes priority over {option}`netsecrets.server.password`.
-        `""` means unset. `passwordFile` (the client's spelling) is an alias.
-        A list of files is accepted too, every password in it at once: to
-        rotate, list the old and the new, switch the clients, then drop the old.
-      '';
-    };
-
-    secrets = lib.mkOption {
-      type = lib.types.listOf common.secretName;
-      default = [ ];
-      example = [
-        "db-password"
-        "api-key"
-      ];
-      description = ''
-        Names of the secrets to serve. The value of each is read from
-        {option}`netsecrets.server.secretFiles`.<name> if set, else from
-        {option}`netsecrets.server.secretsDir`/<name>.
-      '';
-    };
-
-    secretsDir = lib.mkOption {
-      type = common.pathNotInStore;
-      default = "/run/secrets";
-      example = "/run/agenix";
-      description = ''
-        Directory holding one root-only file per served secret, named after it.
-        The default is where sops-nix puts `sops.secrets.<name>`.
-      '';
-    };
-
-    secretFiles = lib.mkOption {
-      type = lib.types.attrsOf common.pathNotInStore;
-      default = { };
-      example = lib.literalExpression ''
-        {
-          db-password = config.age.secrets.db-password.path;
-          api-key = config.sops.secrets.api-key.path;
-        }
-      '';
-      description = ''
-        Where the value of a secret listed in {option}`netsecrets.server.secrets`
-        lives, for secrets not at {option}`netsecrets.server.secretsDir`/<name>.
-        Each file is read by systemd (as root) and handed to the daemon with
-        LoadCredential=; its exact bytes are the secret. Nix store paths are
-        refused: the store is world-readable.
-      '';
-    };
-
-    authorized_ips = lib.mkOption {
-      type = lib.types.listOf lib.types.str;
-      default = [ ];
-      example = [ "10.0.0.0/24" ];
-      description = ''
-        Client networks (IPv4/IPv6 CIDRs or bare addresses) allowed to connect.
-        Passed to the daemon and mirrored into systemd's IPAddressAllow= with
-        IPAddressDeny=any. Empty: every address may connect.
-      '';
-    };
-
-    encryptionKey = lib.mkOption {
-      type = lib.types.nullOr lib.types.str;
-      default = null;
-      description = ''
-        AES-256-GCM key material, literally. It is copied into the
-        world-readable Nix store (a warning says so); prefer
-        {option}`netsecrets.server.encryptionKeyFile`.
-      '';
-    };
-
-    encryptionKeyFile = lib.mkOption {
-      type = lib.types.nullOr (
-        lib.types.either common.pathNotInStoreOrEmpty (lib.types.listOf common.pathNotInStore)
-      );
-      default = null;
-      example = "/run/agenix/netsecrets-key";
-      description = ''
-        A root-only file holding the key material (`netsecrets keygen` makes
-        one). Takes priority over {option}`netsecrets.server.encryptionKey`
-        (setting both warns).
-        `""` means unset. A list of files is accepted too (every key in it at
-        once, for rotation; at most 8 keys may be tried at one address).
-      '';
-    };
-
-    insecure = lib.mkOption {
-      type = lib.types.bool;
-      default = false;
-      description = "Serve in plaintext even if a key is set.";
-    };
-
-    maxFailures = lib.mkOption {
-      type = lib.types.nullOr lib.types.ints.unsigned;
-      default = null;
-      example = 10;
-      description = ''
-        Distinct wrong passwords from one address (an IPv6 /64 gets 4 times
-        as many) before it is locked out (`--max-failures`; 0: never): 30 s,
-        doubling with each further wrong password up to 15 minutes.
-        null: the daemon's default (5). See docs/nixos.md on lockouts.
-      '';
-    };
-
-    maxPerIp = lib.mkOption {
-      type = lib.types.nullOr lib.types.ints.positive;
-      default = null;
-      example = 16;
-      description = "Connections at once from one address or IPv6 /64 (`--max-per-ip`). null: the daemon's default (64).";
-    };
-
-    maxConnections = lib.mkOption {
-      type = lib.types.nullOr lib.types.ints.positive;
-      default = null;
-      example = 512;
-      description = "Connections served at once in all (`--max-connections`). null: the daemon's default (256).";
-    };
-
-    timeout = lib.mkOption {
-      type = lib.types.nullOr lib.types.ints.positive;
-      default = null;
-      example = 10;
-      description = ''
-        Seconds one connection may take, until the client has read its
-        answer (`--timeout`); a client that has not read it by then is reset.
-        null: the daemon's default (5).
-      '';
-    };
-
-    verbose = lib.mkOption {
-      type = lib.types.bool;
-      default = false;
-      description = "Log progress (never values, passwords or keys).";
-    };
-
-    minProtocol = lib.mkOption {
-      type = lib.types.enum [ 1 2 ];
-      default = 1;
-      description = ''
-        Oldest wire protocol served (`--min-protocol`). 2 refuses requests of
-        protocol 1, whose answers are bound to nothing: set it once every client
-        speaks protocol 2 (netsecrets.client.protocol).
-      '';
-    };
-
-    clients = lib.mkOption {
-      default = { };
-      example = lib.literalExpression ''
-        {
-          laptop = {
-            passwordFile = "/run/agenix/netsecrets-laptop-password";
-            encryptionKeyFile = "/run/agenix/netsecrets-laptop-key";
-            authorizedIps = [ "10.0.0.7" ];
-            secrets = [ "wifi" ];
-          };
-          builder = {
-            passwordFile = "/run/agenix/netsecrets-builder-password";
-            encryptionKeyFile = "/run/agenix/netsecrets-builder-key";
-            authorizedIps = [ "10.0.1.0/24" ];
-            secrets = [ "*" ];
-          };
-        }
-      '';
-      description = ''
-        Named clients, each with its own password, optionally its own key, the
-        networks it may connect from and the secrets it may read (one identity
-        per client: a stolen client reveals only its own secrets). Its files
-        reach the daemon with LoadCredential=; the generated clients file
-        (/etc/netsecrets/clients) names no secret. A secret a client may not
-        read is answered exactly like a missing one. Removing a client and
-        switching revokes it; `systemctl reload netsecrets-daemon` re-reads
-        every file. The shared password, when set, stays a client that may
-        read everything.
-      '';
-      type = lib.types.attrsOf (
-        lib.types.submodule {
-          options = {
-            passwordFile = lib.mkOption {
-              type = lib.types.either common.pathNotInStore (lib.types.nonEmptyListOf common.pathNotInStore);
-              example = "/run/agenix/netsecrets-laptop-password";
-              description = ''
-                A root-only file holding this client's own password (one trailing
-                newline is stripped), or a list of such files, all accepted at
-                once (rotation: old and new, then the new alone).
-              '';
-            };
-            encryptionKeyFile = lib.mkOption {
-              type = lib.types.nullOr (
-                lib.types.either common.pathNotInStore (lib.types.nonEmptyListOf common.pathNotInStore)
-              );
-              default = null;
-              example = "/run/agenix/netsecrets-laptop-key";
-              description = ''
-                A root-only file holding this client's own key material
-                (`netsecrets keygen`); null: the server's key (or plaintext
-                with `insecure`).
-              '';
-            };
-            authorizedIps = lib.mkOption {
-              type = lib.types.listOf lib.types.str;
-              default = [ ];
-              example = [ "10.0.0.7" ];
-              description = ''
-                Networks (CIDRs or addresses) this client may connect from;
-                added to IPAddressAllow=. Empty: anywhere
-                {option}`netsecrets.server.authorized_ips` allows.
-              '';
-            };
-            secrets = lib.mkOption {
-              type = lib.types.listOf lib.types.str;
-              example = [ "wifi" ];
-              description = ''
-                Names (from {option}`netsecrets.server.secrets`) this client
-                may read; `[ "*" ]` for all.
-              '';
-            };
-          };
-        }
-      );
-    };
-
-    systemdOverrides = lib.mkOption {
-      type = lib.types.attrsOf lib.types.anything;
-      default = { };
-      example = {
-        RestartSec = "30s";
-      };
-      description = ''
-        Extra keys for the serviceConfig of netsecrets-daemon.service; a key
-        given here replaces the module's value for that key.
-      '';
-    };
-  };
+  imports = [ ./options.nix ];
 
   config = lib.mkIf cfg.enable {
     assertions = [
@@ -553,30 +261,25 @@ in
     ) clientNames;
 
     warnings =
-      lib.optional (nonEmpty cfg.password && pwFiles == [ ]) ''
-        netsecrets.server.password is set: the password is copied into the world-readable
-        Nix store. Use netsecrets.server.password_file with a root-only file instead.
-      ''
-      ++ lib.optional (nonEmpty cfg.password && (pwFiles != [ ])) ''
-        netsecrets.server.password is ignored because netsecrets.server.password_file is set
-        (the file takes priority); remove one of them.
-      ''
-      ++ lib.optional (!cfg.insecure && nonEmpty cfg.encryptionKey && (keyFiles != [ ])) ''
-        netsecrets.server.encryptionKey is ignored because netsecrets.server.encryptionKeyFile
-        is set (the file takes priority); remove one of them.
-      ''
-      ++ lib.optional (!cfg.insecure && nonEmpty cfg.encryptionKey && keyFiles == [ ]) ''
-        netsecrets.server.encryptionKey is set: the key is copied into the world-readable
-        Nix store. Use netsecrets.server.encryptionKeyFile with a root-only file instead.
-      ''
+      lib.optional (nonEmpty cfg.password && pwFiles == [ ]) (
+        common.literalInStore "netsecrets.server.password" "password"
+          "Use netsecrets.server.password_file with a root-only file instead."
+      )
+      ++ lib.optional (nonEmpty cfg.password && (pwFiles != [ ])) (
+        common.fileWins "netsecrets.server.password" "netsecrets.server.password_file"
+      )
+      ++ lib.optional (!cfg.insecure && nonEmpty cfg.encryptionKey && (keyFiles != [ ])) (
+        common.fileWins "netsecrets.server.encryptionKey" "netsecrets.server.encryptionKeyFile"
+      )
+      ++ lib.optional (!cfg.insecure && nonEmpty cfg.encryptionKey && keyFiles == [ ]) (
+        common.literalInStore "netsecrets.server.encryptionKey" "key"
+          "Use netsecrets.server.encryptionKeyFile with a root-only file instead."
+      )
       ++ lib.optional (
         keyFile == null
         && !cfg.insecure
         && (passwordFile != null || lib.any (n: cfg.clients.${n}.encryptionKeyFile == null) clientNames)
-      ) ''
-        netsecrets.server has no encryption key: secrets and the password travel in
-        plaintext. Set netsecrets.server.encryptionKeyFile (or insecure = true to say so).
-      '';
+      ) (common.noKey "netsecrets.server");
 
     users.users.netsecrets = {
       isSystemUser = true;
@@ -592,10 +295,10 @@ in
         ip
         port
         secrets
-        authorized_ips
         insecure
         verbose
         ;
+      authorized_ips = cfg.authorizedIps;
       # Encrypted for everyone who can log in: the shared password (when
       # set) with the server's key, each named client with its own key or
       # the server's. Per client below.
@@ -608,7 +311,7 @@ in
         authorized_ips = cfg.clients.${n}.authorizedIps;
         inherit (cfg.clients.${n}) secrets;
       });
-      password_file = if pwFiles != [ ] then cfg.password_file else null;
+      password_file = if pwFiles != [ ] then cfg.passwordFile else null;
       encryption_key_file = if keyFiles != [ ] then cfg.encryptionKeyFile else null;
       secret_files = lib.genAttrs cfg.secrets secretFile;
     };
