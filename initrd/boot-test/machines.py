@@ -52,7 +52,7 @@ SOURCE_CONTENT = {HOST_PASSWORD_SRC: TEST_PASSWORD + "\n", HOST_KEY_SRC: TEST_KE
 # not by the module): it is not listed for alpha. Each consumer leaves /run/nsbt-ran-<unit>
 # only if it ran with its credentials in place.
 CRED_SECRETS = ["alpha", "beta", "missing", "missing-file"]
-CRED_SOCKET = "/run/netsecrets-credentials-initrd.sock"  # nix/modules/client/credentials.nix
+CRED_SOCKET = "/run/netsecrets-credentials-initrd.sock"  # nix/modules/client/args.nix
 
 
 def _consumer(check):
