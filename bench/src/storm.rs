@@ -22,11 +22,16 @@
 //! the open connections' segments vanish, as for a host that lost power), `nat` (every client
 //! behind one address). `--late S` sets when the late server starts, `--client-timeout S` every
 //! client's deadline (default `send`'s 30 s: a server later than that needs more), `--pin 1`
-//! puts the servers on CPU 0 and everything else on CPU 1, `--up-fallback 1` lists and runs a
-//! fallback in variant `up` too (and reports how many requests it served). Before
+//! puts the servers on CPU 0 and everything else on CPU 1 (`--steer 1` also steers each
+//! side's kernel receive work to its CPU: see [`steer`]), `--up-fallback 1` lists and runs a
+//! fallback in variant `up` too (and reports how many requests it served). The real clients
+//! write their files to `--out-dir` (`bench/storm`: a RAM file system, as the NixOS units'
+//! /run/netsecrets). A light client's thread touches its stack before the start and exits only
+//! once every client is done, so that neither a new thread's page faults nor its exit are
+//! charged to the clients still fetching. Before
 //! the variants, the existing load generator (`nsbench load`) measures the server's throughput
-//! in the same namespaces with the same server flags (C = 8 and 64; the better is the
-//! throughput), and the ideal storm time is N x K / that throughput.
+//! in the same namespaces with the same server flags and protocol 2 as the clients (C = 8 and
+//! 64; the better is the throughput), and the ideal storm time is N x K / that throughput.
 //!
 //! Bounded: at most 4 096 clients, one client deadline (30 s) per variant, and a global deadline
 //! (`--limit`, 240 s; variants that no longer fit are skipped). Every process it starts is killed
@@ -258,10 +263,46 @@ fn setup(addrs: usize, pid: u32) -> Result<Net, String> {
     Ok(net)
 }
 
+/// `--steer 1` (with `--pin`): each side's kernel receive work on its own CPU, as on two
+/// machines. A packet sent into a veth pair is received (IP, TCP, the listener's handshake,
+/// the accepted socket's creation, its data) in the sender's context, on the sender's CPU,
+/// unless receive packet steering names other CPUs for that device: so by default the
+/// clients' CPU also does the server's kernel receive work (every SYN, ACK, request and FIN the
+/// server receives), and the server's CPU the clients' (every answer they receive), for the
+/// load generator and the storm alike. Steered here: what the server's ends receive is
+/// processed on CPU 0 (the servers'), what the clients' ends receive on CPU 1 (the clients').
+/// Off by default: on this kind of VM every packet then costs a cross-CPU interrupt, which
+/// doubles the server's CPU per request and lowers the throughput the ideal is measured at
+/// (see docs/performance.md). `ip netns exec` mounts the namespace's own /sys for the shell.
+fn steer(net: &Net, tag: u32) -> Result<(), String> {
+    let tag = tag % 100_000;
+    for (i, n) in net.names.iter().enumerate() {
+        // The first namespace is the server's (see `setup`).
+        let (side, mask) = if i == 0 { ('s', 1) } else { ('c', 2) };
+        let script = format!(
+            "for f in /sys/class/net/nst{tag}{side}*/queues/rx-*/rps_cpus; do echo {mask} > \"$f\" || exit 1; done"
+        );
+        let ok = Command::new("ip")
+            .args(["netns", "exec", n, "sh", "-c", &script])
+            .status()
+            .map(|s| s.success())
+            .unwrap_or(false);
+        if !ok {
+            return Err(format!("cannot set receive packet steering in {n}"));
+        }
+    }
+    Ok(())
+}
+
 struct Cfg {
     netsecrets: PathBuf,
     me: PathBuf,
     work: PathBuf,
+    /// Where the real clients write their secrets (`--out-dir`): a RAM file system, as the
+    /// NixOS units' /run/netsecrets is (`bench/storm` makes one under /dev/shm).
+    out_dir: PathBuf,
+    /// `--steer 1`: receive packet steering, see [`steer`] (off by default: slower here).
+    steer: bool,
     clients: usize,
     real: usize,
     k: usize,
@@ -377,6 +418,23 @@ fn listen_drops(net: &Net) -> u64 {
     .unwrap_or(0)
 }
 
+/// True when a child of this process has ended and is not reaped yet (it is left for `Proc`
+/// to reap).
+fn child_ended() -> bool {
+    // SAFETY: siginfo_t is plain data (all-zero is valid) owned by this frame; waitid writes
+    // into it; WNOWAIT leaves the child to be reaped by its `Proc`.
+    unsafe {
+        let mut info: libc::siginfo_t = std::mem::zeroed();
+        libc::waitid(
+            libc::P_ALL,
+            0,
+            &mut info,
+            libc::WEXITED | libc::WNOHANG | libc::WNOWAIT,
+        ) == 0
+            && info.si_pid() != 0
+    }
+}
+
 /// User + system CPU seconds of this process's reaped children.
 fn children_cpu() -> f64 {
     // SAFETY: `r` is a plain struct owned by this frame; getrusage writes into it.
@@ -415,6 +473,9 @@ fn throughput(cfg: &Cfg, net: &Net, md: &mut String) -> f64 {
             PASSWORD,
             "--key",
             KEY,
+            // What `send` and the light clients speak (with a key, protocol 2 is the default).
+            "--protocol",
+            "2",
         ])
         .stdout(Stdio::piped())
         .stdin(Stdio::null());
@@ -540,6 +601,18 @@ struct Freeze {
     when: Mutex<Option<Instant>>,
 }
 
+/// Touches 128 KiB of the calling thread's stack (of 256 KiB), so that its pages are mapped
+/// before the start rather than on first use during the storm.
+#[inline(never)]
+fn touch_stack() {
+    let mut pages = [0u8; 128 * 1024];
+    for p in pages.iter_mut().step_by(4096) {
+        // SAFETY: `p` is a valid, aligned, exclusive reference into `pages`, a local array.
+        unsafe { std::ptr::write_volatile(p, 1) };
+    }
+    std::hint::black_box(&pages);
+}
+
 /// A light client: the library's `Client`, the same schedule as `send`, one deadline for all K
 /// secrets (as `fetch_all`), counting each secret fetched in `progress`.
 fn light(
@@ -618,6 +691,8 @@ fn parse_log(text: &str, into: &mut Log) {
         };
         if l.contains("outcome=served") {
             into.served += 1;
+        } else if let Some(n) = more("served") {
+            into.served += n;
         } else if l.contains("outcome=refused (locked out") {
             into.lockout += 1;
         } else if l.contains("--max-per-ip") {
@@ -659,6 +734,8 @@ struct Report {
     /// CPU seconds of the server(s) and of this process (the light clients) during the variant.
     server_cpu: f64,
     bench_cpu: f64,
+    /// CPU seconds of the real clients (`netsecrets send` and the shell that held it).
+    reals_cpu: f64,
 }
 
 impl Report {
@@ -677,7 +754,7 @@ fn pct(sorted: &[f64], q: f64) -> f64 {
 }
 
 fn storm(cfg: &Cfg, net: &Net, v: Variant) -> Report {
-    let out = cfg.work.join("out");
+    let out = cfg.out_dir.clone();
     let _ = fs::remove_dir_all(&out);
     fs::create_dir_all(&out).unwrap_or_else(|e| die(&format!("{}: {e}", out.display())));
     let two = matches!(v, Variant::Failover | Variant::Crash | Variant::Dead)
@@ -731,6 +808,13 @@ fn storm(cfg: &Cfg, net: &Net, v: Variant) -> Report {
     // real client is spawned and waiting.
     let t0 =
         Instant::now() + Duration::from_millis(500 + n_light as u64 / 2 + 10 * cfg.real as u64);
+    // A light client's thread outlives its client: it waits for `release` (given once every
+    // client is done or the variant's time is up) before it exits, so that its exit (unmapping
+    // its stack) is not charged to the clients still fetching on the same CPU; and it touches
+    // its stack before the start, so that the page faults of a new stack are not either. Both
+    // are costs of simulating a machine with a thread, which a real client does not pay
+    // during its boot.
+    let release = Arc::new((Mutex::new(false), std::sync::Condvar::new()));
     let mut threads = Vec::new();
     for j in (0..cfg.clients).filter(|&j| !is_real(j)) {
         let ns = net.clients[j % n_addrs]
@@ -742,27 +826,41 @@ fn storm(cfg: &Cfg, net: &Net, v: Variant) -> Report {
         let k = cfg.k;
         let timeout = cfg.client_timeout;
         let idle = cfg.idle;
+        let finished = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (fin, release) = (Arc::clone(&finished), Arc::clone(&release));
         let spawned = thread::Builder::new()
             .stack_size(256 * 1024)
             .spawn(move || {
-                if let Err(e) = enter(&ns) {
+                let r = (|| {
+                    if let Err(e) = enter(&ns) {
+                        let now = Instant::now();
+                        return (now, now, false, 0, format!("setns: {e}"));
+                    }
+                    drop(ns);
+                    if idle {
+                        idle_me();
+                    }
+                    touch_stack();
                     let now = Instant::now();
-                    return (now, now, false, 0, format!("setns: {e}"));
+                    if t0 > now {
+                        thread::sleep(t0 - now);
+                    }
+                    let start = Instant::now();
+                    let (ok, attempts, why) = light(servers, k, timeout, &progress, &freeze);
+                    (start, Instant::now(), ok, attempts, why)
+                })();
+                fin.store(true, Ordering::Release);
+                let (gate, cv) = &*release;
+                let mut open = lock(gate);
+                while !*open {
+                    open = cv.wait(open).unwrap_or_else(|p| p.into_inner());
                 }
-                drop(ns);
-                if idle {
-                    idle_me();
-                }
-                let now = Instant::now();
-                if t0 > now {
-                    thread::sleep(t0 - now);
-                }
-                let start = Instant::now();
-                let (ok, attempts, why) = light(servers, k, timeout, &progress, &freeze);
-                (start, Instant::now(), ok, attempts, why)
+                r
             });
-        threads
-            .push(spawned.unwrap_or_else(|e| die(&format!("cannot start a client thread: {e}"))));
+        threads.push((
+            spawned.unwrap_or_else(|e| die(&format!("cannot start a client thread: {e}"))),
+            finished,
+        ));
     }
     // The real clients: spawned before the start, each held by a shell waiting for one line on
     // its stdin before it execs `netsecrets send`, and released at the start with one write
@@ -845,7 +943,10 @@ fn storm(cfg: &Cfg, net: &Net, v: Variant) -> Report {
     };
     let cpu0 = server_cpu(&primary) + server_cpu(&fallback);
     let me0 = crate::proc::cpu_secs(std::process::id()).unwrap_or(0.0);
+    let children0 = children_cpu();
     let mut over = false;
+    let mut reals_done = reals.is_empty();
+    let mut next_sample = Instant::now();
     loop {
         let now = Instant::now();
         if v == Variant::Late && primary.is_none() && now >= t0 + Duration::from_secs_f64(cfg.late)
@@ -853,15 +954,24 @@ fn storm(cfg: &Cfg, net: &Net, v: Variant) -> Report {
             primary = Some(server(cfg, net, PRIMARY, &logs[0]));
             event = Some(now);
         }
-        for p in [primary.as_ref(), fallback.as_ref()].into_iter().flatten() {
-            if let Some(st) = crate::proc::status(p.child.id()) {
-                peak_threads = peak_threads.max(st.threads);
+        // Every 5 ms (a read of /proc costs about 20 µs of the clients' CPU): an idle worker
+        // retires only after seconds, so the peak lasts far longer than that.
+        if now >= next_sample {
+            next_sample = now + Duration::from_millis(5);
+            for p in [primary.as_ref(), fallback.as_ref()].into_iter().flatten() {
+                if let Some(st) = crate::proc::status(p.child.id()) {
+                    peak_threads = peak_threads.max(st.threads);
+                }
             }
         }
-        let reals_done = reals
-            .iter_mut()
-            .fold(true, |all, (_, _, p)| p.poll() && all);
-        if reals_done && threads.iter().all(|t| t.is_finished()) {
+        // One system call to learn whether any child ended, rather than one per real client
+        // every millisecond (this loop shares the clients' CPU).
+        if !reals_done && child_ended() {
+            reals_done = reals
+                .iter_mut()
+                .fold(true, |all, (_, _, p)| p.poll() && all);
+        }
+        if reals_done && threads.iter().all(|(_, f)| f.load(Ordering::Acquire)) {
             break;
         }
         if now >= end {
@@ -870,12 +980,18 @@ fn storm(cfg: &Cfg, net: &Net, v: Variant) -> Report {
         }
         thread::sleep(Duration::from_millis(1));
     }
+    // Up to the last client's end (the threads' exits come after).
+    let me = crate::proc::cpu_secs(std::process::id()).unwrap_or(0.0) - me0;
+    // The real clients, reaped by `poll` (with their shells' start, before the start).
+    let reals_cpu = children_cpu() - children0;
     if over {
         eprintln!("  the variant ran out of time: clients still running are counted as failed");
     }
+    *lock(&release.0) = true;
+    release.1.notify_all();
     let mut done: Vec<Done> = Vec::new();
-    for t in threads {
-        if over && !t.is_finished() {
+    for (t, finished) in threads {
+        if over && !finished.load(Ordering::Acquire) {
             done.push(Done {
                 real: false,
                 start: t0,
@@ -935,7 +1051,14 @@ fn storm(cfg: &Cfg, net: &Net, v: Variant) -> Report {
         }
     }
     let cpu = server_cpu(&primary) + server_cpu(&fallback) - cpu0;
-    let me = crate::proc::cpu_secs(std::process::id()).unwrap_or(0.0) - me0;
+    // The server logs at most 100 'served' lines a second and says how many it left out once
+    // that second is over, within a second more: the count is read from those lines, so the
+    // servers are left running that long (the clients are done; nothing is measured).
+    let settle = t0.max(event.unwrap_or(t0)) + Duration::from_millis(2100);
+    let now = Instant::now();
+    if now < settle {
+        thread::sleep(settle - now);
+    }
     drop(primary); // a frozen process is killed all the same
     drop(fallback);
     if v == Variant::Dead {
@@ -963,10 +1086,11 @@ fn storm(cfg: &Cfg, net: &Net, v: Variant) -> Report {
     let mut fallback_served = 0;
     for (i, l) in logs.iter().enumerate() {
         let text = fs::read_to_string(l).unwrap_or_default();
-        if i == 1 {
-            fallback_served = text.matches("outcome=served").count() as u64;
-        }
+        let before = log.served;
         parse_log(&text, &mut log);
+        if i == 1 {
+            fallback_served = log.served - before;
+        }
         let _ = fs::remove_file(l);
     }
     let secs = |t: Instant| t.saturating_duration_since(t0).as_secs_f64();
@@ -1011,6 +1135,7 @@ fn storm(cfg: &Cfg, net: &Net, v: Variant) -> Report {
         peak_threads,
         server_cpu: cpu,
         bench_cpu: me,
+        reals_cpu,
     }
     .without_probes(probes)
 }
@@ -1034,9 +1159,13 @@ pub fn run(args: &Args) {
     fs::write(work.join("password"), format!("{PASSWORD}\n"))
         .unwrap_or_else(|e| die(&e.to_string()));
     fs::write(work.join("key"), format!("{KEY}\n")).unwrap_or_else(|e| die(&e.to_string()));
+    let pin = args.get("pin").is_some_and(|v| v != "0");
     let cfg = Cfg {
         netsecrets: PathBuf::from(args.need("netsecrets")),
         me: std::env::current_exe().unwrap_or_else(|e| die(&format!("own path: {e}"))),
+        out_dir: args
+            .get("out-dir")
+            .map_or_else(|| work.join("out"), |d| PathBuf::from(d).join("out")),
         work,
         clients,
         real,
@@ -1045,11 +1174,12 @@ pub fn run(args: &Args) {
         client_timeout: Duration::from_secs_f64(
             args.num("client-timeout", CLIENT_TIMEOUT.as_secs_f64()),
         ),
-        pin: args.get("pin").is_some_and(|v| v != "0"),
+        pin,
         up_fallback: args.get("up-fallback").is_some_and(|v| v != "0"),
         server_ns: format!("nsstorm-{}-s", args.num("tag", std::process::id())),
         load_secs: args.num("load-secs", if smoke { 1.0 } else { 2.0 }),
         idle: args.get("clients-idle").is_some_and(|v| v != "0"),
+        steer: args.get("steer").is_some_and(|v| v != "0"),
         limit: started + Duration::from_secs_f64(limit),
     };
     if cfg.k == 0 || cfg.k > 64 {
@@ -1080,7 +1210,12 @@ pub fn run(args: &Args) {
 
     eprintln!("== boot storm: namespaces ({addrs} client addresses)");
     let t = Instant::now();
-    let net = setup(addrs, args.num("tag", std::process::id())).unwrap_or_else(|e| die(&e));
+    let tag = args.num("tag", std::process::id());
+    let net = setup(addrs, tag).unwrap_or_else(|e| die(&e));
+    if cfg.steer {
+        steer(&net, tag).unwrap_or_else(|e| die(&e));
+        eprintln!("  receive packet steering: server ends on CPU 0, client ends on CPU 1");
+    }
     eprintln!("  set up in {:.1} s", t.elapsed().as_secs_f64());
     let mut md = String::new();
     let _ = writeln!(
@@ -1188,11 +1323,13 @@ pub fn run(args: &Args) {
             r.peak_threads,
         );
             eprintln!(
-            "  server CPU {:.3} s ({:.1} us/request served, {:.0} % of one CPU over the storm), light clients' CPU {:.3} s",
+            "  server CPU {:.3} s ({:.1} us/request served, {:.0} % of one CPU over the storm), light clients' CPU {:.3} s (the bench's, {:.0} us per light request), real clients' CPU {:.3} s",
             r.server_cpu,
             r.server_cpu * 1e6 / (l.served.max(1) as f64),
             100.0 * r.server_cpu / r.makespan.max(1e-3),
-            r.bench_cpu
+            r.bench_cpu,
+            r.bench_cpu * 1e6 / ((clients - real) * cfg.k).max(1) as f64,
+            r.reals_cpu
         );
             eprintln!(
             "  last done {:.3} s (ratio {ratio:.2}), ok {n_ok}/{clients}, retries mean {mean:.2} max {max_retries}, refused lockout {} per-ip {} busy {} unlogged {}",
