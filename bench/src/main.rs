@@ -1,4 +1,4 @@
-//! `nsbench`: benchmark tooling for netsecrets (issue 6). Not part of the test suite.
+//! `nsbench`: benchmark tooling for netsecrets. Not part of the test suite.
 //!
 //! Subcommands (all started by `bench/run`; the orchestrator starts the others as processes):
 //! - `all`   — the orchestrator: starts servers, drives them, samples /proc, prints the tables.

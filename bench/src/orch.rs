@@ -1,4 +1,4 @@
-//! The orchestrator (`nsbench all`): every measurement of issue 6 in one run, printed as
+//! The orchestrator (`nsbench all`): every throughput, latency and memory measurement in one run, printed as
 //! Markdown tables (stdout) with progress on stderr.
 //!
 //! Every process it starts is a [`Proc`] whose `Drop` kills it by PID and reaps it; the PIDs

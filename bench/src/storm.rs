@@ -1,4 +1,4 @@
-//! The boot storm (issue 17, `bench/storm`): a whole site's clients booting at once.
+//! The boot storm (`bench/storm`): a whole site's clients booting at once.
 //!
 //! N clients (default 1 000) fetch K secrets (default 5) each, all started together, from
 //! `--addrs` source addresses (default 100): one network namespace per address, joined to the
