@@ -529,8 +529,8 @@ def analyze(facts, tmp):
                 fh.write(text)
         return d
 
-    groups = [("doc-server", "units"), ("overrides-server", "units"), ("seed-server", "units"),
-              ("lowport-server", "units"), ("two-client-server", "units"), ("seed-client", "units"),
+    groups = [("doc-server", "units"), ("overrides-server", "units"), ("original-server", "units"),
+              ("lowport-server", "units"), ("two-client-server", "units"), ("original-client", "units"),
               ("owned-client", "units"), ("initrd-grub", "initrdUnits"), ("prompt-grub", "initrdUnits"),
               ("templates-content", "units"), ("templates-initrd", "initrdUnits"), ("consumers", "units"),
               ("consumers-initrd", "initrdUnits"), ("offline-cache", "units")]
@@ -577,9 +577,9 @@ def analyze(facts, tmp):
     if "lowport-server" in dirs:
         print(f"info: exposure of netsecrets-daemon.service with port < 1024: "
               f"{score(os.path.join(dirs['lowport-server'], 'netsecrets-daemon.service'))[0]}")
-    if "seed-client" in dirs:
+    if "original-client" in dirs:
         print(f"info: exposure of the client's netsecrets-secret-db-password.service (runs as root): "
-              f"{score(os.path.join(dirs['seed-client'], 'netsecrets-secret-db-password.service'))[0]}")
+              f"{score(os.path.join(dirs['original-client'], 'netsecrets-secret-db-password.service'))[0]}")
 
 
 # ---- main ---------------------------------------------------------------------------------

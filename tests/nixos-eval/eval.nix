@@ -216,7 +216,7 @@ let
   failedAssertions = c: map (a: a.message) (lib.filter (a: !a.assertion) c.assertions);
   fails = v: !(builtins.tryEval (builtins.deepSeq v v)).success;
 
-  seedServer = eval {
+  originalServer = eval {
     netsecrets.server = {
       enable = true;
       ip = "10.0.0.1";
@@ -236,7 +236,7 @@ let
     };
   };
 
-  seedClient = eval {
+  originalClient = eval {
     netsecrets.client = {
       enable = true;
       server = "10.0.0.1";
@@ -338,8 +338,8 @@ let
     ) "")
     (check "lib ${lib.version or "?"}: the server and client configurations users already have and a stage-1 client with the prompt evaluate completely, no failed assertion" (
       all [
-        (eq (builtins.isString (rendered seedServer + rendered seedClient + rendered promptClient)) true)
-        (eq (failedAssertions seedServer ++ failedAssertions seedClient ++ failedAssertions promptClient) [ ])
+        (eq (builtins.isString (rendered originalServer + rendered originalClient + rendered promptClient)) true)
+        (eq (failedAssertions originalServer ++ failedAssertions originalClient ++ failedAssertions promptClient) [ ])
         (eq (lib.attrNames promptClient.boot.initrd.systemd.services) [
           "netsecrets-ask-password"
           "netsecrets-client"
@@ -350,8 +350,8 @@ let
     ))
     (check "lib ${lib.version or "?"}: ports as int or string; \"http\" and 70000 refused; default 8080" (
       all [
-        (eq seedServer.netsecrets.server.port 8081)
-        (eq seedClient.netsecrets.client.port 8081)
+        (eq originalServer.netsecrets.server.port 8081)
+        (eq originalClient.netsecrets.client.port 8081)
         (eq (serverWith { }).netsecrets.server.port 8080)
         (eq (fails (serverWith { port = "http"; }).netsecrets.server.port) true)
         (eq (fails (serverWith { port = 70000; }).netsecrets.server.port) true)
@@ -378,7 +378,7 @@ let
             secrets = [ "x" ];
           };
         }).netsecrets.server.password_file "/run/a/pw")
-        (eq seedClient.netsecrets.client.consolePasswordFile "/run/netsecrets-password")
+        (eq originalClient.netsecrets.client.consolePasswordFile "/run/netsecrets-password")
         (eq (fails (eval { netsecrets.client.consolePasswordFile = "/run/secrets/x"; }).netsecrets.client.consolePasswordFile) true)
       ]
     ))

@@ -5,7 +5,7 @@
 # nixpkgs' own assertions are those of that release.
 #
 #   nix-instantiate --eval --strict --json tests/nixos-eval/nixos.nix --arg nixpkgs <tree> \
-#     --arg only '[ "seed-server" ]' [--arg canaryDir '"<dir>"']
+#     --arg only '[ "original-server" ]' [--arg canaryDir '"<dir>"']
 #
 # gives { <scenario> = facts; } for the scenarios in `only` (all when null).
 # The facts are plain data (drvPath of config.system.build.toplevel or null,

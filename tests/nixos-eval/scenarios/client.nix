@@ -4,13 +4,13 @@
 # Scenario name -> configuration; the expectations are in client.py.
 {
   loaders,
-  seedClient,
+  originalClient,
   docClient,
   ...
 }:
 let
   # A service using the secret's file, as users already write it.
-  seedConsumer =
+  originalConsumer =
     { config, ... }:
     {
       environment.etc."myapp/db.conf".source = config.secrets.db-password.file;
@@ -47,10 +47,10 @@ let
   };
 in
 {
-  seed-client.modules = [
+  original-client.modules = [
     loaders.grub
-    seedClient
-    seedConsumer
+    originalClient
+    originalConsumer
   ];
   doc-client.modules = [
     loaders.grub

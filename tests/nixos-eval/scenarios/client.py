@@ -8,9 +8,9 @@ import re
 from lib import R, exe_re, exec_start, expect, has, has_not, unit_lines, words
 
 # Evaluation groups (one nix-instantiate each) of the scenarios in client.nix.
-GROUPS = {"clients": ["seed-client", "doc-client", "owned-client"]}
+GROUPS = {"clients": ["original-client", "doc-client", "owned-client"]}
 # Scenarios that are whole systems: config.system.build.toplevel.drvPath must evaluate.
-WHOLE_SYSTEMS = ["seed-client", "doc-client", "owned-client"]
+WHOLE_SYSTEMS = ["original-client", "doc-client", "owned-client"]
 # Secret values written in client.nix: none may appear in any rendered unit.
 LITERALS = ["hunter2", "my-aes-key"]
 
@@ -19,8 +19,8 @@ def checks(ctx):
     f, units, warns, no_warn = ctx.f, ctx.units, ctx.warns, ctx.no_warn
 
     # -- the client configuration users already have, verbatim
-    def seed_client_units():
-        u = units("seed-client")
+    def original_client_units():
+        u = units("original-client")
         expect(sorted(u) == ["netsecrets-client.service", "netsecrets-secret-api-key.service",
                              "netsecrets-secret-db-password.service"], sorted(u))
         agg = u["netsecrets-client.service"]
@@ -36,7 +36,7 @@ def checks(ctx):
                                                 rf'"--quiet" "{u}"', line)
                                    for line, u in zip(e, ["netsecrets-secret-db-password.service",
                                                           "netsecrets-secret-api-key.service"])), e)
-        expect(f("seed-client")["wantedBy"]["netsecrets-client.service"] == ["multi-user.target"], "wantedBy")
+        expect(f("original-client")["wantedBy"]["netsecrets-client.service"] == ["multi-user.target"], "wantedBy")
         t = u["netsecrets-secret-db-password.service"]
         e = exec_start(t)
         expect(exe_re.match(e), e)
@@ -54,14 +54,14 @@ def checks(ctx):
             expect(unit_lines(t, k) == [v], f"{k}: {unit_lines(t, k)}")
         expect(unit_lines(t, "RestrictAddressFamilies") == ["AF_INET", "AF_INET6"], t)
         expect("network-online.target" in words(t, "After") and "network-online.target" in words(t, "Wants"), t)
-    R.check("NixOS: seed client: one fetch unit per secret running `send` once into /var/lib/netsecrets/<name>, "
-            "credentials only, netsecrets-client.service aggregates with systemctl is-active", seed_client_units)
+    R.check("NixOS: original client: one fetch unit per secret running `send` once into /var/lib/netsecrets/<name>, "
+            "credentials only, netsecrets-client.service aggregates with systemctl is-active", original_client_units)
 
-    def seed_client_rest():
-        x = f("seed-client")
-        warns("seed-client", "netsecrets.client.password is set",
+    def original_client_rest():
+        x = f("original-client")
+        warns("original-client", "netsecrets.client.password is set",
               "netsecrets.client.encryptionKey is ignored because netsecrets.client.encryptionKeyFile")
-        no_warn("seed-client", "netsecrets.client.encryptionKey is set")
+        no_warn("original-client", "netsecrets.client.encryptionKey is set")
         expect(x["secrets"]["db-password"]["file"] == "/var/lib/netsecrets/db-password", x["secrets"])
         expect(x["secrets"]["api-key"]["file"] == "/var/lib/netsecrets/api-key", x["secrets"])
         expect(x["secrets"]["db-password"]["initrdFile"] == "/run/netsecrets/db-password", x["secrets"])
@@ -70,8 +70,8 @@ def checks(ctx):
                                  "z /var/lib/netsecrets/db-password 0400 root root -",
                                  "z /var/lib/netsecrets/api-key 0400 root root -"], x["tmpfiles"])
         expect(x["initrdUnits"] == {} and x["initrdSecrets"] == {}, "stage-1 parts without enableInitrd")
-    R.check("NixOS: seed client: literal password warns, encryptionKey + encryptionKeyFile warns naming both; "
-            "secrets.<name>.file and the consumer example; tmpfiles; nothing in stage 1", seed_client_rest)
+    R.check("NixOS: original client: literal password warns, encryptionKey + encryptionKeyFile warns naming both; "
+            "secrets.<name>.file and the consumer example; tmpfiles; nothing in stage 1", original_client_rest)
 
     def doc_client():
         t = units("doc-client")["netsecrets-secret-api-key.service"]
@@ -100,6 +100,6 @@ def checks(ctx):
     R.check("NixOS: client: % and $ escaped for systemd, @/+ names get valid unit names, owners, overrides, "
             "the server's spelling password_file", owned)
 
-    R.check("NixOS: seed client: the ignored encryptionKey is in no derivation of the system; the literal "
+    R.check("NixOS: original client: the ignored encryptionKey is in no derivation of the system; the literal "
             "password only in its warned store file",
-            ctx.closure_check("seed-client", ["my-aes-key"], {"hunter2": r"-netsecrets-client-password(\.drv)?$"}))
+            ctx.closure_check("original-client", ["my-aes-key"], {"hunter2": r"-netsecrets-client-password(\.drv)?$"}))

@@ -82,7 +82,7 @@ def checks(ctx):
         timer = u["netsecrets-refresh.timer"]
         expect(unit_value(timer, "OnBootSec") == "15min" and unit_value(timer, "OnUnitActiveSec") == "15min", timer)
         expect("timers.target" in x["wantedBy"]["netsecrets-refresh.timer"], x["wantedBy"])
-        expect("netsecrets-refresh.timer" not in units("seed-client"), "refreshInterval is off by default")
+        expect("netsecrets-refresh.timer" not in units("original-client"), "refreshInterval is off by default")
     R.check("NixOS: restartUnits/reloadUnits become send --restart-unit/--reload-unit --systemctl <systemd's>; "
             "refreshInterval = \"15min\": netsecrets-refresh.timer (OnBootSec, OnUnitActiveSec) runs the fetches "
             "again, starting no unit; off by default", consumer_actions)

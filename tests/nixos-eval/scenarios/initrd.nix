@@ -6,7 +6,7 @@
   lib,
   loaders,
   initrdNetwork,
-  seedClient,
+  originalClient,
   initrdFiles,
   ...
 }:
@@ -47,11 +47,11 @@ in
   };
   # The client configuration users already have, with enableInitrd = true on a machine without a
   # boot loader: its encryptionKeyFile cannot reach stage 1.
-  seed-client-initrd-none = {
+  original-client-initrd-none = {
     modules = [
       loaders.none
       initrdNetwork
-      seedClient
+      originalClient
       { netsecrets.client.enableInitrd = lib.mkForce true; }
     ];
     toplevel = false;

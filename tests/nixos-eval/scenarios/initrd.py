@@ -9,7 +9,7 @@ from lib import R, exe_re, exec_start, expect, has, unit_lines, words
 
 # Evaluation groups (one nix-instantiate each) of the scenarios in initrd.nix.
 GROUPS = {"initrd": ["initrd-grub", "initrd-systemd-boot", "initrd-none-literals"],
-    "options": ["initrd-none-files", "seed-client-initrd-none"]}
+    "options": ["initrd-none-files", "original-client-initrd-none"]}
 # Scenarios that are whole systems: config.system.build.toplevel.drvPath must evaluate.
 WHOLE_SYSTEMS = ["initrd-grub", "initrd-systemd-boot", "initrd-none-literals"]
 # Secret values written in initrd.nix: none may appear in any rendered unit.
@@ -79,9 +79,9 @@ def checks(ctx):
                 "netsecrets.client.passwordFile cannot reach stage 1", "enableInitrdPassword = true",
                 "boot.loader.grub or boot.loader.systemd-boot", "netsecrets.client.encryptionKey instead")
         expect(not any(NIXPKGS_INITRD_MSG in m for m in fa), "nixpkgs' own message is shown instead")
-        asserts("seed-client-initrd-none", "netsecrets.client.encryptionKeyFile cannot reach stage 1")
+        asserts("original-client-initrd-none", "netsecrets.client.encryptionKeyFile cannot reach stage 1")
         expect(not any("passwordFile cannot reach" in m or NIXPKGS_INITRD_MSG in m
-                       for m in failed("seed-client-initrd-none")), failed("seed-client-initrd-none"))
+                       for m in failed("original-client-initrd-none")), failed("original-client-initrd-none"))
         fa = failed("prompt-none-key-file")
         expect(len(fa) == 1 and "netsecrets.client.encryptionKeyFile cannot reach stage 1" in fa[0], fa)
     R.check("NixOS: a file for stage 1 on a machine whose boot loader cannot append initrd secrets: the "

@@ -211,7 +211,7 @@ let
 
   # The client configuration users already have, verbatim (its comments
   # too): the module must keep accepting it as it is.
-  seedClient = {
+  originalClient = {
     netsecrets.client = {
       enable = true;
       server = "10.0.0.1";
@@ -343,7 +343,7 @@ in
     clientWith
     serverWith
     templateWith
-    seedClient
+    originalClient
     docClient
     initrdFiles
     ;

@@ -6,10 +6,10 @@ A topic's checks look like
     def checks(ctx):
         f, units, warns = ctx.f, ctx.units, ctx.warns
 
-        def seed_server_unit():
-            t = units("seed-server")["netsecrets-daemon.service"]
+        def original_server_unit():
+            t = units("original-server")["netsecrets-daemon.service"]
             has('"receive"', exec_start(t), "ExecStart")
-        R.check("NixOS: seed server: ...", seed_server_unit)
+        R.check("NixOS: original server: ...", original_server_unit)
 
 A check function returns None (pass) or raises (AssertionError from expect/has/...: fail).
 """

@@ -38,11 +38,11 @@ def checks(ctx):
         expect(x["client"]["offlineCache"] == {"enable": True, "after": 12, "maxAge": 86400}, x["client"]["offlineCache"])
         no_warn("offline-cache", "offlineCache")
         # Off by default: no flag, no directory, no device.
-        d = units("seed-client")
+        d = units("original-client")
         for t in d.values():
             expect("--offline" not in t and "netsecrets-cache" not in t and "tpmrm0" not in t, t)
-        expect(f("seed-client")["client"]["offlineCache"] == {"enable": False, "after": 10, "maxAge": 604800},
-               f("seed-client")["client"]["offlineCache"])
+        expect(f("original-client")["client"]["offlineCache"] == {"enable": False, "after": 10, "maxAge": 604800},
+               f("original-client")["client"]["offlineCache"])
     R.check("NixOS: offlineCache: stage-2 fetch and refresh units pass --offline-cache /var/lib/netsecrets-cache "
             "--offline-after --offline-max-age --systemd-creds <systemd's>, may write the cache and open "
             "/dev/tpmrm0 only, after netsecrets-cache-setup (systemd-creds setup); tmpfiles 0700 root; off by "

@@ -44,9 +44,9 @@ def checks(ctx):
                 seen[(name, "receive", want_min)] = True
         # The cases that must have been seen: defaults with and without a key, stage 1 and
         # stage 2, credentials, the typed password's check, and both pinned settings.
-        for case in [("seed-client", "send", 2), ("owned-client", "send", 1), ("consumers", "credentials", 2),
+        for case in [("original-client", "send", 2), ("owned-client", "send", 1), ("consumers", "credentials", 2),
                      ("prompt-grub", "ask-password", 2), ("initrd-grub", "send", 2),
-                     ("protocol-pinned", "send", 1), ("seed-server", "receive", 1), ("protocol-pinned", "receive", 2)]:
+                     ("protocol-pinned", "send", 1), ("original-server", "receive", 1), ("protocol-pinned", "receive", 2)]:
             expect(case in seen, f"no unit checked for {case}; seen: {sorted(seen)}")
         asserts("client-protocol-2-plaintext", "netsecrets.client.protocol = 2 needs an encryption key")
         expect(failed("protocol-pinned") == [], failed("protocol-pinned"))

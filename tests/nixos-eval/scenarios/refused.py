@@ -40,7 +40,7 @@ def checks(ctx):
         asserts("server-no-secrets", "netsecrets.server.secrets is empty")
         asserts("server-stray-file", "netsecrets.server.secretFiles.other")
         asserts("server-reserved-name", "reserved")
-        for n in ("seed-server", "seed-client", "owned-client"):
+        for n in ("original-server", "original-client", "owned-client"):
             expect(failed(n) == [], f"{n}: {failed(n)}")
         expect(not any(u for u in (f("disabled")["units"] or {})), f("disabled")["units"])
     R.check("NixOS: assertions name the option to set; a disabled module defines no unit", assertions)

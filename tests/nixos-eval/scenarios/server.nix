@@ -10,7 +10,7 @@
 let
   # The server configuration users already have, verbatim (its comments
   # too): the module must keep accepting it as it is.
-  seedServer = {
+  originalServer = {
     netsecrets.server = {
       enable = true;
       ip = "10.0.0.1";
@@ -172,9 +172,9 @@ let
   };
 in
 {
-  seed-server.modules = [
+  original-server.modules = [
     loaders.grub
-    seedServer
+    originalServer
   ];
   doc-server.modules = [
     loaders.grub

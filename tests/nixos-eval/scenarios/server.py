@@ -9,11 +9,11 @@ import re
 from lib import R, exe_re, exec_start, expect, has, has_not, unit_lines, unit_value, words
 
 # Evaluation groups (one nix-instantiate each) of the scenarios in server.nix.
-GROUPS = {"servers": ["seed-server", "doc-server", "overrides-server", "lowport-server",
+GROUPS = {"servers": ["original-server", "doc-server", "overrides-server", "lowport-server",
         "two-client-server", "clients-only-server", "rotation-server"],
     "options": ["server-client-bad"]}
 # Scenarios that are whole systems: config.system.build.toplevel.drvPath must evaluate.
-WHOLE_SYSTEMS = ["seed-server", "doc-server", "overrides-server", "lowport-server", "two-client-server",
+WHOLE_SYSTEMS = ["original-server", "doc-server", "overrides-server", "lowport-server", "two-client-server",
         "clients-only-server", "rotation-server"]
 # Secret values written in server.nix: none may appear in any rendered unit.
 LITERALS = ["hunter2", "my-aes-key", "ignored-literal-key"]
@@ -23,8 +23,8 @@ def checks(ctx):
     f, units, warns, no_warn, asserts = ctx.f, ctx.units, ctx.warns, ctx.no_warn, ctx.asserts
 
     # -- the server configuration users already have, verbatim
-    def seed_server_unit():
-        t = units("seed-server")["netsecrets-daemon.service"]
+    def original_server_unit():
+        t = units("original-server")["netsecrets-daemon.service"]
         e = exec_start(t)
         expect(exe_re.match(e), f"ExecStart does not run the netsecrets package: {e}")
         for s in ['"receive" "--server" "10.0.0.1" "--port" "8081"', '"--password-file" %d/netsecrets.password',
@@ -49,17 +49,17 @@ def checks(ctx):
         expect(unit_lines(t, "RestrictAddressFamilies") == ["AF_INET", "AF_INET6", "AF_UNIX"], t)
         expect("@system-service" in unit_lines(t, "SystemCallFilter"), t)
         expect("network-online.target" in words(t, "After") and "network-online.target" in words(t, "Wants"), t)
-        expect(f("seed-server")["wantedBy"]["netsecrets-daemon.service"] == ["multi-user.target"], "wantedBy")
+        expect(f("original-server")["wantedBy"]["netsecrets-daemon.service"] == ["multi-user.target"], "wantedBy")
         expect(not unit_lines(t, "Environment") or all("PATH=" in e or "LOCALE" in e or "TZDIR" in e
                                                         for e in unit_lines(t, "Environment")), t)
-    R.check("NixOS: seed server: netsecrets-daemon.service runs `receive` with credentials only, hardened, "
-            "IPAddressAllow= from authorized_ips", seed_server_unit)
+    R.check("NixOS: original server: netsecrets-daemon.service runs `receive` with credentials only, hardened, "
+            "IPAddressAllow= from authorized_ips", original_server_unit)
 
-    def seed_server_rest():
-        x = f("seed-server")
-        warns("seed-server", "netsecrets.server.password is set", "netsecrets.server.encryptionKey is set",
+    def original_server_rest():
+        x = f("original-server")
+        warns("original-server", "netsecrets.server.password is set", "netsecrets.server.encryptionKey is set",
               "world-readable")
-        no_warn("seed-server", "is ignored")
+        no_warn("original-server", "is ignored")
         expect(x["users"] == {"netsecrets": {"isSystemUser": True, "group": "netsecrets"}}, x["users"])
         expect(x["groups"] == ["netsecrets"], x["groups"])
         expect(x["firewallTCP"] == [], x["firewallTCP"])
@@ -69,8 +69,8 @@ def checks(ctx):
             "password_file": None, "encryption_key_file": None,
             "secret_files": {"db-password": "/run/secrets/db-password", "api-key": "/run/secrets/api-key"},
         }, x["configJson"])
-    R.check("NixOS: seed server: literal values warn (not errors); user/group; /etc/netsecrets/config.json "
-            "holds the non-secret settings; firewall closed by default", seed_server_rest)
+    R.check("NixOS: original server: literal values warn (not errors); user/group; /etc/netsecrets/config.json "
+            "holds the non-secret settings; firewall closed by default", original_server_rest)
 
     def doc_server():
         x = f("doc-server")
@@ -180,7 +180,7 @@ def checks(ctx):
         svc = u["netsecrets-daemon-sources.service"]
         expect(unit_value(svc, "ExecStart") == f"{x['systemctl']} try-restart netsecrets-daemon.service", svc)
         # A literal password or key is a store file: not watched.
-        sp = units("seed-server")["netsecrets-daemon-sources.path"]
+        sp = units("original-server")["netsecrets-daemon-sources.path"]
         expect(unit_lines(sp, "PathChanged") == ["/run/secrets/db-password", "/run/secrets/api-key"], sp)
     R.check("NixOS: server: Type=notify (READY=1 from the daemon), ExecReload= SIGHUP; "
             "netsecrets-daemon-sources.path (PathChanged= on every secret, password and key file outside the "
