@@ -45,7 +45,8 @@
 //!   - `net.rs` (deadlines on sockets, socket options, timeouts), `input.rs` (every file a flag
 //!     names: regular only, bounded, with the caller's error), `output.rs` (atomic secret files
 //!     with owner, group and mode, rewritten only when changed), `creds.rs` (`systemd-creds`),
-//!     `systemctl.rs` (change actions: `systemctl --no-block try-restart ...`), `notify.rs`
+//!     `systemctl.rs` (change actions: `systemctl --no-block try-restart ...`), `spawn.rs`
+//!     (starting a program, waiting for it by a deadline), `notify.rs`
 //!     (`READY=1` for systemd), `console.rs` (the password prompt, echo off), `wipe.rs`
 //!     (zeroing buffers), `keygen.rs` (`keygen`), `log.rs` (single-write log lines), and,
 //!     compiled into the static binary only (by `main.rs`), `thread_name.rs` (thread names

@@ -1,9 +1,9 @@
 //! `systemd-creds encrypt` / `decrypt`, run as a program (not reimplemented): the value goes
 //! in through a pipe and comes out through one, so no plaintext ever touches a file.
 //!
-//! The program is started with fork + execv through libc like `systemctl.rs` does
-//! (`std::process` would add tens of KiB to the static binary); one `poll` loop feeds its
-//! stdin and drains its stdout and stderr, so neither side can block on a full pipe.
+//! The program is started by `sys/spawn.rs` (fork + execv, not `std::process`: size); one
+//! `poll` loop feeds its stdin and drains its stdout and stderr, so neither side can block on
+//! a full pipe.
 
 use std::ffi::CString;
 use std::io;
@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result};
+use crate::sys::spawn;
 
 /// How long one `systemd-creds` call may take (a TPM2 can need seconds) before it is killed.
 const WAIT: Duration = Duration::from_secs(60);
@@ -162,18 +163,8 @@ struct Ran {
 /// Runs `argv` (argv[0] a path) with `input` on its stdin, collecting stdout (at most
 /// [`MAX_OUTPUT`]) and stderr (at most 64 KiB), killing it after [`WAIT`].
 fn run(argv: &[Vec<u8>], input: &[u8]) -> io::Result<Ran> {
-    let args: Vec<CString> = argv
-        .iter()
-        .map(|a| CString::new(a.clone()))
-        .collect::<std::result::Result<_, _>>()
-        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "NUL in an argument"))?;
-    let mut ptrs: Vec<*const libc::c_char> = args.iter().map(|a| a.as_ptr()).collect();
-    ptrs.push(std::ptr::null());
-    let Some(prog) = ptrs.first().copied() else {
-        return Err(io::Error::new(io::ErrorKind::InvalidInput, "no program"));
-    };
-    // [read, write] pairs: stdin, stdout, stderr, and one that reports an exec failure.
-    let mut fds = [[-1 as libc::c_int; 2]; 4];
+    // [read, write] pairs: stdin, stdout, stderr.
+    let mut fds = [[-1 as libc::c_int; 2]; 3];
     for pair in fds.iter_mut() {
         // SAFETY: `pair` has room for two descriptors.
         if unsafe { libc::pipe2(pair.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
@@ -182,55 +173,16 @@ fn run(argv: &[Vec<u8>], input: &[u8]) -> io::Result<Ran> {
             return Err(e);
         }
     }
-    let [[in_r, in_w], [out_r, out_w], [err_r, err_w], [exec_r, exec_w]] = fds;
-    // SAFETY: the child only calls async-signal-safe functions (dup2, signal, execv, write,
-    // _exit) on memory prepared before the fork.
-    let pid = unsafe { libc::fork() };
-    if pid == 0 {
-        // SAFETY: as above; the child never returns from this block. dup2 clears CLOEXEC on
-        // the new descriptors 0-2; everything else closes at exec.
-        unsafe {
-            libc::dup2(in_r, 0);
-            libc::dup2(out_w, 1);
-            libc::dup2(err_w, 2);
-            libc::signal(libc::SIGPIPE, libc::SIG_DFL);
-            libc::execv(prog, ptrs.as_ptr());
-            let err = *libc::__errno_location();
-            libc::write(
-                exec_w,
-                (&err as *const libc::c_int).cast(),
-                std::mem::size_of::<libc::c_int>(),
-            );
-            libc::_exit(127);
+    let [[in_r, in_w], [out_r, out_w], [err_r, err_w]] = fds;
+    let started = spawn::spawn(argv, [in_r, out_w, err_w], spawn::Lookup::Path);
+    close_all(&[[in_r, out_w], [err_w, -1]]);
+    let pid = match started {
+        Ok(pid) => pid,
+        Err(e) => {
+            close_all(&[[in_w, out_r], [err_r, -1]]);
+            return Err(e);
         }
-    }
-    let fork_err = io::Error::last_os_error();
-    // SAFETY: closing the child's ends, which this process opened above.
-    unsafe {
-        for fd in [in_r, out_w, err_w, exec_w] {
-            libc::close(fd);
-        }
-    }
-    if pid < 0 {
-        close_all(&[[in_w, out_r], [err_r, exec_r]]);
-        return Err(fork_err);
-    }
-    let mut err: libc::c_int = 0;
-    // SAFETY: reading at most one c_int into `err`; the read end closes after.
-    let n = unsafe {
-        let n = libc::read(
-            exec_r,
-            (&mut err as *mut libc::c_int).cast(),
-            std::mem::size_of::<libc::c_int>(),
-        );
-        libc::close(exec_r);
-        n
     };
-    if n > 0 {
-        close_all(&[[in_w, out_r], [err_r, -1]]);
-        reap(pid, Instant::now() + WAIT);
-        return Err(io::Error::from_raw_os_error(err));
-    }
     let until = Instant::now() + WAIT;
     let (stdout, stderr, done) = pump(in_w, out_r, err_r, input, until);
     if !done {
@@ -352,31 +304,20 @@ fn pump(
 }
 
 /// Waits for `pid` until `until` (then kills it and waits once more); its exit status, a
-/// signal as 128 + its number; `None` if it could not be reaped.
+/// signal as 128 + its number; `None` if it could not be reaped in time.
 fn reap(pid: libc::pid_t, until: Instant) -> Option<i32> {
-    loop {
-        let mut status = 0;
-        // SAFETY: waiting for our own child; `status` is writable.
-        let r = unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) };
-        if r == pid {
-            return Some(if libc::WIFEXITED(status) {
-                libc::WEXITSTATUS(status)
-            } else {
-                128 + libc::WTERMSIG(status)
-            });
-        }
-        if r < 0 && io::Error::last_os_error().kind() != io::ErrorKind::Interrupted {
-            return None;
-        }
-        if Instant::now() >= until {
+    match spawn::wait_until(pid, until) {
+        spawn::Ended::Status(code) => Some(code),
+        spawn::Ended::Lost => None,
+        spawn::Ended::Running => {
+            let mut status = 0;
             // SAFETY: our own unreaped child.
             unsafe {
                 libc::kill(pid, libc::SIGKILL);
                 libc::waitpid(pid, &mut status, 0);
             }
-            return None;
+            None
         }
-        std::thread::sleep(Duration::from_millis(5));
     }
 }
 

@@ -11,6 +11,8 @@
 //!   without following symlinks that others could have planted.
 //! - `creds.rs`       — `systemd-creds encrypt/decrypt` run through pipes (offline cache).
 //! - `systemctl.rs`   — change actions: `systemctl --no-block try-restart/...` after a write.
+//! - `spawn.rs`       — starting a program (fork + exec, exec errors reported) and waiting
+//!   for it by a deadline; for `creds.rs` and `systemctl.rs`.
 //! - `notify.rs`      — `READY=1` to `$NOTIFY_SOCKET` (systemd `Type=notify`), no libsystemd.
 //! - `console.rs`     — the password prompt on a terminal, echo off and restored on every exit
 //!   (signals included) (systemd stage 1).
@@ -30,5 +32,6 @@ pub mod log;
 pub mod net;
 pub mod notify;
 pub mod output;
+pub mod spawn;
 pub mod systemctl;
 pub mod wipe;

@@ -8,14 +8,14 @@
 //! successful fetch (the units that were waiting for the secret; a no-op for running ones). A
 //! failed action is a warning: the new value is already in place, so it is not an error.
 //!
-//! systemctl is started with fork + execvp through libc, not `std::process`, which would add
-//! tens of KiB to the static binary (measured: see the commit that made the change).
+//! systemctl is started by `sys/spawn.rs` (fork + execvp, not `std::process`: size).
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use crate::sys::log;
 use crate::sys::output::Saved;
+use crate::sys::spawn;
 
 /// The default `systemctl`, found through `PATH`.
 pub const SYSTEMCTL: &str = "systemctl";
@@ -101,105 +101,24 @@ impl Actions {
 }
 
 /// Starts `argv[0]` (looked up in `PATH` when it has no `/`) with `argv`, stdin on
-/// `/dev/null`, the same stdout and stderr. fork + execvp through libc: `std::process` would
-/// add tens of KiB to the static binary. An exec failure is reported through a close-on-exec
-/// pipe, so a missing program is an error here, not an exit status.
+/// `/dev/null`, the same stdout and stderr.
 fn spawn(argv: &[Vec<u8>]) -> std::io::Result<libc::pid_t> {
-    use std::ffi::CString;
-    let args: Vec<CString> = argv
-        .iter()
-        .map(|a| CString::new(a.clone()))
-        .collect::<Result<_, _>>()
-        .map_err(|_| std::io::Error::new(std::io::ErrorKind::InvalidInput, "NUL in an argument"))?;
-    let mut ptrs: Vec<*const libc::c_char> = args.iter().map(|a| a.as_ptr()).collect();
-    ptrs.push(std::ptr::null());
-    let Some(prog) = ptrs.first().copied() else {
-        return Err(std::io::Error::new(
-            std::io::ErrorKind::InvalidInput,
-            "no program",
-        ));
-    };
-    let mut pipe = [0 as libc::c_int; 2];
-    // SAFETY: `pipe` has room for two descriptors.
-    if unsafe { libc::pipe2(pipe.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    let [rd, wr] = pipe;
     // SAFETY: opening /dev/null with a NUL-terminated literal path.
     let null = unsafe { libc::open(c"/dev/null".as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC) };
-    // SAFETY: the child only calls async-signal-safe functions (dup2, execvp, write, _exit) on
-    // memory prepared before the fork.
-    let pid = unsafe { libc::fork() };
-    if pid == 0 {
-        // SAFETY: as above; the child never returns from this block.
-        unsafe {
-            if null >= 0 {
-                libc::dup2(null, 0);
-            }
-            // Rust starts with SIGPIPE ignored, and exec keeps that; systemctl expects the default.
-            libc::signal(libc::SIGPIPE, libc::SIG_DFL);
-            libc::execvp(prog, ptrs.as_ptr());
-            let err = *libc::__errno_location();
-            libc::write(
-                wr,
-                (&err as *const libc::c_int).cast(),
-                std::mem::size_of::<libc::c_int>(),
-            );
-            libc::_exit(127);
-        }
+    let started = spawn::spawn(argv, [null, -1, -1], spawn::Lookup::Search);
+    if null >= 0 {
+        // SAFETY: the descriptor opened above; the child has its own copy.
+        unsafe { libc::close(null) };
     }
-    let fork_err = std::io::Error::last_os_error();
-    // SAFETY: closing descriptors this process opened above.
-    unsafe {
-        libc::close(wr);
-        if null >= 0 {
-            libc::close(null);
-        }
-    }
-    if pid < 0 {
-        // SAFETY: as above.
-        unsafe { libc::close(rd) };
-        return Err(fork_err);
-    }
-    let mut err: libc::c_int = 0;
-    // SAFETY: reading at most one c_int into `err`; the read end closes after.
-    let n = unsafe {
-        let n = libc::read(
-            rd,
-            (&mut err as *mut libc::c_int).cast(),
-            std::mem::size_of::<libc::c_int>(),
-        );
-        libc::close(rd);
-        n
-    };
-    if n > 0 {
-        wait(pid);
-        return Err(std::io::Error::from_raw_os_error(err));
-    }
-    Ok(pid)
+    started
 }
 
 /// The exit status of `pid` within [`WAIT`] (a signal counts as 128 + its number); `None`
 /// when it still runs then (it is left running).
 fn wait(pid: libc::pid_t) -> Option<i32> {
-    let until = Instant::now() + WAIT;
-    loop {
-        let mut status = 0;
-        // SAFETY: waiting for our own child; `status` is writable.
-        let r = unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) };
-        if r == pid {
-            return Some(if libc::WIFEXITED(status) {
-                libc::WEXITSTATUS(status)
-            } else {
-                128 + libc::WTERMSIG(status)
-            });
-        }
-        if r < 0 && std::io::Error::last_os_error().kind() != std::io::ErrorKind::Interrupted {
-            return Some(-1);
-        }
-        if Instant::now() >= until {
-            return None;
-        }
-        std::thread::sleep(Duration::from_millis(10));
+    match spawn::wait_until(pid, Instant::now() + WAIT) {
+        spawn::Ended::Status(code) => Some(code),
+        spawn::Ended::Lost => Some(-1),
+        spawn::Ended::Running => None,
     }
 }
