@@ -17,8 +17,24 @@ let
   repo = ../../..;
 
   # The package the modules default to (mkPackageOption pkgs "netsecrets"),
-  # as flake.nix's overlay builds it.
-  netsecretsOverlay = final: _prev: { netsecrets = final.pkgsStatic.callPackage (repo + "/nix/package.nix") { }; };
+  # as flake.nix's overlay builds it, except for how its source reaches the
+  # store: package.nix selects files with lib.fileset, whose filter function
+  # Nix evaluates while it copies the tree into the store. check.py evaluates
+  # in read-write mode (to read the .drv files), where Debian's Nix 2.8 does
+  # that copy inside a coroutine, and its garbage collector (Boehm GC without
+  # Nix's coroutine patch) crashes with SIGSEGV if it collects there. The same
+  # three entries copied whole take no filter. package.nix itself, fileset and
+  # all, is evaluated by the flake group, which check.py runs read-only.
+  netsecretsOverlay = final: _prev: {
+    netsecrets = (final.pkgsStatic.callPackage (repo + "/nix/package.nix") { }).overrideAttrs (_: {
+      src = final.runCommandLocal "source" { } ''
+        mkdir $out
+        cp ${repo + "/Cargo.toml"} $out/Cargo.toml
+        cp ${repo + "/Cargo.lock"} $out/Cargo.lock
+        cp -r ${repo + "/src"} $out/src
+      '';
+    });
+  };
   # A trimmed nixpkgs tree (../shared/nixpkgs: no hackage-packages.nix) cannot
   # evaluate Haskell packages; writeShellApplication wants shellcheck. Mark it
   # unavailable there (same as ../shared/nixpkgs/no-haskell-overlay.nix);
@@ -40,6 +56,12 @@ let
       fsType = "ext4";
     };
     system.stateVersion = "24.05";
+    # The NixOS manual copies nixpkgs' lib/ and nixos/ through a source filter
+    # (builtins.filterSource), thousands of filter calls inside the coroutine
+    # described at netsecretsOverlay: Nix 2.8 crashed there on these scenarios.
+    # These modules' options are not in that manual (documentation.nixos.
+    # includeAllModules is off by default), so nothing about them is lost.
+    documentation.nixos.enable = false;
   };
 
   loaders = {
