@@ -226,7 +226,7 @@ class Evaluator:
         p = run(cmd, self.env)
         if p.returncode == -signal.SIGSEGV:
             # GC_CRASH: when the collector runs at another moment, the same evaluation passes.
-            heap = os.environ.get("GC_INITIAL_HEAP_SIZE", "1G")
+            heap = self.env.get("GC_INITIAL_HEAP_SIZE", "Nix's default")
             print(f"info: nix-instantiate of group {self.group} crashed (SIGSEGV; {GC_CRASH}); evaluating it "
                   f"again with GC_INITIAL_HEAP_SIZE=3G instead of {heap}", flush=True)
             p = run(cmd, dict(self.env, GC_INITIAL_HEAP_SIZE="3G"))
