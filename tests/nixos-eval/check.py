@@ -299,13 +299,27 @@ def discover_topics():
     return topics
 
 
+def merged_groups(topics):
+    """{group: [scenario, ...]} over all topics' GROUPS (a group named in several topics is one)."""
+    groups = {}
+    for t in topics:
+        for g, ss in t.groups.items():
+            groups.setdefault(g, []).extend(ss)
+    return groups
+
+
+def nix_list(names):
+    """A Nix list of strings, for --arg."""
+    return "[ " + " ".join(json.dumps(n) for n in names) + " ]"
+
+
 def check_layout(env, nixpkgs, topics):
     """Each topic's GROUPS name every scenario of its .nix file exactly once, and nothing else.
     Only the names are evaluated (no NixOS configuration): cheap. Prints only what is wrong."""
     expr = ("{ nixpkgs, dir }: let shared = import (dir + \"/lib.nix\") { inherit nixpkgs; "
             "canaryDir = \"/run/agenix\"; system = \"x86_64-linux\"; }; in "
             "builtins.listToAttrs (map (t: { name = t; value = builtins.attrNames "
-            "(import (dir + \"/${t}.nix\") shared); }) [ " + " ".join(json.dumps(t.name) for t in topics) + " ])")
+            "(import (dir + \"/${t}.nix\") shared); }) " + nix_list(t.name for t in topics) + ")")
     p = run(["nix-instantiate", *NIX_ARGS, "--eval", "--strict", "--json", "-E", expr,
              "--arg", "nixpkgs", nixpkgs, "--arg", "dir", SCENARIOS], env)
     if p.returncode != 0:
@@ -356,10 +370,7 @@ def nixos_checks(env, tmp, nixpkgs):
     # The groups of all topics, merged by name: one nix-instantiate per group, two at a time.
     # The module system keeps what it evaluated, so the many small configurations of all
     # topics share a few groups, sized so that no process grows past a few GB.
-    groups = {}
-    for t in topics:
-        for g, ss in t.groups.items():
-            groups.setdefault(g, []).extend(ss)
+    groups = merged_groups(topics)
     group_of = {s: g for g, ss in groups.items() for s in ss}
     nixfile = os.path.join(HERE, "nixos.nix")
     flakefile = os.path.join(HERE, "flake.nix")
@@ -375,8 +386,7 @@ def nixos_checks(env, tmp, nixpkgs):
         elif group == "flake-aarch64":
             out, err = ev.eval(flakefile, ["--arg", "checkSystems", '[ "aarch64-linux" ]'], attr="facts.checks")
         else:
-            only = "[ " + " ".join(json.dumps(s) for s in groups[group]) + " ]"
-            out, err = ev.eval(nixfile, ["--arg", "only", only, "--argstr", "canaryDir", canary_dir])
+            out, err = ev.eval(nixfile, ["--arg", "only", nix_list(groups[group]), "--argstr", "canaryDir", canary_dir])
         return group, out, err, time.monotonic() - t0
 
     t_all = time.monotonic()
